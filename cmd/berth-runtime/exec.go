@@ -1,0 +1,158 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/berth-project/berth/container"
+	"github.com/spf13/cobra"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+func execCmd() *cobra.Command {
+	var (
+		consoleSocket, cwd, user, processFile, pidFile string
+		env, caps                                      []string
+		gids                                           []int
+		tty, detach, noNewPrivs, noNewKeyring          bool
+		preserveFds                                    int
+		apparmor, label                                string
+	)
+	cmd := &cobra.Command{
+		Use:   "exec [flags] <container-id> <command> [args...]",
+		Short: "Run a new process inside a running container",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if apparmor != "" || label != "" {
+				return fmt.Errorf("--apparmor/--process-label: no such LSM is enabled on this host")
+			}
+			c, err := container.Load(global.root, args[0])
+			if err != nil {
+				return err
+			}
+			var p *specs.Process
+			if processFile != "" {
+				b, err := os.ReadFile(processFile)
+				if err != nil {
+					return fmt.Errorf("--process: %w", err)
+				}
+				p = &specs.Process{}
+				if err := json.Unmarshal(b, p); err != nil {
+					return fmt.Errorf("--process %s: malformed JSON: %w", processFile, err)
+				}
+			} else {
+				if len(args) < 2 {
+					return fmt.Errorf("exec needs a command, or --process")
+				}
+				base := *c.Spec().Process
+				p = &base
+				p.Args = args[1:]
+				p.Terminal = tty
+				p.Env = append(append([]string(nil), base.Env...), env...)
+				if cwd != "" {
+					p.Cwd = cwd
+				}
+				if user != "" {
+					u, g, err := parseUser(user)
+					if err != nil {
+						return err
+					}
+					p.User.UID, p.User.GID = u, g
+				}
+				for _, g := range gids {
+					p.User.AdditionalGids = append(p.User.AdditionalGids, uint32(g))
+				}
+				if len(caps) > 0 {
+					cp := specs.LinuxCapabilities{}
+					if base.Capabilities != nil {
+						cp = *base.Capabilities
+					}
+					cp.Bounding = append(append([]string(nil), cp.Bounding...), caps...)
+					cp.Effective = append(append([]string(nil), cp.Effective...), caps...)
+					cp.Permitted = append(append([]string(nil), cp.Permitted...), caps...)
+					p.Capabilities = &cp
+				}
+				if noNewPrivs {
+					p.NoNewPrivileges = true
+				}
+				if tty {
+					if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
+						p.ConsoleSize = &specs.Box{Height: uint(ws.Row), Width: uint(ws.Col)}
+					}
+				}
+			}
+			opts := container.ExecOpts{Process: p, ConsoleSocket: consoleSocket, PreserveFds: preserveFds, NoNewKeyring: noNewKeyring, Stdio: stdio()}
+			var proxy *ttyProxy
+			if p.Terminal && consoleSocket == "" && !detach {
+				if proxy, err = newTTYProxy(); err != nil {
+					return err
+				}
+				defer proxy.close()
+				opts.Console = proxy.remote
+			}
+			pid, err := c.Exec(opts)
+			if err != nil {
+				return err
+			}
+			if err := writePidFile(pidFile, pid); err != nil {
+				return err
+			}
+			if detach {
+				return nil
+			}
+			if proxy != nil {
+				if err := proxy.attach(); err != nil {
+					return err
+				}
+			}
+			stop := forwardSignals(pid)
+			defer stop()
+			code, err := container.Wait(pid)
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return exitError{code}
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.SetInterspersed(false)
+	fl.StringVar(&consoleSocket, "console-socket", "", "unix socket that receives the pty master")
+	fl.StringVar(&cwd, "cwd", "", "working directory in the container")
+	fl.StringArrayVarP(&env, "env", "e", nil, "set an environment variable (KEY=value)")
+	fl.BoolVarP(&tty, "tty", "t", false, "allocate a pseudo-terminal")
+	fl.StringVarP(&user, "user", "u", "", "uid[:gid] to run as")
+	fl.IntSliceVarP(&gids, "additional-gids", "g", nil, "additional group ids")
+	fl.StringVarP(&processFile, "process", "p", "", "path to a process.json")
+	fl.BoolVarP(&detach, "detach", "d", false, "return once the process started")
+	fl.StringVar(&pidFile, "pid-file", "", "write the process's pid to this file")
+	fl.StringArrayVarP(&caps, "cap", "c", nil, "add a capability")
+	fl.BoolVar(&noNewPrivs, "no-new-privs", false, "set no_new_privs for the process")
+	fl.BoolVar(&noNewKeyring, "no-new-keyring", false, "keep the session keyring")
+	fl.IntVar(&preserveFds, "preserve-fds", 0, "pass this many extra descriptors (from 3 up)")
+	fl.StringVar(&apparmor, "apparmor", "", "AppArmor profile (not available on this host)")
+	fl.StringVar(&label, "process-label", "", "SELinux label (not available on this host)")
+	return cmd
+}
+
+// parseUser parses "uid" or "uid:gid" (numbers only, as runc).
+func parseUser(s string) (uint32, uint32, error) {
+	us, gs, hasG := strings.Cut(s, ":")
+	u, err := strconv.ParseUint(us, 10, 32)
+	if err != nil {
+		return 0, 0, fmt.Errorf("--user %q: uid must be a number", s)
+	}
+	var g uint64
+	if hasG {
+		if g, err = strconv.ParseUint(gs, 10, 32); err != nil {
+			return 0, 0, fmt.Errorf("--user %q: gid must be a number", s)
+		}
+	}
+	return uint32(u), uint32(g), nil
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"sort"
+
+	"github.com/berth-project/berth/container/capabilities"
+	"github.com/spf13/cobra"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/opencontainers/runtime-spec/specs-go/features"
+)
+
+func featuresCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "features",
+		Short: "Print what this runtime supports, as runtime-spec features.json",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, f := true, false
+			mountOpts := []string{
+				"async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "loud", "mand",
+				"noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime", "nostrictatime", "nosuid",
+				"private", "rbind", "rdev", "rdiratime", "relatime", "remount", "rexec", "rnoatime",
+				"rnodev", "rnodiratime", "rnoexec", "rnosuid", "rnosymfollow", "ro", "rprivate", "rrelatime",
+				"rro", "rrw", "rshared", "rslave", "rstrictatime", "rsuid", "rsymfollow", "runbindable", "rw",
+				"shared", "silent", "slave", "strictatime", "suid", "sync", "unbindable",
+			}
+			sort.Strings(mountOpts)
+			out := features.Features{
+				OCIVersionMin: "1.0.0",
+				OCIVersionMax: specs.Version,
+				Hooks:         []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"},
+				MountOptions:  mountOpts,
+				Linux: &features.Linux{
+					Namespaces:   []string{"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"},
+					Capabilities: capabilities.Names(),
+					Cgroup:       &features.Cgroup{V1: &t, V2: &t, Systemd: &f, SystemdUser: &f, Rdma: &f},
+					Seccomp:      &features.Seccomp{Enabled: &f},
+					Apparmor:     &features.Apparmor{Enabled: &f},
+					Selinux:      &features.Selinux{Enabled: &f},
+					IntelRdt:     &features.IntelRdt{Enabled: &f},
+					MountExtensions: &features.MountExtensions{
+						IDMap: &features.IDMap{Enabled: &f},
+					},
+				},
+				Annotations: map[string]string{"org.opencontainers.runtime-spec.features.berth.version": version},
+			}
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "    ")
+			return enc.Encode(out)
+		},
+	}
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/berth-project/berth/container"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+)
+
+func killCmd() *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "kill [flags] <container-id> [signal]",
+		Short: "Send a signal (default SIGTERM) to a container's init, or to all its processes",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sig := syscall.SIGTERM
+			if len(args) == 2 {
+				var err error
+				if sig, err = parseSignal(args[1]); err != nil {
+					return err
+				}
+			}
+			c, err := container.Load(global.root, args[0])
+			if err != nil {
+				return err
+			}
+			return c.Signal(sig, all)
+		},
+	}
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "signal every process in the container")
+	return cmd
+}
+
+// parseSignal accepts "9", "KILL" and "SIGKILL".
+func parseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, fmt.Errorf("signal %d is out of range", n)
+		}
+		return syscall.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("unknown signal %q", s)
+}

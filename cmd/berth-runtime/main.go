@@ -1,0 +1,133 @@
+// Command berth-runtime is an OCI runtime with runc's command-line dialect.
+// Each command lives in its own file and only parses flags; the work is in
+// package container.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/berth-project/berth/cgroups"
+	"github.com/berth-project/berth/container/initproc"
+	_ "github.com/berth-project/berth/container/nsenter"
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+var global struct {
+	root          string
+	log           string
+	logFormat     string
+	debug         bool
+	systemdCgroup bool
+	rootless      string
+	criu          string
+}
+
+// exitError carries a process exit status out of a command.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func main() {
+	if initproc.IsInit() {
+		initproc.Main()
+	}
+	root := &cobra.Command{
+		Use:           "berth-runtime",
+		Short:         "An OCI container runtime (runc-compatible command line)",
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if global.systemdCgroup {
+				return errors.New("--systemd-cgroup: berth-runtime has no systemd cgroup driver; use cgroupfs paths")
+			}
+			switch global.logFormat {
+			case "text", "json":
+			default:
+				return fmt.Errorf("--log-format %q: must be text or json", global.logFormat)
+			}
+			cgroups.Warnf = func(format string, args ...any) { logMsg("warning", fmt.Sprintf(format, args...)) }
+			return nil
+		},
+	}
+	f := root.PersistentFlags()
+	f.StringVar(&global.root, "root", "/run/berth-runtime", "root directory for container state")
+	f.StringVar(&global.log, "log", "", "append the runtime's log to this file (default: stderr)")
+	f.StringVar(&global.logFormat, "log-format", "text", "log format: text or json")
+	f.BoolVar(&global.debug, "debug", false, "log debug messages")
+	f.BoolVar(&global.systemdCgroup, "systemd-cgroup", false, "use the systemd cgroup driver (not supported)")
+	f.StringVar(&global.rootless, "rootless", "auto", "accepted for compatibility; rootless mode is detected")
+	f.StringVar(&global.criu, "criu", "criu", "accepted for compatibility; checkpointing is not supported")
+	root.AddCommand(createCmd(), startCmd(), runCmd(), stateCmd(), killCmd(), deleteCmd(),
+		listCmd(), psCmd(), execCmd(), specCmd(), featuresCmd())
+	root.CompletionOptions.DisableDefaultCmd = true
+
+	err := root.Execute()
+	var ee exitError
+	if errors.As(err, &ee) {
+		os.Exit(ee.code)
+	}
+	if err != nil {
+		logMsg("error", err.Error())
+		os.Exit(1)
+	}
+}
+
+// logMsg writes one log entry to --log in the chosen format, and errors also
+// to stderr so that a person at a terminal sees them.
+func logMsg(level, msg string) {
+	if level == "debug" && !global.debug {
+		return
+	}
+	var w io.Writer = os.Stderr
+	if global.log != "" {
+		if f, err := os.OpenFile(global.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+			defer f.Close()
+			w = f
+			if level == "error" {
+				fmt.Fprintf(os.Stderr, "berth-runtime: %s\n", msg)
+			}
+		}
+	}
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	if global.logFormat == "json" {
+		b, _ := json.Marshal(map[string]string{"level": level, "msg": msg, "time": now})
+		fmt.Fprintf(w, "%s\n", b)
+		return
+	}
+	if w == os.Stderr {
+		fmt.Fprintf(w, "berth-runtime: %s\n", msg)
+		return
+	}
+	fmt.Fprintf(w, "time=%q level=%s msg=%q\n", now, level, msg)
+}
+
+func stdio() [3]*os.File { return [3]*os.File{os.Stdin, os.Stdout, os.Stderr} }
+
+// writePidFile writes pid atomically, as containerd expects.
+func writePidFile(path string, pid int) error {
+	if path == "" {
+		return nil
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(fmt.Sprint(pid)), 0o644); err != nil {
+		return fmt.Errorf("--pid-file: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// oneID checks that a command got exactly one container id.
+func oneID(args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("expected exactly one container id, got %d arguments", len(args))
+	}
+	return nil
+}

@@ -1,0 +1,455 @@
+// Package container is the only code that creates containers. It is a
+// library: berth-runtime's CLI and berthd drive it in process.
+//
+// A Container is a handle on one container's state directory under a root
+// (e.g. /run/berth-runtime/<id>). Handles are cheap and not shared between
+// goroutines; the state on disk is the truth and may be changed by other
+// runtime processes between calls.
+//
+// Lifecycle: Create (init set up, blocked at the start barrier) → Start
+// (init execs the user's process) → the process exits (Stopped) → Delete.
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/berth-project/berth/cgroups"
+	"github.com/berth-project/berth/container/capabilities"
+	"github.com/berth-project/berth/container/hooks"
+	"github.com/berth-project/berth/container/syncpipe"
+	"github.com/berth-project/berth/errdefs"
+	"github.com/berth-project/berth/internal/cleanup"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Container is a handle on one container.
+type Container struct {
+	dir   string
+	state State
+}
+
+// ID returns the container's id.
+func (c *Container) ID() string { return c.state.ID }
+
+// Pid returns the pid of the container's init (or user) process.
+func (c *Container) Pid() int { return c.state.Pid }
+
+// Spec returns the config the container was created from.
+func (c *Container) Spec() *specs.Spec { return c.state.Spec }
+
+// State returns the persisted state.
+func (c *Container) State() State { return c.state }
+
+// Stdio is the standard input, output and error of a new process.
+type Stdio [3]*os.File
+
+// CreateOpts are the inputs of Create beyond the bundle.
+type CreateOpts struct {
+	Root   string // state root, e.g. /run/berth-runtime
+	ID     string
+	Bundle string
+	// ConsoleSocket is the path of a unix socket that receives the pty
+	// master when process.terminal is set. Console, if set, is an already
+	// connected socket used instead.
+	ConsoleSocket string
+	Console       *os.File
+	NoPivot       bool
+	NoNewKeyring  bool
+	PreserveFds   int
+	Stdio         Stdio
+}
+
+// Create sets up a container from a bundle and leaves its init blocked at
+// the start barrier. On error nothing is left behind: no state directory,
+// cgroup, mount or process.
+func Create(o CreateOpts) (_ *Container, err error) {
+	if err := ValidateID(o.ID); err != nil {
+		return nil, err
+	}
+	bundle, err := filepath.Abs(o.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := LoadSpec(bundle)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Root, 0o711); err != nil {
+		return nil, fmt.Errorf("state root %s: %w", o.Root, err)
+	}
+	dir := filepath.Join(o.Root, o.ID)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("container id %q is already in use: %w", o.ID, errdefs.ErrConflict)
+		}
+		return nil, fmt.Errorf("state directory %s: %w", dir, err)
+	}
+	var cu cleanup.Cleanup
+	defer cu.Run()
+	cu.Add(func() { os.RemoveAll(dir) })
+
+	mgr, err := cgroups.New(spec.Linux.CgroupsPath, o.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Create(); err != nil {
+		_ = mgr.Destroy()
+		return nil, err
+	}
+	cu.Add(func() { _ = mgr.Destroy() })
+	if err := mgr.Set(withDefaultDeviceRules(spec)); err != nil {
+		return nil, err
+	}
+
+	fifoPath := filepath.Join(dir, fifoName)
+	if err := unix.Mkfifo(fifoPath, 0o600); err != nil {
+		return nil, fmt.Errorf("start barrier %s: %w", fifoPath, err)
+	}
+	fifo, err := os.OpenFile(fifoPath, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer fifo.Close()
+
+	consoleSock := o.Console
+	if spec.Process.Terminal && consoleSock == nil {
+		if o.ConsoleSocket == "" {
+			return nil, fmt.Errorf("process.terminal is set: --console-socket is required to receive the terminal: %w", errdefs.ErrInvalid)
+		}
+		if consoleSock, err = dialConsole(o.ConsoleSocket); err != nil {
+			return nil, err
+		}
+		defer consoleSock.Close()
+	}
+	if !spec.Process.Terminal {
+		consoleSock = nil
+	}
+
+	owner := strconv.Itoa(os.Geteuid())
+	c := &Container{dir: dir, state: State{
+		ID: o.ID, Bundle: bundle, Created: time.Now().UTC(), Owner: owner, Spec: spec,
+		CgroupMode: mgr.Mode(), CgroupPaths: mgr.Paths(),
+	}}
+	hookState := func(pid int) []byte {
+		return stateJSON(specs.State{Version: specs.Version, ID: o.ID, Status: specs.StateCreating, Pid: pid, Bundle: bundle, Annotations: spec.Annotations})
+	}
+	boot, err := bootstrap(spec, 0)
+	if err != nil {
+		return nil, err
+	}
+	init := &syncpipe.Init{
+		ID: o.ID, Spec: spec, Process: spec.Process, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
+		CgroupPaths: mgr.Paths(), StateJSON: hookState(0),
+	}
+	pid, err := spawn(spawnOpts{
+		init: init, boot: boot, uidMaps: spec.Linux.UIDMappings, gidMaps: spec.Linux.GIDMappings,
+		cgroup: mgr, preserved: preserved(o.PreserveFds), fifo: fifo, console: consoleSock, stdio: o.Stdio,
+		onHooks: func(pid int) error {
+			st := hookState(pid)
+			if err := hooks.Run("prestart", spec.Hooks.Prestart, st); err != nil { //nolint:staticcheck
+				return err
+			}
+			return hooks.Run("createRuntime", spec.Hooks.CreateRuntime, st)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.state.Pid = pid
+	if c.state.StartTime, _, err = procStartTime(pid); err != nil {
+		_ = unix.Kill(pid, unix.SIGKILL)
+		_, _ = Wait(pid)
+		return nil, fmt.Errorf("container init %d vanished: %w", pid, err)
+	}
+	if err := c.state.save(dir); err != nil {
+		_ = unix.Kill(pid, unix.SIGKILL)
+		_, _ = Wait(pid)
+		return nil, err
+	}
+	cu.Release()
+	return c, nil
+}
+
+// bootstrap builds the constructor's message: namespaces to join (from
+// paths, or from process pid's own when joinPid > 0) and to create.
+func bootstrap(spec *specs.Spec, joinPid int) (syncpipe.Bootstrap, error) {
+	var b syncpipe.Bootstrap
+	for _, ns := range spec.Linux.Namespaces {
+		switch {
+		case joinPid > 0:
+			b.Join = append(b.Join, syncpipe.Join{Type: string(ns.Type), Path: fmt.Sprintf("/proc/%d/ns/%s", joinPid, procNSName[ns.Type])})
+		case ns.Path != "":
+			b.Join = append(b.Join, syncpipe.Join{Type: string(ns.Type), Path: ns.Path})
+		default:
+			b.CloneFlags |= nsFlags[ns.Type]
+		}
+	}
+	if joinPid == 0 {
+		for clock, off := range spec.Linux.TimeOffsets {
+			b.TimeOffsets = append(b.TimeOffsets, fmt.Sprintf("%s %d %d", clock, off.Secs, off.Nanosecs))
+		}
+	}
+	return b, nil
+}
+
+func preserved(n int) []*os.File {
+	out := make([]*os.File, 0, n)
+	for i := 0; i < n; i++ {
+		out = append(out, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
+	}
+	return out
+}
+
+func dialConsole(path string) (*os.File, error) {
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("--console-socket %s: %w", path, err)
+	}
+	defer conn.Close()
+	f, err := conn.(*net.UnixConn).File()
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// withDefaultDeviceRules appends allow rules for the default devices, the
+// configured ones and the terminals, after the config's own rules.
+func withDefaultDeviceRules(spec *specs.Spec) *specs.LinuxResources {
+	r := spec.Linux.Resources
+	if r == nil || len(r.Devices) == 0 {
+		return r
+	}
+	cp := *r
+	i64 := func(v int64) *int64 { return &v }
+	cp.Devices = append([]specs.LinuxDeviceCgroup(nil), r.Devices...)
+	allow := func(t string, major, minor int64) {
+		var mn *int64
+		if minor >= 0 {
+			mn = i64(minor)
+		}
+		cp.Devices = append(cp.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: t, Major: i64(major), Minor: mn, Access: "rwm"})
+	}
+	for _, d := range []struct{ maj, min int64 }{{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 1}, {5, 2}, {136, -1}} {
+		allow("c", d.maj, d.min)
+	}
+	for _, d := range spec.Linux.Devices {
+		t := d.Type
+		if t == "u" {
+			t = "c"
+		}
+		if t == "p" {
+			continue
+		}
+		allow(t, d.Major, d.Minor)
+	}
+	return &cp
+}
+
+// Load opens the container id under root.
+func Load(root, id string) (*Container, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(root, id)
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("container %q does not exist: %w", id, errdefs.ErrNotFound)
+		}
+		return nil, err
+	}
+	c := &Container{dir: dir}
+	if err := json.Unmarshal(b, &c.state); err != nil {
+		return nil, fmt.Errorf("container %q: corrupt state %s: %w", id, filepath.Join(dir, stateFile), err)
+	}
+	return c, nil
+}
+
+// List returns every container under root, sorted by id.
+func List(root string) ([]*Container, error) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []*Container
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		c, err := Load(root, e.Name())
+		if err != nil {
+			continue // being created or deleted right now
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].state.ID < out[j].state.ID })
+	return out, nil
+}
+
+// Start releases the start barrier: init execs the user's process. Then the
+// poststart hooks run; their failure is returned but the container runs on.
+func (c *Container) Start() error {
+	if st := c.Status(); st != Created {
+		return fmt.Errorf("container %s is %s, not created: %w", c.state.ID, st, errdefs.ErrConflict)
+	}
+	fifoPath := filepath.Join(c.dir, fifoName)
+	fd, err := unix.Open(fifoPath, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENXIO) {
+			return fmt.Errorf("container %s: its init is gone: %w", c.state.ID, errdefs.ErrConflict)
+		}
+		return fmt.Errorf("open start barrier: %w", err)
+	}
+	_, err = unix.Write(fd, []byte{0})
+	unix.Close(fd)
+	if err != nil {
+		return fmt.Errorf("release start barrier: %w", err)
+	}
+	_ = os.Remove(fifoPath)
+	if h := c.state.Spec.Hooks; h != nil && len(h.Poststart) > 0 {
+		st := c.OCIState()
+		return hooks.Run("poststart", h.Poststart, stateJSON(st))
+	}
+	return nil
+}
+
+// Signal sends sig to the init process, or with all to every process in the
+// container's cgroup.
+func (c *Container) Signal(sig syscall.Signal, all bool) error {
+	st := c.Status()
+	if st == Stopped && !all {
+		return fmt.Errorf("container %s is not running: %w", c.state.ID, errdefs.ErrConflict)
+	}
+	if !all {
+		return c.state.signal(sig)
+	}
+	pids, err := c.cgroup().Pids()
+	if err != nil {
+		return err
+	}
+	for _, p := range pids {
+		_ = syscall.Kill(p, sig)
+	}
+	return nil
+}
+
+func (c *Container) cgroup() cgroups.Manager {
+	return cgroups.Load(c.state.CgroupMode, c.state.CgroupPaths)
+}
+
+// Delete removes a stopped (or created) container: its processes, cgroups
+// and state. A running container needs force, which kills it first. The
+// poststop hooks run last; their failure is returned after everything else
+// is gone.
+func (c *Container) Delete(force bool) error {
+	st := c.Status()
+	if (st == Running || st == Paused) && !force {
+		return fmt.Errorf("container %s is %s: stop it first or use --force: %w", c.state.ID, st, errdefs.ErrConflict)
+	}
+	if st != Stopped {
+		_ = c.state.signal(unix.SIGKILL)
+	}
+	mgr := c.cgroup()
+	if st == Paused {
+		thaw(c.state)
+	}
+	cgErr := mgr.Destroy()
+	for i := 0; i < 500 && c.state.alive(); i++ {
+		time.Sleep(2 * time.Millisecond)
+	}
+	var hookErr error
+	if h := c.state.Spec.Hooks; h != nil && len(h.Poststop) > 0 {
+		s := c.OCIState()
+		s.Status = specs.StateStopped
+		hookErr = hooks.Run("poststop", h.Poststop, stateJSON(s))
+	}
+	if err := os.RemoveAll(c.dir); err != nil {
+		return err
+	}
+	if cgErr != nil {
+		return cgErr
+	}
+	return hookErr
+}
+
+func thaw(s State) {
+	if d, ok := s.CgroupPaths["freezer"]; ok {
+		_ = os.WriteFile(filepath.Join(d, "freezer.state"), []byte("THAWED"), 0)
+	}
+	if d, ok := s.CgroupPaths[""]; ok && s.CgroupMode == cgroups.Unified {
+		_ = os.WriteFile(filepath.Join(d, "cgroup.freeze"), []byte("0"), 0)
+	}
+}
+
+// ExecOpts describe a process to start in a running container.
+type ExecOpts struct {
+	Process       *specs.Process
+	ConsoleSocket string
+	Console       *os.File
+	PreserveFds   int
+	NoNewKeyring  bool
+	Stdio         Stdio
+}
+
+// Exec starts a process in the container's namespaces and cgroup and
+// returns its pid once it is about to execve. The process is a child of the
+// caller (use Wait).
+func (c *Container) Exec(o ExecOpts) (int, error) {
+	if st := c.Status(); st != Running && st != Created {
+		return 0, fmt.Errorf("container %s is %s: can only exec in a created or running container: %w", c.state.ID, st, errdefs.ErrConflict)
+	}
+	p := o.Process
+	if p == nil || len(p.Args) == 0 {
+		return 0, fmt.Errorf("process.args must not be empty: %w", errdefs.ErrInvalid)
+	}
+	if p.Cwd == "" {
+		p.Cwd = "/"
+	}
+	if !filepath.IsAbs(p.Cwd) {
+		return 0, fmt.Errorf("process.cwd %q must be absolute: %w", p.Cwd, errdefs.ErrInvalid)
+	}
+	if err := capabilities.Validate(p.Capabilities); err != nil {
+		return 0, err
+	}
+	console := o.Console
+	if p.Terminal && console == nil {
+		if o.ConsoleSocket == "" {
+			return 0, fmt.Errorf("process.terminal is set: --console-socket is required: %w", errdefs.ErrInvalid)
+		}
+		var err error
+		if console, err = dialConsole(o.ConsoleSocket); err != nil {
+			return 0, err
+		}
+		defer console.Close()
+	}
+	if !p.Terminal {
+		console = nil
+	}
+	boot, err := bootstrap(c.state.Spec, c.state.Pid)
+	if err != nil {
+		return 0, err
+	}
+	init := &syncpipe.Init{ID: c.state.ID, Exec: true, Spec: c.state.Spec, Process: p, NoNewKeyring: o.NoNewKeyring}
+	return spawn(spawnOpts{
+		init: init, boot: boot, cgroup: c.cgroup(), preserved: preserved(o.PreserveFds),
+		console: console, stdio: o.Stdio,
+	})
+}
+
+// Pids lists the processes in the container's cgroup.
+func (c *Container) Pids() ([]int, error) { return c.cgroup().Pids() }

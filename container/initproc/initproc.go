@@ -1,0 +1,329 @@
+// Package initproc is the child side of container start-up: it runs as the
+// container's first process (or an exec'd process) after container/nsenter
+// has put it in its namespaces, builds the root file system, sets up the
+// process, waits at the start barrier and execve's the user's program, which
+// keeps this process's PID.
+//
+// Preconditions: the process was started by the container package with
+// syncpipe.SyncEnv set; Main is called before anything else in main.
+package initproc
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/berth-project/berth/container/capabilities"
+	"github.com/berth-project/berth/container/hooks"
+	"github.com/berth-project/berth/container/nsenter"
+	"github.com/berth-project/berth/container/rootfs"
+	"github.com/berth-project/berth/container/syncpipe"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	// Capabilities, no_new_privs and seccomp are per thread: everything from
+	// here to execve happens on the main thread.
+	if os.Getenv(nsenter.SyncEnv) != "" {
+		runtime.LockOSThread()
+	}
+}
+
+// IsInit reports whether this process was started as a container init.
+func IsInit() bool { return os.Getenv(nsenter.SyncEnv) != "" }
+
+// Main runs the init and never returns: it execs the user's process or
+// exits non-zero after reporting the error to the parent.
+func Main() {
+	fdNum, err := strconv.Atoi(os.Getenv(nsenter.SyncEnv))
+	if err != nil {
+		os.Exit(1)
+	}
+	os.Unsetenv(nsenter.SyncEnv)
+	conn := syncpipe.New(os.NewFile(uintptr(fdNum), "sync"))
+	msg, err := conn.Expect(syncpipe.TypeConfig)
+	if err != nil || msg.Init == nil {
+		os.Exit(1)
+	}
+	if err := run(conn, msg.Init); err != nil {
+		_ = conn.Send(syncpipe.Message{Type: syncpipe.TypeError, Message: err.Error()})
+		os.Exit(1)
+	}
+	os.Exit(1) // unreachable: run execs or fails
+}
+
+func hasNewNS(s *specs.Spec, t specs.LinuxNamespaceType) bool {
+	if s.Linux == nil {
+		return false
+	}
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == t && ns.Path == "" {
+			return true
+		}
+	}
+	return false
+}
+
+func hasNS(s *specs.Spec, t specs.LinuxNamespaceType) bool {
+	if s.Linux == nil {
+		return false
+	}
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == t {
+			return true
+		}
+	}
+	return false
+}
+
+func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
+	s, p := in.Spec, in.Process
+	unix.Umask(0)
+	if !in.Exec {
+		rc := &rootfs.Config{
+			Spec:        s,
+			Rootfs:      s.Root.Path,
+			UserNS:      hasNS(s, specs.UserNamespace),
+			CgroupNS:    hasNewNS(s, specs.CgroupNamespace),
+			CgroupPaths: in.CgroupPaths,
+		}
+		if err := rootfs.Prepare(rc); err != nil {
+			return err
+		}
+		if s.Hooks != nil && (len(s.Hooks.Prestart) > 0 || len(s.Hooks.CreateRuntime) > 0) { //nolint:staticcheck // prestart is deprecated but still honoured
+			if err := conn.Send(syncpipe.Message{Type: syncpipe.TypeHooks}); err != nil {
+				return err
+			}
+			if _, err := conn.Expect(syncpipe.TypeHooksOK); err != nil {
+				return err
+			}
+		}
+		if s.Hooks != nil {
+			if err := hooks.Run("createContainer", s.Hooks.CreateContainer, in.StateJSON); err != nil {
+				return err
+			}
+		}
+		if err := rootfs.PivotRoot(s.Root.Path, in.NoPivot); err != nil {
+			return err
+		}
+	}
+	if p.Terminal {
+		if err := setupConsole(in); err != nil {
+			return err
+		}
+	}
+	if !in.Exec {
+		if err := rootfs.Finalize(s); err != nil {
+			return err
+		}
+		if err := setHostIdentity(s); err != nil {
+			return err
+		}
+	}
+	if !in.NoNewKeyring {
+		if _, err := unix.KeyctlJoinSessionKeyring("_ses." + in.ID); err != nil && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("join a new session keyring: %w", err)
+		}
+	}
+	if p.OOMScoreAdj != nil {
+		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
+			return fmt.Errorf("process.oomScoreAdj: %w", err)
+		}
+	}
+	for _, rl := range p.Rlimits {
+		n, ok := Rlimit(rl.Type)
+		if !ok {
+			return fmt.Errorf("process.rlimits: unknown type %q", rl.Type)
+		}
+		// syscall.Setrlimit (not unix.) tells the Go runtime not to restore
+		// its own RLIMIT_NOFILE at execve.
+		if err := syscall.Setrlimit(n, &syscall.Rlimit{Cur: rl.Soft, Max: rl.Hard}); err != nil {
+			return fmt.Errorf("process.rlimits %s: %w", rl.Type, err)
+		}
+	}
+	if len(p.Args) == 0 {
+		return errors.New("process.args: must not be empty")
+	}
+	path, err := lookPath(p.Args[0], p.Env)
+	if err != nil {
+		return err
+	}
+	if p.Cwd != "" {
+		if err := unix.Chdir(p.Cwd); err != nil {
+			return fmt.Errorf("process.cwd %s: %w", p.Cwd, err)
+		}
+	}
+	caps, err := capabilities.FromSpec(p.Capabilities)
+	if err != nil {
+		return err
+	}
+	if err := caps.DropBounding(); err != nil {
+		return err
+	}
+	if err := setUser(p.User, hasNS(s, specs.UserNamespace)); err != nil {
+		return err
+	}
+	if err := caps.Apply(); err != nil {
+		return err
+	}
+	if p.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("process.noNewPrivileges: %w", err)
+		}
+	}
+	if p.User.Umask != nil {
+		unix.Umask(int(*p.User.Umask))
+	} else {
+		unix.Umask(0o022)
+	}
+	if err := closeExtraFds(3 + in.PreserveFds); err != nil {
+		return err
+	}
+	if err := conn.Send(syncpipe.Message{Type: syncpipe.TypeReady}); err != nil {
+		return err
+	}
+	if in.FifoFd != 0 {
+		// The start barrier: `start` writes one byte. EOF means the
+		// runtime gave up on this container.
+		buf := make([]byte, 1)
+		n, err := unix.Read(in.FifoFd, buf)
+		if err != nil || n != 1 {
+			os.Exit(1)
+		}
+	}
+	conn.Close()
+	if s.Hooks != nil && len(s.Hooks.StartContainer) > 0 {
+		if err := hooks.Run("startContainer", s.Hooks.StartContainer, in.StateJSON); err != nil {
+			fmt.Fprintln(os.Stderr, "berth-runtime:", err)
+			os.Exit(1)
+		}
+	}
+	err = unix.Exec(path, p.Args, p.Env)
+	// Past the barrier nobody waits for a message: say it on stderr.
+	fmt.Fprintf(os.Stderr, "berth-runtime: exec %s: %v\n", path, err)
+	os.Exit(127)
+	return nil
+}
+
+func setHostIdentity(s *specs.Spec) error {
+	if s.Hostname != "" {
+		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
+			return fmt.Errorf("hostname: %w", err)
+		}
+	}
+	if s.Domainname != "" {
+		if err := unix.Setdomainname([]byte(s.Domainname)); err != nil {
+			return fmt.Errorf("domainname: %w", err)
+		}
+	}
+	for k, v := range s.Linux.Sysctl {
+		p := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
+		if err := os.WriteFile(p, []byte(v), 0); err != nil {
+			return fmt.Errorf("linux.sysctl %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// lookPath finds the program as execve will: a name with a slash is taken
+// as is, any other is searched in the process's PATH.
+func lookPath(name string, env []string) (string, error) {
+	check := func(p string) error {
+		st, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		if st.IsDir() || st.Mode()&0o111 == 0 {
+			return unix.EACCES
+		}
+		return nil
+	}
+	if strings.Contains(name, "/") {
+		if err := check(name); err != nil {
+			return "", fmt.Errorf("process.args[0] %q: not runnable in the container: %w", name, err)
+		}
+		return name, nil
+	}
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if check(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("process.args[0] %q: executable file not found in the container's $PATH (%s)", name, path)
+}
+
+// setUser switches to the process user, keeping capabilities for Apply.
+func setUser(u specs.User, userNS bool) error {
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+		return err
+	}
+	gids := make([]int, 0, len(u.AdditionalGids))
+	for _, g := range u.AdditionalGids {
+		gids = append(gids, int(g))
+	}
+	if err := syscall.Setgroups(gids); err != nil && !(userNS && len(gids) == 0) {
+		return fmt.Errorf("process.user.additionalGids: %w", err)
+	}
+	if err := syscall.Setresgid(int(u.GID), int(u.GID), int(u.GID)); err != nil {
+		return fmt.Errorf("process.user.gid %d: %w", u.GID, err)
+	}
+	if err := syscall.Setresuid(int(u.UID), int(u.UID), int(u.UID)); err != nil {
+		return fmt.Errorf("process.user.uid %d: %w", u.UID, err)
+	}
+	return unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0)
+}
+
+// closeExtraFds marks every descriptor from first up close-on-exec and
+// clears the flag below it, so the process gets stdio, the preserved
+// descriptors and nothing else.
+func closeExtraFds(first int) error {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("list open descriptors: %w", err)
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if fd >= first {
+			unix.CloseOnExec(fd)
+		} else if fd >= 3 {
+			if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil && !errors.Is(err, unix.EBADF) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+var rlimits = map[string]int{
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_CPU": unix.RLIMIT_CPU,
+	"RLIMIT_DATA": unix.RLIMIT_DATA, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS,
+	"RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK, "RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE,
+	"RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_RSS": unix.RLIMIT_RSS,
+	"RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO, "RLIMIT_RTTIME": unix.RLIMIT_RTTIME, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
+	"RLIMIT_STACK": unix.RLIMIT_STACK,
+}
+
+// Rlimit maps an OCI rlimit type to its resource number.
+func Rlimit(name string) (int, bool) {
+	n, ok := rlimits[name]
+	return n, ok
+}

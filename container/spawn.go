@@ -1,0 +1,225 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"github.com/berth-project/berth/cgroups"
+	"github.com/berth-project/berth/container/nsenter"
+	"github.com/berth-project/berth/container/syncpipe"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+var nsFlags = map[specs.LinuxNamespaceType]uintptr{
+	specs.PIDNamespace:     unix.CLONE_NEWPID,
+	specs.NetworkNamespace: unix.CLONE_NEWNET,
+	specs.MountNamespace:   unix.CLONE_NEWNS,
+	specs.IPCNamespace:     unix.CLONE_NEWIPC,
+	specs.UTSNamespace:     unix.CLONE_NEWUTS,
+	specs.UserNamespace:    unix.CLONE_NEWUSER,
+	specs.CgroupNamespace:  unix.CLONE_NEWCGROUP,
+	specs.TimeNamespace:    unix.CLONE_NEWTIME,
+}
+
+// procNSName is the entry name under /proc/<pid>/ns for each type.
+var procNSName = map[specs.LinuxNamespaceType]string{
+	specs.PIDNamespace: "pid", specs.NetworkNamespace: "net", specs.MountNamespace: "mnt",
+	specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts", specs.UserNamespace: "user",
+	specs.CgroupNamespace: "cgroup", specs.TimeNamespace: "time",
+}
+
+// SelfExe is the binary re-executed as the container init. It must import
+// container/nsenter and call initproc.Main when initproc.IsInit.
+var SelfExe = "/proc/self/exe"
+
+type spawnOpts struct {
+	init      *syncpipe.Init
+	boot      syncpipe.Bootstrap
+	uidMaps   []specs.LinuxIDMapping
+	gidMaps   []specs.LinuxIDMapping
+	cgroup    cgroups.Manager // nil: stay in the runtime's cgroup
+	preserved []*os.File      // become fds 3, 4, … of the process
+	fifo      *os.File        // start barrier, or nil
+	console   *os.File        // connected console socket, or nil
+	stdio     [3]*os.File
+	onHooks   func(pid int) error // prestart+createRuntime, when init asks
+}
+
+// spawn starts an init process, walks it through the sync protocol until it
+// reports ready, and returns its pid. The process is a child of the caller.
+// On error, every process it started has been killed and reaped.
+func spawn(o spawnOpts) (pid int, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("sync socketpair: %w", err)
+	}
+	parent := os.NewFile(uintptr(fds[0]), "sync-parent")
+	child := os.NewFile(uintptr(fds[1]), "sync-child")
+	defer parent.Close()
+
+	extra := append([]*os.File(nil), o.preserved...)
+	syncFd := 3 + len(extra)
+	extra = append(extra, child)
+	if o.fifo != nil {
+		o.init.FifoFd = 3 + len(extra)
+		extra = append(extra, o.fifo)
+	}
+	if o.console != nil {
+		o.init.ConsoleFd = 3 + len(extra)
+		extra = append(extra, o.console)
+	}
+	o.init.PreserveFds = len(o.preserved)
+
+	cmd := &exec.Cmd{
+		Path:       SelfExe,
+		Args:       []string{"berth-runtime", "init"},
+		Env:        []string{nsenter.SyncEnv + "=" + strconv.Itoa(syncFd)},
+		ExtraFiles: extra,
+		Stdin:      o.stdio[0],
+		Stdout:     o.stdio[1],
+		Stderr:     o.stdio[2],
+	}
+	if err := cmd.Start(); err != nil {
+		child.Close()
+		return 0, fmt.Errorf("start container init: %w", err)
+	}
+	child.Close()
+	first := cmd.Process.Pid
+	pid = first
+	defer func() {
+		if err == nil {
+			return
+		}
+		_ = unix.Kill(first, unix.SIGKILL)
+		if pid != first {
+			_ = unix.Kill(pid, unix.SIGKILL)
+			var ws unix.WaitStatus
+			_, _ = unix.Wait4(pid, &ws, 0, nil)
+		}
+		_ = cmd.Wait()
+	}()
+
+	if o.cgroup != nil {
+		if err := o.cgroup.Apply(first); err != nil {
+			return pid, err
+		}
+	}
+	conn := syncpipe.New(parent)
+	if err := conn.WriteBootstrap(o.boot); err != nil {
+		return pid, fmt.Errorf("send bootstrap to init: %w", err)
+	}
+	for {
+		m, err := conn.Recv()
+		if err != nil {
+			return pid, initError(err)
+		}
+		if m.Type == syncpipe.TypeUsermap {
+			if err := writeIDMaps(first, o.uidMaps, o.gidMaps); err != nil {
+				return pid, err
+			}
+			if err := conn.WriteAck(); err != nil {
+				return pid, err
+			}
+			continue
+		}
+		if m.Type != syncpipe.TypePid {
+			return pid, fmt.Errorf("sync pipe: unexpected %q before pid", m.Type)
+		}
+		pid = m.Pid
+		break
+	}
+	if pid != first {
+		// The intermediate process has exited after cloning the init.
+		if err := cmd.Wait(); err != nil {
+			return pid, fmt.Errorf("namespace setup process: %w", err)
+		}
+	}
+	if err := conn.Send(syncpipe.Message{Type: syncpipe.TypeConfig, Init: o.init}); err != nil {
+		return pid, fmt.Errorf("send config to init: %w", err)
+	}
+	for {
+		m, err := conn.Recv()
+		if err != nil {
+			return pid, initError(err)
+		}
+		switch m.Type {
+		case syncpipe.TypeHooks:
+			if o.onHooks != nil {
+				if err := o.onHooks(pid); err != nil {
+					return pid, err
+				}
+			}
+			if err := conn.Send(syncpipe.Message{Type: syncpipe.TypeHooksOK}); err != nil {
+				return pid, err
+			}
+		case syncpipe.TypeReady:
+			return pid, nil
+		default:
+			return pid, fmt.Errorf("sync pipe: unexpected %q", m.Type)
+		}
+	}
+}
+
+func initError(err error) error {
+	if errors.Is(err, io.EOF) {
+		return errors.New("container init exited during setup without a word (see its stderr)")
+	}
+	return err
+}
+
+// writeIDMaps writes uid_map and gid_map of pid in one write each, as the
+// kernel requires.
+func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
+	write := func(file string, maps []specs.LinuxIDMapping) error {
+		if len(maps) == 0 {
+			return nil
+		}
+		var b strings.Builder
+		for _, m := range maps {
+			fmt.Fprintf(&b, "%d %d %d\n", m.ContainerID, m.HostID, m.Size)
+		}
+		p := fmt.Sprintf("/proc/%d/%s", pid, file)
+		if err := os.WriteFile(p, []byte(b.String()), 0); err != nil {
+			return fmt.Errorf("linux.%s: write %s: %w", map[string]string{"uid_map": "uidMappings", "gid_map": "gidMappings"}[file], p, err)
+		}
+		return nil
+	}
+	if err := write("uid_map", uids); err != nil {
+		return err
+	}
+	return write("gid_map", gids)
+}
+
+// Wait waits for the child process pid (a container init or exec'd
+// process started by this runtime process) and returns its exit code in the
+// shell's convention: 128+signal for a killed process.
+func Wait(pid int) (int, error) {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, err
+		}
+		break
+	}
+	if ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return ws.ExitStatus(), nil
+}
+
+func stateJSON(st specs.State) []byte {
+	b, _ := json.Marshal(st)
+	return b
+}
+

@@ -1,0 +1,174 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/berth-project/berth/container/capabilities"
+	"github.com/berth-project/berth/container/initproc"
+	"github.com/berth-project/berth/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// LoadSpec reads <bundle>/config.json, makes root.path absolute and
+// validates the result. Errors name the file or field at fault.
+func LoadSpec(bundle string) (*specs.Spec, error) {
+	bundle, err := filepath.Abs(bundle)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(bundle, "config.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: no such file (is %s an OCI bundle?): %w", path, bundle, errdefs.ErrNotFound)
+		}
+		return nil, err
+	}
+	var s specs.Spec
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("%s: malformed JSON: %v: %w", path, err, errdefs.ErrInvalid)
+	}
+	if s.Root == nil || s.Root.Path == "" {
+		return nil, fmt.Errorf("%s: root.path is required: %w", path, errdefs.ErrInvalid)
+	}
+	if !filepath.IsAbs(s.Root.Path) {
+		s.Root.Path = filepath.Join(bundle, s.Root.Path)
+	}
+	if err := Validate(&s); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &s, nil
+}
+
+var versionRE = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)(-[0-9A-Za-z.+-]*)?$`)
+
+// Validate checks a spec for what the runtime cannot or must not run.
+func Validate(s *specs.Spec) error {
+	inv := func(format string, args ...any) error {
+		return fmt.Errorf(format+": %w", append(args, errdefs.ErrInvalid)...)
+	}
+	m := versionRE.FindStringSubmatch(s.Version)
+	if m == nil {
+		return inv("ociVersion %q is not a version", s.Version)
+	}
+	if major, _ := strconv.Atoi(m[1]); major != 1 {
+		return inv("ociVersion %q is not supported (berth-runtime speaks runtime-spec 1.x)", s.Version)
+	}
+	st, err := os.Stat(s.Root.Path)
+	if err != nil {
+		return fmt.Errorf("root.path %s: %w", s.Root.Path, errdefs.ErrNotFound)
+	}
+	if !st.IsDir() {
+		return inv("root.path %s is not a directory", s.Root.Path)
+	}
+	if s.Linux == nil {
+		return inv("linux: section is required on Linux")
+	}
+	p := s.Process
+	if p == nil {
+		return inv("process: section is required")
+	}
+	if len(p.Args) == 0 {
+		return inv("process.args must not be empty")
+	}
+	if p.Cwd == "" || !filepath.IsAbs(p.Cwd) {
+		return inv("process.cwd %q must be an absolute path", p.Cwd)
+	}
+	if err := capabilities.Validate(p.Capabilities); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, rl := range p.Rlimits {
+		if _, ok := initproc.Rlimit(rl.Type); !ok {
+			return inv("process.rlimits: unknown type %q", rl.Type)
+		}
+		if seen[rl.Type] {
+			return inv("process.rlimits: %s given twice", rl.Type)
+		}
+		if rl.Soft > rl.Hard {
+			return inv("process.rlimits %s: soft limit %d exceeds hard limit %d", rl.Type, rl.Soft, rl.Hard)
+		}
+		seen[rl.Type] = true
+	}
+	if p.ApparmorProfile != "" {
+		if _, err := os.Stat("/sys/kernel/security/apparmor"); err != nil {
+			return fmt.Errorf("process.apparmorProfile %q: AppArmor is not enabled on this host: %w", p.ApparmorProfile, errdefs.ErrUnavailable)
+		}
+		return fmt.Errorf("process.apparmorProfile: not supported yet: %w", errdefs.ErrUnavailable)
+	}
+	if p.SelinuxLabel != "" || s.Linux.MountLabel != "" {
+		return fmt.Errorf("process.selinuxLabel/linux.mountLabel: SELinux is not enabled on this host: %w", errdefs.ErrUnavailable)
+	}
+	if s.Linux.Seccomp != nil {
+		return fmt.Errorf("linux.seccomp: not supported by this build of berth-runtime yet: %w", errdefs.ErrUnavailable)
+	}
+	if s.Linux.IntelRdt != nil {
+		return fmt.Errorf("linux.intelRdt: not supported: %w", errdefs.ErrUnavailable)
+	}
+	types := map[specs.LinuxNamespaceType]bool{}
+	for i, ns := range s.Linux.Namespaces {
+		if _, ok := nsFlags[ns.Type]; !ok {
+			return inv("linux.namespaces[%d]: unknown type %q", i, ns.Type)
+		}
+		if types[ns.Type] {
+			return inv("linux.namespaces: type %q given twice", ns.Type)
+		}
+		types[ns.Type] = true
+		if ns.Path != "" {
+			if _, err := os.Stat(ns.Path); err != nil {
+				return fmt.Errorf("linux.namespaces[%d] (%s): path %s: %w", i, ns.Type, ns.Path, errdefs.ErrNotFound)
+			}
+		}
+	}
+	if !types[specs.MountNamespace] {
+		return inv("linux.namespaces: a mount namespace is required")
+	}
+	if (len(s.Linux.UIDMappings) > 0 || len(s.Linux.GIDMappings) > 0) && !types[specs.UserNamespace] {
+		return inv("linux.uidMappings/gidMappings need a user namespace")
+	}
+	if s.Hostname != "" && !types[specs.UTSNamespace] {
+		return inv("hostname needs a uts namespace")
+	}
+	if s.Domainname != "" && !types[specs.UTSNamespace] {
+		return inv("domainname needs a uts namespace")
+	}
+	if len(s.Linux.TimeOffsets) > 0 && !types[specs.TimeNamespace] {
+		return inv("linux.timeOffsets need a time namespace")
+	}
+	for i, mnt := range s.Mounts {
+		if mnt.Destination == "" {
+			return inv("mounts[%d].destination is required", i)
+		}
+		if !filepath.IsAbs(mnt.Destination) {
+			s.Mounts[i].Destination = "/" + mnt.Destination
+		}
+	}
+	if s.Linux.RootfsPropagation != "" {
+		switch s.Linux.RootfsPropagation {
+		case "shared", "slave", "private", "unbindable", "rshared", "rslave", "rprivate", "runbindable":
+		default:
+			return inv("linux.rootfsPropagation %q is not a propagation mode", s.Linux.RootfsPropagation)
+		}
+	}
+	for i, d := range s.Linux.Devices {
+		switch d.Type {
+		case "c", "b", "u", "p":
+		default:
+			return inv("linux.devices[%d] %s: type %q must be c, b, u or p", i, d.Path, d.Type)
+		}
+	}
+	for k := range s.Linux.Sysctl {
+		if strings.Contains(k, "/") || strings.Contains(k, "..") {
+			return inv("linux.sysctl: bad key %q", k)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,151 @@
+package container
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berth-project/berth/cgroups"
+	"github.com/berth-project/berth/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Status is a container's OCI status.
+type Status string
+
+const (
+	Creating Status = "creating"
+	Created  Status = "created"
+	Running  Status = "running"
+	Stopped  Status = "stopped"
+	Paused   Status = "paused"
+)
+
+// State is what the runtime keeps on disk for one container, in
+// <root>/<id>/state.json. It outlives the runtime process.
+type State struct {
+	ID          string            `json:"id"`
+	Bundle      string            `json:"bundle"`
+	Pid         int               `json:"pid"`
+	StartTime   uint64            `json:"startTime"` // of Pid, from /proc/<pid>/stat, to detect reuse
+	Created     time.Time         `json:"created"`
+	Owner       string            `json:"owner"`
+	Spec        *specs.Spec       `json:"spec"`
+	CgroupMode  cgroups.Mode      `json:"cgroupMode"`
+	CgroupPaths map[string]string `json:"cgroupPaths"`
+}
+
+const (
+	stateFile = "state.json"
+	fifoName  = "exec.fifo"
+)
+
+var idRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$`)
+
+// ValidateID refuses ids that could escape the state directory or confuse
+// a cgroup path.
+func ValidateID(id string) error {
+	if !idRE.MatchString(id) || len(id) > 1024 {
+		return fmt.Errorf("container id %q: must start with a letter or digit and contain only letters, digits, '_', '.', '+' and '-': %w", id, errdefs.ErrInvalid)
+	}
+	return nil
+}
+
+func (s *State) save(dir string) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, stateFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, stateFile))
+}
+
+// procStartTime reads field 22 of /proc/<pid>/stat, and whether the
+// process is a zombie.
+func procStartTime(pid int) (uint64, bool, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, false, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0, false, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	st, err := strconv.ParseUint(f[19], 10, 64)
+	return st, f[0] == "Z" || f[0] == "X", err
+}
+
+// alive reports whether the container's init process still exists (and is
+// not a zombie, nor a different process that reused the PID).
+func (s *State) alive() bool {
+	if s.Pid <= 0 {
+		return false
+	}
+	st, zombie, err := procStartTime(s.Pid)
+	return err == nil && !zombie && st == s.StartTime
+}
+
+// OCIState renders the state as the runtime-spec's state JSON object.
+func (c *Container) OCIState() specs.State {
+	st := specs.State{
+		Version: specs.Version,
+		ID:      c.state.ID,
+		Status:  specs.ContainerState(c.Status()),
+		Bundle:  c.state.Bundle,
+	}
+	if c.state.Spec != nil {
+		st.Annotations = c.state.Spec.Annotations
+	}
+	if st.Status != specs.StateStopped {
+		st.Pid = c.state.Pid
+	}
+	return st
+}
+
+// Status derives the status from the process and the start barrier.
+func (c *Container) Status() Status {
+	if !c.state.alive() {
+		return Stopped
+	}
+	if _, err := os.Stat(filepath.Join(c.dir, fifoName)); err == nil {
+		return Created
+	}
+	if c.frozen() {
+		return Paused
+	}
+	return Running
+}
+
+func (c *Container) frozen() bool {
+	if d, ok := c.state.CgroupPaths["freezer"]; ok {
+		b, err := os.ReadFile(filepath.Join(d, "freezer.state"))
+		return err == nil && strings.TrimSpace(string(b)) == "FROZEN"
+	}
+	if d, ok := c.state.CgroupPaths[""]; ok && c.state.CgroupMode == cgroups.Unified {
+		b, err := os.ReadFile(filepath.Join(d, "cgroup.freeze"))
+		return err == nil && strings.TrimSpace(string(b)) == "1"
+	}
+	return false
+}
+
+// signal sends sig to the init process if it is still the same process.
+func (s *State) signal(sig syscall.Signal) error {
+	if !s.alive() {
+		return fmt.Errorf("container %s is not running: %w", s.ID, errdefs.ErrConflict)
+	}
+	return syscall.Kill(s.Pid, sig)
+}

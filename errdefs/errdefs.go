@@ -1,0 +1,27 @@
+// Package errdefs holds the classes of error shared by every package.
+// Wrap a class with fmt.Errorf("...: %w", errdefs.ErrNotFound) and test with
+// errors.Is; the API server maps classes to HTTP status codes in one place.
+package errdefs
+
+import "errors"
+
+var (
+	// ErrNotFound: the named object does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the object exists already, or is in a state that forbids
+	// the operation.
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid: the caller's input is malformed or not supported.
+	ErrInvalid = errors.New("invalid argument")
+	// ErrUnavailable: the host lacks what the operation needs.
+	ErrUnavailable = errors.New("unavailable")
+)
+
+// Invalid reports whether err is of class ErrInvalid.
+func Invalid(err error) bool { return errors.Is(err, ErrInvalid) }
+
+// NotFound reports whether err is of class ErrNotFound.
+func NotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// Conflict reports whether err is of class ErrConflict.
+func Conflict(err error) bool { return errors.Is(err, ErrConflict) }
