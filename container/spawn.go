@@ -222,4 +222,3 @@ func stateJSON(st specs.State) []byte {
 	b, _ := json.Marshal(st)
 	return b
 }
-

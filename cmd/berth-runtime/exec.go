@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/berth-project/berth/container"
-	"github.com/spf13/cobra"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
 

@@ -6,9 +6,9 @@ import (
 	"sort"
 
 	"github.com/berth-project/berth/container/capabilities"
-	"github.com/spf13/cobra"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
+	"github.com/spf13/cobra"
 )
 
 func featuresCmd() *cobra.Command {

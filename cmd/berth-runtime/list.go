@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/berth-project/berth/container"
-	"github.com/spf13/cobra"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/spf13/cobra"
 )
 
 // listEntry is one container in `list --format json`, as runc prints it.
