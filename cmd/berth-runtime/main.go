@@ -1,3 +1,10 @@
+// The Go runtime's container-aware GOMAXPROCS reads cgroup files at every
+// start and keeps them open: cost on the create path, and host descriptors
+// inside a container's init. The runtime needs neither.
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
+
 // Command berth-runtime is an OCI runtime with runc's command-line dialect.
 // Each command lives in its own file and only parses flags; the work is in
 // package container.

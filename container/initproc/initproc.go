@@ -119,10 +119,11 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 		}
 	}
 	if !in.Exec {
-		if err := rootfs.Finalize(s); err != nil {
+		// Sysctls go in before readonlyPaths makes /proc/sys read-only.
+		if err := setHostIdentity(s); err != nil {
 			return err
 		}
-		if err := setHostIdentity(s); err != nil {
+		if err := rootfs.Finalize(s); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,112 @@
+// Command checker runs inside test containers (built static, copied into a
+// synthetic rootfs) and prints what it sees of itself as JSON: ids,
+// namespaces, capabilities, limits, mounts, descriptors. Tests compare the
+// report with the config they gave the runtime.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/berth-project/berth/test/checker/report"
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	var r report.Report
+	// First, before the Go runtime opens its own (epoll, eventfd) descriptors.
+	r.Fds = openFds()
+	r.Pid, r.Ppid = os.Getpid(), os.Getppid()
+	r.UID, r.GID, r.EUID, r.EGID = os.Getuid(), os.Getgid(), os.Geteuid(), os.Getegid()
+	r.Groups, _ = os.Getgroups()
+	r.Hostname, _ = os.Hostname()
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		r.Domainname = unix.ByteSliceToString(u.Domainname[:])
+	}
+	r.Cwd, _ = os.Getwd()
+	r.Env = os.Environ()
+	old := unix.Umask(0)
+	unix.Umask(old)
+	r.Umask = old
+	r.NoNewPrivs, _ = unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)
+	r.Caps = map[string]string{}
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.HasPrefix(k, "Cap") {
+				r.Caps[k] = strings.TrimSpace(v)
+			}
+		}
+	}
+	r.Rlimits = map[string][2]uint64{}
+	for name, res := range map[string]int{"NOFILE": unix.RLIMIT_NOFILE, "NPROC": unix.RLIMIT_NPROC, "CORE": unix.RLIMIT_CORE, "STACK": unix.RLIMIT_STACK} {
+		var rl unix.Rlimit
+		if unix.Getrlimit(res, &rl) == nil {
+			r.Rlimits[name] = [2]uint64{rl.Cur, rl.Max}
+		}
+	}
+	r.Namespaces = map[string]string{}
+	for _, ns := range []string{"cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"} {
+		r.Namespaces[ns], _ = os.Readlink("/proc/self/ns/" + ns)
+	}
+	b, _ := os.ReadFile("/proc/self/uid_map")
+	r.UIDMap = strings.Join(strings.Fields(string(b)), " ")
+	b, _ = os.ReadFile("/proc/self/gid_map")
+	r.GIDMap = strings.Join(strings.Fields(string(b)), " ")
+	b, _ = os.ReadFile("/proc/self/oom_score_adj")
+	r.OOMScoreAdj = strings.TrimSpace(string(b))
+	r.Mounts = map[string]string{}
+	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
+		s := bufio.NewScanner(f)
+		for s.Scan() {
+			fl := strings.Fields(s.Text())
+			if len(fl) > 5 {
+				r.Mounts[fl[4]] = fl[5]
+			}
+		}
+		f.Close()
+	}
+	b, _ = os.ReadFile("/proc/self/cgroup")
+	r.Cgroup = string(b)
+	r.Args = os.Args
+	enc := json.NewEncoder(os.Stdout)
+	if err := enc.Encode(r); err != nil {
+		os.Exit(2)
+	}
+}
+
+// openFds lists the descriptors open at entry, with raw system calls.
+func openFds() []int {
+	dir, err := unix.Open("/proc/self/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(dir)
+	buf := make([]byte, 8192)
+	var fds []int
+	for {
+		n, err := unix.Getdents(dir, buf)
+		if err != nil || n <= 0 {
+			break
+		}
+		_, _, names := unix.ParseDirent(buf[:n], -1, nil)
+		for _, name := range names {
+			fd, err := strconv.Atoi(name)
+			if err != nil || fd == dir {
+				continue
+			}
+			// The Go runtime (1.25+) keeps the cgroup CPU quota files open
+			// to size GOMAXPROCS: those are the checker's own.
+			if l, _ := os.Readlink("/proc/self/fd/" + name); strings.HasPrefix(l, "/sys/fs/cgroup/") {
+				continue
+			}
+			fds = append(fds, fd)
+		}
+	}
+	sort.Ints(fds)
+	return fds
+}
