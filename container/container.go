@@ -150,11 +150,12 @@ func Create(o CreateOpts) (_ *Container, err error) {
 	}
 	init := &syncpipe.Init{
 		ID: o.ID, Spec: spec, Process: spec.Process, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
-		CgroupPaths: mgr.Paths(), StateJSON: hookState(0),
+		CgroupPaths: mgr.Paths(),
 	}
 	pid, err := spawn(spawnOpts{
 		init: init, boot: boot, uidMaps: spec.Linux.UIDMappings, gidMaps: spec.Linux.GIDMappings,
 		cgroup: mgr, preserved: preserved(o.PreserveFds), fifo: fifo, console: consoleSock, stdio: o.Stdio,
+		onPid: func(pid int) { init.StateJSON = hookState(pid) },
 		onHooks: func(pid int) error {
 			st := hookState(pid)
 			if err := hooks.Run("prestart", spec.Hooks.Prestart, st); err != nil { //nolint:staticcheck

@@ -49,6 +49,7 @@ type spawnOpts struct {
 	fifo      *os.File        // start barrier, or nil
 	console   *os.File        // connected console socket, or nil
 	stdio     [3]*os.File
+	onPid     func(pid int)       // once the pid is known, before init gets its config
 	onHooks   func(pid int) error // prestart+createRuntime, when init asks
 }
 
@@ -140,6 +141,9 @@ func spawn(o spawnOpts) (pid int, err error) {
 		if err := cmd.Wait(); err != nil {
 			return pid, fmt.Errorf("namespace setup process: %w", err)
 		}
+	}
+	if o.onPid != nil {
+		o.onPid(pid)
 	}
 	if err := conn.Send(syncpipe.Message{Type: syncpipe.TypeConfig, Init: o.init}); err != nil {
 		return pid, fmt.Errorf("send config to init: %w", err)

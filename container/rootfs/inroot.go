@@ -32,7 +32,16 @@ func OpenInRoot(rootfd int, path string) (int, error) {
 
 // MkdirAllIn creates the directory path and its parents inside rootfd, each
 // component resolved in the root, and returns an O_PATH descriptor for it.
+// A dangling symlink on the way has its target created, inside the root.
 func MkdirAllIn(rootfd int, path string, mode uint32) (int, error) {
+	return mkdirAllIn(rootfd, path, mode, 0)
+}
+
+// maxLinkDepth bounds the symlinks followed while creating, as the kernel's
+// own limit on nested links.
+const maxLinkDepth = 40
+
+func mkdirAllIn(rootfd int, path string, mode uint32, depth int) (int, error) {
 	clean := strings.TrimPrefix(filepath.Clean("/"+path), "/")
 	cur, err := unix.Dup(rootfd)
 	if err != nil {
@@ -46,7 +55,11 @@ func MkdirAllIn(rootfd int, path string, mode uint32) (int, error) {
 		prefix := strings.Join(parts[:i+1], "/")
 		fd, err := OpenInRoot(rootfd, prefix)
 		if errors.Is(err, unix.ENOENT) {
-			if err := unix.Mkdirat(cur, parts[i], mode); err != nil && !errors.Is(err, unix.EEXIST) {
+			err = unix.Mkdirat(cur, parts[i], mode)
+			if errors.Is(err, unix.EEXIST) {
+				err = createLinkTarget(rootfd, cur, "/"+strings.Join(parts[:i], "/"), parts[i], mode, depth)
+			}
+			if err != nil {
 				unix.Close(cur)
 				return -1, fmt.Errorf("mkdir %s: %w", "/"+prefix, err)
 			}
@@ -64,6 +77,30 @@ func MkdirAllIn(rootfd int, path string, mode uint32) (int, error) {
 		return -1, fmt.Errorf("%s in rootfs is not a directory", "/"+clean)
 	}
 	return cur, nil
+}
+
+// createLinkTarget handles a name that exists in dirfd (at in-root path
+// parent) yet does not resolve: if it is a symlink, its target is created as
+// a directory, resolved in the root like any other path.
+func createLinkTarget(rootfd, dirfd int, parent, name string, mode uint32, depth int) error {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(dirfd, name, buf)
+	if err != nil {
+		return unix.EEXIST
+	}
+	if depth >= maxLinkDepth {
+		return unix.ELOOP
+	}
+	target := string(buf[:n])
+	if !filepath.IsAbs(target) {
+		target = filepath.Join(parent, target)
+	}
+	fd, err := mkdirAllIn(rootfd, target, mode, depth+1)
+	if err != nil {
+		return err
+	}
+	unix.Close(fd)
+	return nil
 }
 
 // CreateFileIn makes sure path exists inside rootfd as a file of any kind
