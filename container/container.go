@@ -29,6 +29,7 @@ import (
 	"github.com/berth-project/berth/container/syncpipe"
 	"github.com/berth-project/berth/errdefs"
 	"github.com/berth-project/berth/internal/cleanup"
+	"github.com/berth-project/berth/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -122,8 +123,9 @@ func Create(o CreateOpts) (_ *Container, err error) {
 	}
 	defer fifo.Close()
 
+	terminal := spec.Process != nil && spec.Process.Terminal
 	consoleSock := o.Console
-	if spec.Process.Terminal && consoleSock == nil {
+	if terminal && consoleSock == nil {
 		if o.ConsoleSocket == "" {
 			return nil, fmt.Errorf("process.terminal is set: --console-socket is required to receive the terminal: %w", errdefs.ErrInvalid)
 		}
@@ -132,8 +134,16 @@ func Create(o CreateOpts) (_ *Container, err error) {
 		}
 		defer consoleSock.Close()
 	}
-	if !spec.Process.Terminal {
+	if !terminal {
 		consoleSock = nil
+	}
+
+	listener, err := dialListener(spec)
+	if err != nil {
+		return nil, err
+	}
+	if listener != nil {
+		defer listener.Close()
 	}
 
 	owner := strconv.Itoa(os.Geteuid())
@@ -154,7 +164,7 @@ func Create(o CreateOpts) (_ *Container, err error) {
 	}
 	pid, err := spawn(spawnOpts{
 		init: init, boot: boot, uidMaps: spec.Linux.UIDMappings, gidMaps: spec.Linux.GIDMappings,
-		cgroup: mgr, preserved: preserved(o.PreserveFds), fifo: fifo, console: consoleSock, stdio: o.Stdio,
+		cgroup: mgr, preserved: preserved(o.PreserveFds), fifo: fifo, console: consoleSock, listener: listener, stdio: o.Stdio,
 		onPid: func(pid int) { init.StateJSON = hookState(pid) },
 		onHooks: func(pid int) error {
 			st := hookState(pid)
@@ -213,9 +223,21 @@ func preserved(n int) []*os.File {
 }
 
 func dialConsole(path string) (*os.File, error) {
+	return dialUnix(path, "--console-socket")
+}
+
+// dialListener connects to linux.seccomp.listenerPath when a rule notifies.
+func dialListener(spec *specs.Spec) (*os.File, error) {
+	if !seccomp.UsesNotify(spec.Linux.Seccomp) {
+		return nil, nil
+	}
+	return dialUnix(spec.Linux.Seccomp.ListenerPath, "linux.seccomp.listenerPath")
+}
+
+func dialUnix(path, what string) (*os.File, error) {
 	conn, err := net.Dial("unix", path)
 	if err != nil {
-		return nil, fmt.Errorf("--console-socket %s: %w", path, err)
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
 	}
 	defer conn.Close()
 	f, err := conn.(*net.UnixConn).File()
@@ -307,6 +329,9 @@ func List(root string) ([]*Container, error) {
 func (c *Container) Start() error {
 	if st := c.Status(); st != Created {
 		return fmt.Errorf("container %s is %s, not created: %w", c.state.ID, st, errdefs.ErrConflict)
+	}
+	if c.state.Spec.Process == nil {
+		return fmt.Errorf("container %s: config.json has no process to start: %w", c.state.ID, errdefs.ErrInvalid)
 	}
 	fifoPath := filepath.Join(c.dir, fifoName)
 	fd, err := unix.Open(fifoPath, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
@@ -445,10 +470,18 @@ func (c *Container) Exec(o ExecOpts) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	listener, err := dialListener(c.state.Spec)
+	if err != nil {
+		return 0, err
+	}
+	if listener != nil {
+		defer listener.Close()
+	}
 	init := &syncpipe.Init{ID: c.state.ID, Exec: true, Spec: c.state.Spec, Process: p, NoNewKeyring: o.NoNewKeyring}
 	return spawn(spawnOpts{
 		init: init, boot: boot, cgroup: c.cgroup(), preserved: preserved(o.PreserveFds),
-		console: console, stdio: o.Stdio,
+		console: console, listener: listener, stdio: o.Stdio,
+		onPid: func(pid int) { init.StateJSON = stateJSON(c.OCIState()) },
 	})
 }
 

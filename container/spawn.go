@@ -48,6 +48,7 @@ type spawnOpts struct {
 	preserved []*os.File      // become fds 3, 4, … of the process
 	fifo      *os.File        // start barrier, or nil
 	console   *os.File        // connected console socket, or nil
+	listener  *os.File        // connected seccomp listener socket, or nil
 	stdio     [3]*os.File
 	onPid     func(pid int)       // once the pid is known, before init gets its config
 	onHooks   func(pid int) error // prestart+createRuntime, when init asks
@@ -75,6 +76,10 @@ func spawn(o spawnOpts) (pid int, err error) {
 	if o.console != nil {
 		o.init.ConsoleFd = 3 + len(extra)
 		extra = append(extra, o.console)
+	}
+	if o.listener != nil {
+		o.init.SeccompFd = 3 + len(extra)
+		extra = append(extra, o.listener)
 	}
 	o.init.PreserveFds = len(o.preserved)
 

@@ -13,6 +13,7 @@ import (
 	"github.com/berth-project/berth/container/capabilities"
 	"github.com/berth-project/berth/container/initproc"
 	"github.com/berth-project/berth/errdefs"
+	"github.com/berth-project/berth/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -72,43 +73,18 @@ func Validate(s *specs.Spec) error {
 	if s.Linux == nil {
 		return inv("linux: section is required on Linux")
 	}
-	p := s.Process
-	if p == nil {
-		return inv("process: section is required")
+	// process is optional until start (runtime-spec: REQUIRED when start is
+	// called); a container created without one can only be deleted.
+	if p := s.Process; p != nil {
+		if err := validateProcess(p); err != nil {
+			return err
+		}
 	}
-	if len(p.Args) == 0 {
-		return inv("process.args must not be empty")
-	}
-	if p.Cwd == "" || !filepath.IsAbs(p.Cwd) {
-		return inv("process.cwd %q must be an absolute path", p.Cwd)
-	}
-	if err := capabilities.Validate(p.Capabilities); err != nil {
+	if err := seccomp.Validate(s.Linux.Seccomp); err != nil {
 		return err
 	}
-	seen := map[string]bool{}
-	for _, rl := range p.Rlimits {
-		if _, ok := initproc.Rlimit(rl.Type); !ok {
-			return inv("process.rlimits: unknown type %q", rl.Type)
-		}
-		if seen[rl.Type] {
-			return inv("process.rlimits: %s given twice", rl.Type)
-		}
-		if rl.Soft > rl.Hard {
-			return inv("process.rlimits %s: soft limit %d exceeds hard limit %d", rl.Type, rl.Soft, rl.Hard)
-		}
-		seen[rl.Type] = true
-	}
-	if p.ApparmorProfile != "" {
-		if _, err := os.Stat("/sys/kernel/security/apparmor"); err != nil {
-			return fmt.Errorf("process.apparmorProfile %q: AppArmor is not enabled on this host: %w", p.ApparmorProfile, errdefs.ErrUnavailable)
-		}
-		return fmt.Errorf("process.apparmorProfile: not supported yet: %w", errdefs.ErrUnavailable)
-	}
-	if p.SelinuxLabel != "" || s.Linux.MountLabel != "" {
-		return fmt.Errorf("process.selinuxLabel/linux.mountLabel: SELinux is not enabled on this host: %w", errdefs.ErrUnavailable)
-	}
-	if s.Linux.Seccomp != nil {
-		return fmt.Errorf("linux.seccomp: not supported by this build of berth-runtime yet: %w", errdefs.ErrUnavailable)
+	if s.Linux.MountLabel != "" {
+		return fmt.Errorf("linux.mountLabel: SELinux is not enabled on this host: %w", errdefs.ErrUnavailable)
 	}
 	if s.Linux.IntelRdt != nil {
 		return fmt.Errorf("linux.intelRdt: not supported: %w", errdefs.ErrUnavailable)
@@ -169,6 +145,42 @@ func Validate(s *specs.Spec) error {
 		if strings.Contains(k, "/") || strings.Contains(k, "..") {
 			return inv("linux.sysctl: bad key %q", k)
 		}
+	}
+	return nil
+}
+
+// validateProcess checks a process for what the runtime cannot run.
+func validateProcess(p *specs.Process) error {
+	inv := func(format string, args ...any) error {
+		return fmt.Errorf(format+": %w", append(args, errdefs.ErrInvalid)...)
+	}
+	if len(p.Args) == 0 {
+		return inv("process.args must not be empty")
+	}
+	if p.Cwd == "" || !filepath.IsAbs(p.Cwd) {
+		return inv("process.cwd %q must be an absolute path", p.Cwd)
+	}
+	if err := capabilities.Validate(p.Capabilities); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, rl := range p.Rlimits {
+		if _, ok := initproc.Rlimit(rl.Type); !ok {
+			return inv("process.rlimits: unknown type %q", rl.Type)
+		}
+		if seen[rl.Type] {
+			return inv("process.rlimits: %s given twice", rl.Type)
+		}
+		if rl.Soft > rl.Hard {
+			return inv("process.rlimits %s: soft limit %d exceeds hard limit %d", rl.Type, rl.Soft, rl.Hard)
+		}
+		seen[rl.Type] = true
+	}
+	if p.ApparmorProfile != "" {
+		return fmt.Errorf("process.apparmorProfile %q: AppArmor is not enabled on this host: %w", p.ApparmorProfile, errdefs.ErrUnavailable)
+	}
+	if p.SelinuxLabel != "" {
+		return fmt.Errorf("process.selinuxLabel: SELinux is not enabled on this host: %w", errdefs.ErrUnavailable)
 	}
 	return nil
 }

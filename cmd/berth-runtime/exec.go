@@ -48,7 +48,13 @@ func execCmd() *cobra.Command {
 				if len(args) < 2 {
 					return fmt.Errorf("exec needs a command, or --process")
 				}
-				base := *c.Spec().Process
+				var base specs.Process
+				if c.Spec().Process != nil {
+					base = *c.Spec().Process
+				}
+				if base.Cwd == "" {
+					base.Cwd = "/"
+				}
 				p = &base
 				p.Args = args[1:]
 				p.Terminal = tty

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/berth-project/berth/container/capabilities"
+	"github.com/berth-project/berth/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
 	"github.com/spf13/cobra"
@@ -36,7 +37,10 @@ func featuresCmd() *cobra.Command {
 					Namespaces:   []string{"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"},
 					Capabilities: capabilities.Names(),
 					Cgroup:       &features.Cgroup{V1: &t, V2: &t, Systemd: &f, SystemdUser: &f, Rdma: &f},
-					Seccomp:      &features.Seccomp{Enabled: &f},
+					Seccomp: &features.Seccomp{
+						Enabled: &t, Actions: sorted(seccomp.Actions()), Operators: sorted(seccomp.Operators()),
+						Archs: seccomp.Archs(), KnownFlags: seccomp.Flags(), SupportedFlags: seccomp.Flags(),
+					},
 					Apparmor:     &features.Apparmor{Enabled: &f},
 					Selinux:      &features.Selinux{Enabled: &f},
 					IntelRdt:     &features.IntelRdt{Enabled: &f},
@@ -51,4 +55,9 @@ func featuresCmd() *cobra.Command {
 			return enc.Encode(out)
 		},
 	}
+}
+
+func sorted(s []string) []string {
+	sort.Strings(s)
+	return s
 }

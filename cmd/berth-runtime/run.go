@@ -34,7 +34,7 @@ func runCmd() *cobra.Command {
 				_ = c.Delete(true)
 				return err
 			}
-			if proxy != nil && c.Spec().Process.Terminal {
+			if proxy != nil && c.Spec().Process != nil && c.Spec().Process.Terminal {
 				if err := proxy.attach(); err != nil {
 					_ = c.Delete(true)
 					return err

@@ -23,6 +23,7 @@ import (
 	"github.com/berth-project/berth/container/nsenter"
 	"github.com/berth-project/berth/container/rootfs"
 	"github.com/berth-project/berth/container/syncpipe"
+	"github.com/berth-project/berth/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -113,6 +114,22 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 			return err
 		}
 	}
+	if p == nil {
+		// Created without a process: finish the container, then wait to be
+		// deleted (start refuses such a container).
+		if err := setHostIdentity(s); err != nil {
+			return err
+		}
+		if err := rootfs.Finalize(s); err != nil {
+			return err
+		}
+		if err := conn.Send(syncpipe.Message{Type: syncpipe.TypeReady}); err != nil {
+			return err
+		}
+		for {
+			unix.Pause()
+		}
+	}
 	if p.Terminal {
 		if err := setupConsole(in); err != nil {
 			return err
@@ -137,17 +154,6 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 			return fmt.Errorf("process.oomScoreAdj: %w", err)
 		}
 	}
-	for _, rl := range p.Rlimits {
-		n, ok := Rlimit(rl.Type)
-		if !ok {
-			return fmt.Errorf("process.rlimits: unknown type %q", rl.Type)
-		}
-		// syscall.Setrlimit (not unix.) tells the Go runtime not to restore
-		// its own RLIMIT_NOFILE at execve.
-		if err := syscall.Setrlimit(n, &syscall.Rlimit{Cur: rl.Soft, Max: rl.Hard}); err != nil {
-			return fmt.Errorf("process.rlimits %s: %w", rl.Type, err)
-		}
-	}
 	if len(p.Args) == 0 {
 		return errors.New("process.args: must not be empty")
 	}
@@ -162,6 +168,27 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 	}
 	caps, err := capabilities.FromSpec(p.Capabilities)
 	if err != nil {
+		return err
+	}
+	// Compile the filter now, while allocation is unconstrained; load it
+	// as late as the kernel allows.
+	var filter *seccomp.Program
+	if s.Linux.Seccomp != nil {
+		if filter, err = seccomp.Compile(s.Linux.Seccomp); err != nil {
+			return err
+		}
+	}
+	if filter != nil && !p.NoNewPrivileges {
+		// Without no_new_privs loading a filter needs CAP_SYS_ADMIN, which
+		// the process may be about to lose: load it now.
+		if err := loadSeccomp(in, filter); err != nil {
+			return err
+		}
+		filter = nil
+	}
+	// Limits go in after the init's own allocations (a small RLIMIT_AS
+	// would starve them) but while CAP_SYS_RESOURCE is still held.
+	if err := setRlimits(p.Rlimits); err != nil {
 		return err
 	}
 	if err := caps.DropBounding(); err != nil {
@@ -205,10 +232,32 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 			os.Exit(1)
 		}
 	}
+	if filter != nil {
+		// Last, so that as few syscalls as possible run under the filter.
+		if err := loadSeccomp(in, filter); err != nil {
+			fmt.Fprintln(os.Stderr, "berth-runtime:", err)
+			os.Exit(1)
+		}
+	}
 	err = unix.Exec(path, p.Args, p.Env)
 	// Past the barrier nobody waits for a message: say it on stderr.
 	fmt.Fprintf(os.Stderr, "berth-runtime: exec %s: %v\n", path, err)
 	os.Exit(127)
+	return nil
+}
+
+func setRlimits(list []specs.POSIXRlimit) error {
+	for _, rl := range list {
+		n, ok := Rlimit(rl.Type)
+		if !ok {
+			return fmt.Errorf("process.rlimits: unknown type %q", rl.Type)
+		}
+		// syscall.Setrlimit (not unix.) tells the Go runtime not to restore
+		// its own RLIMIT_NOFILE at execve.
+		if err := syscall.Setrlimit(n, &syscall.Rlimit{Cur: rl.Soft, Max: rl.Hard}); err != nil {
+			return fmt.Errorf("process.rlimits %s: %w", rl.Type, err)
+		}
+	}
 	return nil
 }
 

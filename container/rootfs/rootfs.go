@@ -76,7 +76,8 @@ func Prepare(c *Config) error {
 			return err
 		}
 	}
-	if cwd := c.Spec.Process.Cwd; cwd != "" {
+	if c.Spec.Process != nil && c.Spec.Process.Cwd != "" {
+		cwd := c.Spec.Process.Cwd
 		fd, err := MkdirAllIn(rootfd, cwd, 0o755)
 		if err != nil {
 			return fmt.Errorf("process.cwd %s: %w", cwd, err)

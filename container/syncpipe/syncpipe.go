@@ -61,6 +61,9 @@ type Init struct {
 	// ConsoleFd, if non-zero, is a connected unix socket to which init sends
 	// the pty master (SCM_RIGHTS) when Process.Terminal is set.
 	ConsoleFd int `json:"consoleFd,omitempty"`
+	// SeccompFd, if non-zero, is a unix socket connected to
+	// linux.seccomp.listenerPath: init sends it the notify descriptor.
+	SeccompFd int `json:"seccompFd,omitempty"`
 	// FifoFd, if non-zero, is the start barrier: init blocks reading it.
 	FifoFd int `json:"fifoFd,omitempty"`
 	// CgroupPaths maps each v1 controller (or "" for v2) to the container's

@@ -67,9 +67,16 @@ func TestBadInput(t *testing.T) {
 			b.Spec.Linux.Resources.Devices = append(b.Spec.Linux.Resources.Devices, specs.LinuxDeviceCgroup{Type: "z", Access: "r"})
 		}, want: "linux.resources.devices"},
 		{name: "systemd cgroup path", setup: func(b *harness.Bundle) { b.Spec.Linux.CgroupsPath = "system.slice:berth:x" }, want: "systemd"},
-		{name: "seccomp not yet", setup: func(b *harness.Bundle) {
-			b.Spec.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}
-		}, want: "linux.seccomp"},
+		{name: "seccomp unknown action", setup: func(b *harness.Bundle) {
+			b.Spec.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}, Action: "SCMP_ACT_BOGUS"}}}
+		}, want: `linux.seccomp.syscalls[0].action: unknown action "SCMP_ACT_BOGUS"`},
+		{name: "seccomp notify without listener", setup: func(b *harness.Bundle) {
+			b.Spec.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}, Action: specs.ActNotify}}}
+		}, want: "listenerPath"},
+		{name: "process created without process then started", raw: true, setup: func(b *harness.Bundle) {
+			b.Spec.Process = nil
+			b.Write()
+		}, want: "no process to start"},
 		{name: "failing prestart hook", setup: func(b *harness.Bundle) {
 			b.Spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo hook says no >&2; exit 3"}}}} //nolint:staticcheck
 		}, want: "hooks.prestart[0] /bin/sh: exit status 3: hook says no"},
@@ -99,6 +106,11 @@ func TestBadInput(t *testing.T) {
 				id = tc.id
 			}
 			r := b.Runtime("create", id)
+			if r.Code == 0 && b.Spec.Process == nil {
+				// A config without a process creates, but cannot start.
+				r = b.Runtime("start", id)
+				b.MustRuntime("delete", id)
+			}
 			if r.Code == 0 {
 				t.Fatalf("create succeeded: %s", r)
 			}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# deps.sh: install what building and testing Berth needs on a Debian host.
+# Idempotent; does nothing for packages already present.
+set -euo pipefail
+need=()
+command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+command -v ps >/dev/null 2>&1 || need+=(procps)
+[ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
+for extra in "$@"; do
+	case "$extra" in
+	bench) for p in runc crun hyperfine; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done ;;
+	esac
+done
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "deps.sh: need root to install: ${need[*]}" >&2
+		exit 1
+	fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+command -v go >/dev/null 2>&1 || { echo "deps.sh: Go is not installed (expected at /usr/local/go)" >&2; exit 1; }

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# run.sh: the OCI runtime-tools validation suite against berth-runtime (and,
+# with --anchors, Debian's runc and crun in the same run), one test program
+# at a time, printing TAP totals per runtime.
+#
+# usage: test/conformance/run.sh [--anchors] [--keep]
+#   MIN_CLEAN (env): fail unless berth-runtime has at least this many clean
+#   files (a regression guard for CI).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PATH=$PATH:/usr/local/go/bin
+MODULE=github.com/opencontainers/runtime-tools
+VERSION=v0.9.1-0.20251205004911-5e639034dcdc
+WORK=${WORK:-/var/tmp/berth-conformance}
+MIN_CLEAN=${MIN_CLEAN:-0}
+anchors=0
+for a in "$@"; do
+	case "$a" in
+	--anchors) anchors=1 ;;
+	*) echo "unknown argument $a" >&2; exit 2 ;;
+	esac
+done
+[ $anchors = 1 ] && scripts/deps.sh bench || scripts/deps.sh
+
+mkdir -p "$WORK/tests" "$WORK/results"
+go build -o "$WORK/berth-runtime" ./cmd/berth-runtime
+# Build the suite from a scratch module that requires it (module zips carry
+# no vendor directory).
+mod="$WORK/mod"
+mkdir -p "$mod"
+if [ ! -e "$mod/go.mod" ]; then
+	(cd "$mod" && go mod init berth-conformance >/dev/null 2>&1 && GOFLAGS=-mod=mod go get "$MODULE@$VERSION" >/dev/null 2>&1)
+fi
+src=$(cd "$mod" && go list -m -f '{{.Dir}}' "$MODULE")
+[ -d "$src" ] || { echo "could not fetch $MODULE@$VERSION" >&2; exit 1; }
+tests=$(cd "$src/validation" && ls -d */ | tr -d / | grep -v '^util$')
+if [ ! -e "$WORK/tests/.built-$VERSION" ]; then
+	(cd "$mod" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -o "$WORK/runtimetest" "$MODULE/cmd/runtimetest")
+	for t in $tests; do
+		(cd "$mod" && GOFLAGS=-mod=mod go build -o "$WORK/tests/$t.t" "$MODULE/validation/$t")
+	done
+	touch "$WORK/tests/.built-$VERSION"
+fi
+
+runtimes=("$WORK/berth-runtime")
+if [ $anchors = 1 ]; then
+	runtimes+=("$(command -v runc)" "$(command -v crun)")
+fi
+
+summary=()
+for rt in "${runtimes[@]}"; do
+	name=$(basename "$rt")
+	out="$WORK/results/$name"
+	rm -rf "$out"; mkdir -p "$out"
+	pass=0 fail=0 skip=0 clean=0 files=0
+	start=$(date +%s)
+	for t in $tests; do
+		run=$(mktemp -d "$WORK/run.XXXXXX")
+		cp "$src/rootfs-amd64.tar.gz" "$WORK/runtimetest" "$run/"
+		set +e
+		(cd "$run" && RUNTIME="$rt" timeout 120 "$WORK/tests/$t.t") >"$out/$t.tap" 2>&1
+		code=$?
+		set -e
+		rm -rf "$run"
+		p=$(grep -c '^ok ' "$out/$t.tap" || true)
+		s=$(grep -c '^ok .*# SKIP' "$out/$t.tap" || true)
+		f=$(grep -c '^not ok ' "$out/$t.tap" || true)
+		pass=$((pass + p - s)); skip=$((skip + s)); fail=$((fail + f)); files=$((files + 1))
+		if [ "$code" = 0 ] && [ "$f" = 0 ]; then
+			clean=$((clean + 1))
+		else
+			echo "$name: $t: exit $code, $f failed" >> "$out/SUMMARY"
+		fi
+	done
+	wall=$(( $(date +%s) - start ))
+	summary+=("$(printf '%-14s %5d / %3d / %3d   %2d of %2d   %4ds' "$name" $pass $fail $skip $clean $files $wall)")
+	[ "$name" = berth-runtime ] && berth_clean=$clean
+done
+
+echo "runtime        passed/failed/skipped  clean files  wall"
+printf '%s\n' "${summary[@]}"
+echo "(TAP per file under $WORK/results/<runtime>/; failures in SUMMARY)"
+if [ "${berth_clean:-0}" -lt "$MIN_CLEAN" ]; then
+	echo "berth-runtime: $berth_clean clean files, fewer than MIN_CLEAN=$MIN_CLEAN" >&2
+	exit 1
+fi
