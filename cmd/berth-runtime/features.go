@@ -41,9 +41,9 @@ func featuresCmd() *cobra.Command {
 						Enabled: &t, Actions: sorted(seccomp.Actions()), Operators: sorted(seccomp.Operators()),
 						Archs: seccomp.Archs(), KnownFlags: seccomp.Flags(), SupportedFlags: seccomp.Flags(),
 					},
-					Apparmor:     &features.Apparmor{Enabled: &f},
-					Selinux:      &features.Selinux{Enabled: &f},
-					IntelRdt:     &features.IntelRdt{Enabled: &f},
+					Apparmor: &features.Apparmor{Enabled: &f},
+					Selinux:  &features.Selinux{Enabled: &f},
+					IntelRdt: &features.IntelRdt{Enabled: &f},
 					MountExtensions: &features.MountExtensions{
 						IDMap: &features.IDMap{Enabled: &f},
 					},
