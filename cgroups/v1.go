@@ -402,8 +402,14 @@ func (m *v1) setHugetlb(r *specs.LinuxResources) error {
 			continue
 		}
 		if m.mode == Hybrid {
-			if err := writeChecked(m.paths[""], "hugetlb."+h.Pagesize+".max", field, strconv.FormatUint(h.Limit, 10)); err != nil {
-				return err
+			if _, err := os.Stat(filepath.Join(m.paths[""], "hugetlb."+h.Pagesize+".max")); err != nil {
+				// The files appear only if every ancestor delegates
+				// hugetlb; Berth does not change the host's root cgroup.
+				return fmt.Errorf("%s: no hugetlb.%s.max in %s: the page size is unknown to this host, or hugetlb is not enabled in %s/unified/cgroup.subtree_control: %w",
+					field, h.Pagesize, m.paths[""], Root, errdefs.ErrUnavailable)
+			}
+			if err := writeFile(m.paths[""], "hugetlb."+h.Pagesize+".max", strconv.FormatUint(h.Limit, 10)); err != nil {
+				return fmt.Errorf("%s: %w", field, err)
 			}
 			continue
 		}

@@ -140,7 +140,7 @@ func (s Sets) Apply() error {
 		{Effective: uint32(s.Effective >> 32), Permitted: uint32(s.Permitted >> 32), Inheritable: uint32(s.Inheritable >> 32)},
 	}
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("capset: %w", err)
+		return fmt.Errorf("capset: %w%s", err, missing(s.Permitted|s.Effective|s.Inheritable))
 	}
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && err != unix.EINVAL {
 		return fmt.Errorf("clear ambient capabilities: %w", err)
@@ -154,4 +154,25 @@ func (s Sets) Apply() error {
 		}
 	}
 	return nil
+}
+
+// missing names the capabilities in want that this thread does not hold in
+// its permitted set, for an error message (a process cannot gain them).
+func missing(want uint64) string {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if unix.Capget(&hdr, &data[0]) != nil {
+		return ""
+	}
+	have := uint64(data[0].Permitted) | uint64(data[1].Permitted)<<32
+	var out []string
+	for i := 0; i < len(names); i++ {
+		if want&(1<<uint(i)) != 0 && have&(1<<uint(i)) == 0 {
+			out = append(out, names[i])
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return " (the runtime itself lacks " + strings.Join(out, ", ") + ")"
 }

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# run.sh: berth-runtime against Debian's runc and crun, side by side in one
+# run, on a busybox bundle running /bin/true. Prints medians and ratios.
+#
+# crun refuses this host's hybrid cgroup layout (v1 controllers plus a
+# cgroup2 mount holding hugetlb), so every runtime runs alike in a private
+# mount namespace where /sys/fs/cgroup/unified is unmounted; the host's
+# mounts are not touched.
+#
+# usage: sudo bench/run.sh [rounds]   (default 200)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/go/bin
+rounds=${1:-200}
+scripts/deps.sh bench
+work=$(mktemp -d /tmp/berth-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+go build -o "$work/berth-runtime" ./cmd/berth-runtime
+go build -o "$work/runtimebench" ./bench/runtimebench
+
+bundle=$work/bundle
+mkdir -p "$bundle/rootfs"/{bin,proc,sys,dev,tmp}
+cp "$(command -v busybox)" "$bundle/rootfs/bin/busybox"
+ln -s busybox "$bundle/rootfs/bin/true"
+"$work/berth-runtime" spec --bundle "$bundle"
+python3 - "$bundle/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["/bin/true"]
+json.dump(c, open(p, "w"), indent=1)
+PY
+
+echo "host: $(nproc) CPUs, kernel $(uname -r); $(runc --version | head -1); $(crun --version | head -1)"
+unshare --mount --propagation private sh -c '
+	umount /sys/fs/cgroup/unified 2>/dev/null || true
+	exec "$0" -bundle "$1" -n "$2" berth-runtime="$3" crun="$(command -v crun)" runc="$(command -v runc)"
+' "$work/runtimebench" "$bundle" "$rounds" "$work/berth-runtime"
