@@ -127,4 +127,3 @@ func timed(rt runtime, dir string, cmds [][]string) (sample, error) {
 	}
 	return s, nil
 }
-
