@@ -84,9 +84,11 @@ func spawn(o spawnOpts) (pid int, err error) {
 	o.init.PreserveFds = len(o.preserved)
 
 	cmd := &exec.Cmd{
-		Path:       SelfExe,
-		Args:       []string{"berth-runtime", "init"},
-		Env:        []string{nsenter.SyncEnv + "=" + strconv.Itoa(syncFd)},
+		Path: SelfExe,
+		Args: []string{"berth-runtime", "init"},
+		// The init's work is sequential: one P keeps Go's scheduler from
+		// spinning threads against the runtime on small machines.
+		Env:        []string{nsenter.SyncEnv + "=" + strconv.Itoa(syncFd), "GOMAXPROCS=1"},
 		ExtraFiles: extra,
 		Stdin:      o.stdio[0],
 		Stdout:     o.stdio[1],

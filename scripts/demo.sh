@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
 scripts/deps.sh
-go build -o bin/berth-runtime ./cmd/berth-runtime
+scripts/build.sh bin
 
 bundle=${BUNDLE:-/tmp/berth-demo}
 rm -rf "$bundle"

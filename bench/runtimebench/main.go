@@ -36,6 +36,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: runtimebench -bundle DIR [-n N] name=/path/to/runtime ...")
 		os.Exit(2)
 	}
+	out, err := os.CreateTemp("", "runtimebench-out-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.Remove(out.Name())
 	var rts []runtime
 	for _, a := range flag.Args() {
 		name, bin, ok := strings.Cut(a, "=")
@@ -55,12 +60,12 @@ func main() {
 		run  func(rt runtime, id string) (sample, error)
 	}{
 		{"run /bin/true", func(rt runtime, id string) (sample, error) {
-			return timed(rt, *bundle, [][]string{{"run", "--bundle", *bundle, id}})
+			return timed(rt, *bundle, [][]string{{"run", "--bundle", *bundle, id}}, out)
 		}},
 		{"create+start+delete", func(rt runtime, id string) (sample, error) {
 			return timed(rt, *bundle, [][]string{
 				{"create", "--bundle", *bundle, id}, {"start", id}, {"delete", "--force", id},
-			})
+			}, out)
 		}},
 	}
 	fmt.Printf("%d rounds (after %d warm-up), runtimes interleaved; median / p90 wall, peak RSS (median of per-round max)\n\n", *n, *warm)
@@ -110,16 +115,23 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // timed runs the commands in sequence and returns their total wall time and
 // the largest peak RSS among them.
-func timed(rt runtime, dir string, cmds [][]string) (sample, error) {
+func timed(rt runtime, dir string, cmds [][]string, out *os.File) (sample, error) {
 	var s sample
 	for _, args := range cmds {
 		cmd := exec.Command(rt.bin, append([]string{"--root", rt.root}, args...)...)
 		cmd.Dir = dir
+		// A file, not a pipe: a created container inherits the runtime's
+		// stdio and would hold a pipe open after the runtime exits.
+		cmd.Stdout, cmd.Stderr = out, out
 		start := time.Now()
-		out, err := cmd.CombinedOutput()
+		err := cmd.Run()
 		s.wall += time.Since(start)
 		if err != nil {
-			return s, fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, out)
+			b, _ := os.ReadFile(out.Name())
+			return s, fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, b)
+		}
+		if err := out.Truncate(0); err != nil {
+			return s, err
 		}
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > s.maxRSS {
 			s.maxRSS = ru.Maxrss

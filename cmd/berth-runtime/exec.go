@@ -115,8 +115,9 @@ func execCmd() *cobra.Command {
 					return err
 				}
 			}
-			stop := forwardSignals(pid)
-			defer stop()
+			relay := newSignalRelay()
+			defer relay.stop()
+			relay.target(pid)
 			code, err := container.Wait(pid)
 			if err != nil {
 				return err

@@ -13,6 +13,11 @@ func runCmd() *cobra.Command {
 		Short: "Create and start a container; wait for it and return its exit status",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var relay *signalRelay
+			if !detach {
+				relay = newSignalRelay()
+				defer relay.stop()
+			}
 			var proxy *ttyProxy
 			opts := container.CreateOpts{
 				Root: global.root, ID: args[0], Bundle: f.bundle, ConsoleSocket: f.consoleSocket,
@@ -40,10 +45,8 @@ func runCmd() *cobra.Command {
 					return err
 				}
 			}
-			var stop func()
-			if !detach {
-				stop = forwardSignals(c.Pid())
-				defer stop()
+			if relay != nil {
+				relay.target(c.Pid())
 			}
 			if err := c.Start(); err != nil {
 				_ = c.Delete(true)

@@ -84,20 +84,55 @@ func (t *ttyProxy) close() {
 	t.remote.Close()
 }
 
-// forwardSignals relays the signals this process receives to pid, until
-// the returned function is called.
-func forwardSignals(pid int) func() {
-	ch := make(chan os.Signal, 64)
-	signal.Notify(ch)
+// signalRelay relays the signals this process receives to a process whose
+// pid is set later. Setting up signal delivery costs Go a thread start (~1-2
+// ms on a small machine), so it is begun before the container is created
+// and overlaps that work; signals that arrive before the pid is known are
+// delivered once it is.
+type signalRelay struct {
+	ch   chan os.Signal
+	pid  chan int
+	done chan struct{}
+}
+
+// forwarded lists the signals relayed: all that a terminal or a supervisor
+// sends to stop, pause or notify a process.
+var forwarded = []os.Signal{
+	syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2,
+	syscall.SIGALRM, syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU,
+	syscall.SIGVTALRM, syscall.SIGPROF, syscall.SIGXCPU, syscall.SIGXFSZ, syscall.SIGPWR, syscall.SIGABRT,
+}
+
+func newSignalRelay() *signalRelay {
+	r := &signalRelay{ch: make(chan os.Signal, 64), pid: make(chan int, 1), done: make(chan struct{})}
 	go func() {
-		for s := range ch {
-			sig := s.(syscall.Signal)
-			switch sig {
-			case syscall.SIGCHLD, syscall.SIGWINCH, syscall.SIGURG, syscall.SIGPIPE:
-				continue
+		signal.Notify(r.ch, forwarded...)
+		var pid int
+		var pending []os.Signal
+		for {
+			select {
+			case pid = <-r.pid:
+				for _, s := range pending {
+					_ = unix.Kill(pid, s.(syscall.Signal))
+				}
+				pending = nil
+			case s := <-r.ch:
+				if pid == 0 {
+					pending = append(pending, s)
+					continue
+				}
+				_ = unix.Kill(pid, s.(syscall.Signal))
+			case <-r.done:
+				signal.Stop(r.ch)
+				return
 			}
-			_ = unix.Kill(pid, sig)
 		}
 	}()
-	return func() { signal.Stop(ch); close(ch) }
+	return r
 }
+
+// target sets the pid to relay to.
+func (r *signalRelay) target(pid int) { r.pid <- pid }
+
+// stop ends the relay.
+func (r *signalRelay) stop() { close(r.done) }

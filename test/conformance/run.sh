@@ -29,7 +29,7 @@ done
 [ $anchors = 1 ] && scripts/deps.sh bench || scripts/deps.sh
 
 mkdir -p "$WORK/tests" "$WORK/results"
-go build -o "$WORK/berth-runtime" ./cmd/berth-runtime
+scripts/build.sh "$WORK"
 # Build the suite from a scratch module that requires it (module zips carry
 # no vendor directory).
 mod="$WORK/mod"

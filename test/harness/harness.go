@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"testing"
 	"time"
@@ -47,18 +48,20 @@ func Main(m *testing.M) {
 		defer os.RemoveAll(binDir)
 		runtimeBin = filepath.Join(binDir, "berth-runtime")
 		checkerBin = filepath.Join(binDir, "checker")
-		builds := []struct {
-			out, pkg string
-			env      []string
-		}{
-			{runtimeBin, "github.com/berth-project/berth/cmd/berth-runtime", nil},
-			{checkerBin, "github.com/berth-project/berth/test/checker", []string{"CGO_ENABLED=0"}},
+		// The runtime is built as it ships, by scripts/build.sh.
+		_, self, _, _ := goruntime.Caller(0)
+		builds := [][]string{
+			{filepath.Join(filepath.Dir(self), "../../scripts/build.sh"), binDir},
+			{"go", "build", "-o", checkerBin, "github.com/berth-project/berth/test/checker"},
 		}
 		for _, b := range builds {
-			cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
-			cmd.Env = append(os.Environ(), b.env...)
+			cmd := exec.Command(b[0], b[1:]...)
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if b[0] != "go" {
+				cmd.Env = os.Environ()
+			}
 			if out, err := cmd.CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.pkg, err, out)
+				fmt.Fprintf(os.Stderr, "%s: %v\n%s", strings.Join(b, " "), err, out)
 				return 1
 			}
 		}

@@ -2,7 +2,9 @@ package integration
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -297,4 +299,38 @@ func waitExe(pid int, suffix string) string {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return exe
+}
+
+// TestRunRelaysSignals: a signal sent to a foreground `run` reaches the
+// container's PID 1, which here has a handler for it.
+func TestRunRelaysSignals(t *testing.T) {
+	b := harness.NewBundle(t)
+	b.Spec.Process.Args = []string{"sh", "-c", "trap 'exit 3' TERM; echo ready; while true; do sleep 0.05; done"}
+	b.Write()
+	cmd := exec.Command(harness.RuntimeBin(), "--root", b.Root, "run", b.ID)
+	cmd.Dir = b.Dir
+	out, err := os.CreateTemp(b.Dir, "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 500; i++ {
+		if data, _ := os.ReadFile(out.Name()); strings.Contains(string(data), "ready") {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		data, _ := os.ReadFile(out.Name())
+		t.Errorf("run after SIGTERM: %v, output %q; want exit 3 from the container's trap", err, data)
+	}
+	b.AssertNothingLeft()
 }
