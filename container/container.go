@@ -167,11 +167,14 @@ func Create(o CreateOpts) (_ *Container, err error) {
 		cgroup: mgr, preserved: preserved(o.PreserveFds), fifo: fifo, console: consoleSock, listener: listener, stdio: o.Stdio,
 		onPid: func(pid int) { init.StateJSON = hookState(pid) },
 		onHooks: func(pid int) error {
-			st := hookState(pid)
-			if err := hooks.Run("prestart", spec.Hooks.Prestart, st); err != nil { //nolint:staticcheck
+			// Prestart (deprecated) was defined to run once the container
+			// is created; the validation suite and crun give it "created".
+			// createRuntime runs inside create: "creating".
+			pre := specs.State{Version: specs.Version, ID: o.ID, Status: specs.StateCreated, Pid: pid, Bundle: bundle, Annotations: spec.Annotations}
+			if err := hooks.Run("prestart", spec.Hooks.Prestart, stateJSON(pre)); err != nil { //nolint:staticcheck
 				return err
 			}
-			return hooks.Run("createRuntime", spec.Hooks.CreateRuntime, st)
+			return hooks.Run("createRuntime", spec.Hooks.CreateRuntime, hookState(pid))
 		},
 	})
 	if err != nil {

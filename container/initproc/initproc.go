@@ -327,16 +327,42 @@ func setUser(u specs.User, userNS bool) error {
 	for _, g := range u.AdditionalGids {
 		gids = append(gids, int(g))
 	}
-	if err := syscall.Setgroups(gids); err != nil && !(userNS && len(gids) == 0) {
-		return fmt.Errorf("process.user.additionalGids: %w", err)
+	// Each of these is a broadcast to every thread (glibc's setxid):
+	// skip the ones whose result the process already has.
+	if cur, err := unix.Getgroups(); err != nil || !sameInts(cur, gids) {
+		if err := syscall.Setgroups(gids); err != nil && !(userNS && len(gids) == 0) {
+			return fmt.Errorf("process.user.additionalGids: %w", err)
+		}
 	}
-	if err := syscall.Setresgid(int(u.GID), int(u.GID), int(u.GID)); err != nil {
-		return fmt.Errorf("process.user.gid %d: %w", u.GID, err)
+	if r, e, s := unix.Getresgid(); r != int(u.GID) || e != int(u.GID) || s != int(u.GID) {
+		if err := syscall.Setresgid(int(u.GID), int(u.GID), int(u.GID)); err != nil {
+			return fmt.Errorf("process.user.gid %d: %w", u.GID, err)
+		}
 	}
-	if err := syscall.Setresuid(int(u.UID), int(u.UID), int(u.UID)); err != nil {
-		return fmt.Errorf("process.user.uid %d: %w", u.UID, err)
+	if r, e, s := unix.Getresuid(); r != int(u.UID) || e != int(u.UID) || s != int(u.UID) {
+		if err := syscall.Setresuid(int(u.UID), int(u.UID), int(u.UID)); err != nil {
+			return fmt.Errorf("process.user.uid %d: %w", u.UID, err)
+		}
 	}
 	return unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0)
+}
+
+// sameInts reports whether a and b hold the same set of values.
+func sameInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := make(map[int]int, len(a))
+	for _, x := range a {
+		seen[x]++
+	}
+	for _, x := range b {
+		if seen[x] == 0 {
+			return false
+		}
+		seen[x]--
+	}
+	return true
 }
 
 // closeExtraFds marks every descriptor from first up close-on-exec and

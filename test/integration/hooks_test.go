@@ -41,8 +41,12 @@ func TestAllHooksRunWithState(t *testing.T) {
 			t.Errorf("%s hook: no state (%v) %q", h, err, data)
 			continue
 		}
-		if st.ID != b.ID || st.Pid != pid || st.Bundle != b.Dir || st.Status != specs.StateCreating {
-			t.Errorf("%s hook state %+v, want id %s pid %d status creating", h, st, b.ID, pid)
+		want := specs.StateCreating
+		if h == "prestart" {
+			want = specs.StateCreated
+		}
+		if st.ID != b.ID || st.Pid != pid || st.Bundle != b.Dir || st.Status != want {
+			t.Errorf("%s hook state %+v, want id %s pid %d status %s", h, st, b.ID, pid, want)
 		}
 	}
 	for _, h := range []string{"poststart", "poststop"} {

@@ -48,6 +48,9 @@ func TestRunFromInside(t *testing.T) {
 	if got := rep.Rlimits["NOFILE"]; got != [2]uint64{1024, 1024} {
 		t.Errorf("RLIMIT_NOFILE = %v, want [1024 1024]", got)
 	}
+	if len(rep.Groups) != 0 {
+		t.Errorf("supplementary groups %v leaked from the runtime, want none", rep.Groups)
+	}
 	if rep.Cwd != "/" || rep.UID != 0 || rep.GID != 0 {
 		t.Errorf("cwd %q uid %d gid %d, want / 0 0", rep.Cwd, rep.UID, rep.GID)
 	}
