@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -49,18 +48,33 @@ func LoadSpec(bundle string) (*specs.Spec, error) {
 	return &s, nil
 }
 
-var versionRE = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)(-[0-9A-Za-z.+-]*)?$`)
+// specMajor returns the major number of a semantic version such as
+// "1.2.0" or "1.0.2-dev", or -1 if v is not one.
+func specMajor(v string) int {
+	core, _, _ := strings.Cut(v, "-")
+	parts := strings.Split(core, ".")
+	if len(parts) != 3 {
+		return -1
+	}
+	for _, p := range parts {
+		if _, err := strconv.ParseUint(p, 10, 32); err != nil {
+			return -1
+		}
+	}
+	major, _ := strconv.Atoi(parts[0])
+	return major
+}
 
 // Validate checks a spec for what the runtime cannot or must not run.
 func Validate(s *specs.Spec) error {
 	inv := func(format string, args ...any) error {
 		return fmt.Errorf(format+": %w", append(args, errdefs.ErrInvalid)...)
 	}
-	m := versionRE.FindStringSubmatch(s.Version)
-	if m == nil {
+	major := specMajor(s.Version)
+	if major < 0 {
 		return inv("ociVersion %q is not a version", s.Version)
 	}
-	if major, _ := strconv.Atoi(m[1]); major != 1 {
+	if major != 1 {
 		return inv("ociVersion %q is not supported (berth-runtime speaks runtime-spec 1.x)", s.Version)
 	}
 	st, err := os.Stat(s.Root.Path)

@@ -37,7 +37,7 @@ func TestLoadSpecErrors(t *testing.T) {
 		t.Errorf("malformed: %v", err)
 	}
 	os.MkdirAll(filepath.Join(dir, "rootfs"), 0o755)
-	for version, ok := range map[string]bool{"1.0.0": true, "1.2.1": true, "1.3.0": true, "1.0.2-dev": true, "2.0.0": false, "0.5.0": false, "x": false} {
+	for version, ok := range map[string]bool{"1.0.0": true, "1.2.1": true, "1.3.0": true, "1.0.2-dev": true, "2.0.0": false, "0.5.0": false, "x": false, "1.2": false, "1.2.3.4": false, "1.a.0": false} {
 		s := DefaultSpec(false)
 		s.Version = version
 		if err := Validate(withRoot(s, dir)); (err == nil) != ok {

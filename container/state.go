@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,15 +45,22 @@ const (
 	fifoName  = "exec.fifo"
 )
 
-var idRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$`)
-
 // ValidateID refuses ids that could escape the state directory or confuse
-// a cgroup path.
+// a cgroup path: the first character is a letter or digit, the rest are
+// letters, digits, '_', '.', '+' or '-'.
 func ValidateID(id string) error {
-	if !idRE.MatchString(id) || len(id) > 1024 {
+	ok := id != "" && len(id) <= 1024 && isAlnum(id[0])
+	for i := 1; ok && i < len(id); i++ {
+		ok = isAlnum(id[i]) || strings.IndexByte("_.+-", id[i]) >= 0
+	}
+	if !ok {
 		return fmt.Errorf("container id %q: must start with a letter or digit and contain only letters, digits, '_', '.', '+' and '-': %w", id, errdefs.ErrInvalid)
 	}
 	return nil
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 func (s *State) save(dir string) error {
