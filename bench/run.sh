@@ -17,6 +17,7 @@ work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 scripts/build.sh "$work"
 go build -o "$work/runtimebench" ./bench/runtimebench
+gcc -O2 -static -o "$work/rsswrap" bench/rsswrap/rsswrap.c
 
 bundle=$work/bundle
 mkdir -p "$bundle/rootfs"/{bin,proc,sys,dev,tmp}
@@ -37,5 +38,11 @@ PY
 echo "host: $(nproc) CPUs, kernel $(uname -r); $(runc --version | head -1); $(crun --version | head -1)"
 unshare --mount --propagation private sh -c '
 	umount /sys/fs/cgroup/unified 2>/dev/null || true
-	exec "$0" -bundle "$1" -n "$2" berth-runtime="$3" crun="$(command -v crun)" runc="$(command -v runc)"
-' "$work/runtimebench" "$bundle" "$rounds" "$work/berth-runtime"
+	before=$(ls -A /sys/fs/cgroup/unified 2>/dev/null)
+	"$0" -bundle "$1" -n "$2" -rsswrap "$4" berth-runtime="$3" crun="$(command -v crun)" runc="$(command -v runc)"
+	code=$?
+	# crun makes its cgroup directories in the tmpfs under the hidden mount
+	# point; remove them here, or they stay on the host, hidden.
+	[ -z "$before" ] && find /sys/fs/cgroup/unified -mindepth 1 -depth -delete 2>/dev/null
+	exit $code
+' "$work/runtimebench" "$bundle" "$rounds" "$work/berth-runtime" "$work/rsswrap"
