@@ -97,6 +97,14 @@ func Validate(s *specs.Spec) error {
 	if err := seccomp.Validate(s.Linux.Seccomp); err != nil {
 		return err
 	}
+	if pers := s.Linux.Personality; pers != nil {
+		if _, ok := personalities[pers.Domain]; !ok {
+			return inv("linux.personality.domain %q must be LINUX or LINUX32", pers.Domain)
+		}
+		if len(pers.Flags) > 0 {
+			return fmt.Errorf("linux.personality.flags: no flags are supported: %w", errdefs.ErrUnavailable)
+		}
+	}
 	if s.Linux.MountLabel != "" {
 		return fmt.Errorf("linux.mountLabel: SELinux is not enabled on this host: %w", errdefs.ErrUnavailable)
 	}
@@ -197,4 +205,11 @@ func validateProcess(p *specs.Process) error {
 		return fmt.Errorf("process.selinuxLabel: SELinux is not enabled on this host: %w", errdefs.ErrUnavailable)
 	}
 	return nil
+}
+
+// personalities maps linux.personality.domain to personality(2) values
+// (initproc applies them).
+var personalities = map[specs.LinuxPersonalityDomain]uintptr{
+	specs.PerLinux:   0x0000, // PER_LINUX
+	specs.PerLinux32: 0x0008, // PER_LINUX32
 }

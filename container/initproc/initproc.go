@@ -149,6 +149,16 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 			return fmt.Errorf("join a new session keyring: %w", err)
 		}
 	}
+	if pers := s.Linux.Personality; pers != nil {
+		// Validated by the parent: LINUX is 0, LINUX32 is 8.
+		v := uintptr(0)
+		if pers.Domain == specs.PerLinux32 {
+			v = 0x0008
+		}
+		if _, _, errno := unix.RawSyscall(unix.SYS_PERSONALITY, v, 0, 0); errno != 0 {
+			return fmt.Errorf("linux.personality %s: %w", pers.Domain, errno)
+		}
+	}
 	if p.OOMScoreAdj != nil {
 		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
 			return fmt.Errorf("process.oomScoreAdj: %w", err)

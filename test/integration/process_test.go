@@ -445,3 +445,20 @@ func atoi(s string) int {
 	}
 	return n
 }
+
+func TestPersonality(t *testing.T) {
+	b := harness.NewBundle(t)
+	b.Spec.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux32}
+	b.Spec.Process.Args = []string{"uname", "-m"}
+	b.Write()
+	if out := strings.TrimSpace(b.MustRuntime("run", b.ID).Stdout); out != "i686" {
+		t.Errorf("uname -m under LINUX32 = %q, want i686", out)
+	}
+	b2 := harness.NewBundle(t)
+	b2.Spec.Linux.Personality = &specs.LinuxPersonality{Domain: "BSD"}
+	b2.Write()
+	if r := b2.Runtime("create", b2.ID); r.Code == 0 || !strings.Contains(r.Stderr, "linux.personality.domain") {
+		t.Errorf("unknown personality: %s", r)
+	}
+	b2.AssertNothingLeft()
+}
