@@ -1,6 +1,7 @@
 package cgroups
 
 import (
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -45,19 +46,10 @@ func TestValidateNamesTheField(t *testing.T) {
 		"linux.resources.devices":      {Devices: []specs.LinuxDeviceCgroup{{Type: "x"}}},
 	} {
 		err := validate(r)
-		if err == nil || !contains(err.Error(), field) {
+		if err == nil || !strings.Contains(err.Error(), field) {
 			t.Errorf("%s: %v", field, err)
 		}
 	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
 
 func TestNewRefusesSystemdAndDotDot(t *testing.T) {

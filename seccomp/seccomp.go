@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -101,7 +102,7 @@ func Validate(s *specs.LinuxSeccomp) error {
 		}
 	}
 	for _, f := range s.Flags {
-		if !contains(Flags(), string(f)) {
+		if !slices.Contains(Flags(), string(f)) {
 			return fmt.Errorf("linux.seccomp.flags: unknown flag %q: %w", f, errdefs.ErrInvalid)
 		}
 	}
@@ -125,15 +126,6 @@ func Validate(s *specs.LinuxSeccomp) error {
 		return fmt.Errorf("linux.seccomp: SCMP_ACT_NOTIFY needs listenerPath: %w", errdefs.ErrInvalid)
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // UsesNotify reports whether any rule hands syscalls to a listener.

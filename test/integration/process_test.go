@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,7 +58,7 @@ func TestProcessSettings(t *testing.T) {
 	if rep.UID != 1000 || rep.EUID != 1000 || rep.GID != 1001 || rep.EGID != 1001 {
 		t.Errorf("ids %d/%d %d/%d, want 1000 1001", rep.UID, rep.EUID, rep.GID, rep.EGID)
 	}
-	if strings.Trim(strings.Join(strings.Fields(strings.Trim(jsonOf(rep.Groups), "[]")), ""), ",") != "10,20" {
+	if groups := slices.Sorted(slices.Values(rep.Groups)); !slices.Equal(groups, []int{10, 20}) {
 		t.Errorf("groups %v, want [10 20]", rep.Groups)
 	}
 	if rep.Umask != 0o077 {
@@ -65,7 +67,7 @@ func TestProcessSettings(t *testing.T) {
 	if rep.Cwd != "/work/dir" {
 		t.Errorf("cwd %q", rep.Cwd)
 	}
-	if !contains(rep.Env, "BERTH_TEST=yes") || len(rep.Env) != len(p.Env) {
+	if !slices.Contains(rep.Env, "BERTH_TEST=yes") || len(rep.Env) != len(p.Env) {
 		t.Errorf("env %v, want exactly %v", rep.Env, p.Env)
 	}
 	if rep.Rlimits["NOFILE"] != [2]uint64{512, 512} || rep.Rlimits["CORE"] != [2]uint64{4096, 8192} {
@@ -131,7 +133,7 @@ func TestExec(t *testing.T) {
 			t.Errorf("exec'd process in %s %s, init in %s", ns, rep.Namespaces[ns], want)
 		}
 	}
-	if rep.Cwd != "/tmp" || rep.UID != 1000 || rep.GID != 1000 || !contains(rep.Env, "EXTRA=1") {
+	if rep.Cwd != "/tmp" || rep.UID != 1000 || rep.GID != 1000 || !slices.Contains(rep.Env, "EXTRA=1") {
 		t.Errorf("exec process cwd %q uid %d gid %d env %v", rep.Cwd, rep.UID, rep.GID, rep.Env)
 	}
 	if len(rep.Fds) != 3 {
@@ -169,7 +171,7 @@ func TestExec(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if !containsInt(pids, atoi(string(pf))) {
+	if p, _ := strconv.Atoi(strings.TrimSpace(string(pf))); !slices.Contains(pids, p) {
 		t.Errorf("detached exec pid %s not among the container's %v", pf, pids)
 	}
 	b.MustRuntime("delete", "--force", b.ID)
@@ -418,32 +420,6 @@ func ptr[T any](v T) *T { return &v }
 func jsonOf(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func containsInt(list []int, v int) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-func atoi(s string) int {
-	n := 0
-	for _, c := range strings.TrimSpace(s) {
-		n = n*10 + int(c-'0')
-	}
-	return n
 }
 
 func TestPersonality(t *testing.T) {
