@@ -71,6 +71,13 @@ type Manager interface {
 	// Destroy kills whatever is left in the cgroup(s) and removes the
 	// directories this manager made. Missing directories are not an error.
 	Destroy() error
+	// Freeze stops every process in the cgroup (true) or thaws them, and
+	// returns once the kernel reports the new state.
+	Freeze(freeze bool) error
+	// Stats reads the cgroup's usage counters.
+	Stats() (*Stats, error)
+	// OOMKills counts the processes the OOM killer has killed in it.
+	OOMKills() (uint64, error)
 	// Paths maps each v1 controller name (or "" for the v2 tree) to the
 	// container's directory.
 	Paths() map[string]string

@@ -74,7 +74,8 @@ func main() {
 	f.StringVar(&global.rootless, "rootless", "auto", "accepted for compatibility; rootless mode is detected")
 	f.StringVar(&global.criu, "criu", "criu", "accepted for compatibility; checkpointing is not supported")
 	root.AddCommand(createCmd(), startCmd(), runCmd(), stateCmd(), killCmd(), deleteCmd(),
-		listCmd(), psCmd(), execCmd(), specCmd(), featuresCmd())
+		listCmd(), psCmd(), execCmd(), specCmd(), featuresCmd(),
+		pauseCmd(), resumeCmd(), updateCmd(), eventsCmd())
 	root.CompletionOptions.DisableDefaultCmd = true
 
 	err := root.Execute()
