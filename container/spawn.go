@@ -35,9 +35,10 @@ var procNSName = map[specs.LinuxNamespaceType]string{
 	specs.CgroupNamespace: "cgroup", specs.TimeNamespace: "time",
 }
 
-// SelfExe is the binary re-executed as the container init. It must import
+// SelfExe, if set, is the binary re-executed as the container init instead
+// of this one on its read-only mount (see ExeDir). It must import
 // container/nsenter and call initproc.Main when initproc.IsInit.
-var SelfExe = "/proc/self/exe"
+var SelfExe = ""
 
 type spawnOpts struct {
 	init      *syncpipe.Init
@@ -83,8 +84,16 @@ func spawn(o spawnOpts) (pid int, err error) {
 	}
 	o.init.PreserveFds = len(o.preserved)
 
+	exe := SelfExe
+	if exe == "" {
+		var err error
+		if exe, err = initBinary(); err != nil {
+			child.Close()
+			return 0, err
+		}
+	}
 	cmd := &exec.Cmd{
-		Path: SelfExe,
+		Path: exe,
 		Args: []string{"berth-runtime", "init"},
 		// The init's work is sequential: one P keeps Go's scheduler from
 		// spinning threads against the runtime on small machines.

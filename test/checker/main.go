@@ -7,16 +7,23 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-project/berth/test/checker/report"
 	"golang.org/x/sys/unix"
 )
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "reopen-exe" {
+		reopenExe(os.Args[2])
+		return
+	}
 	var r report.Report
 	// First, before the Go runtime opens its own (epoll, eventfd) descriptors.
 	r.Fds = openFds()
@@ -109,4 +116,58 @@ func openFds() []int {
 	}
 	sort.Ints(fds)
 	return fds
+}
+
+// reopenExe plays the attacker of CVE-2019-5736 from inside a container:
+// it finds the process whose command line starts with /evil-exe (a
+// runtime binary the init was made to exec), holds /proc/<pid>/exe with
+// O_PATH, lets the process finish by reading the fifo it blocks on, waits
+// for it to exit, then tries to reopen the binary for writing. It prints
+// "WRITABLE" (and writes nothing) or the error. The test asserts EROFS.
+func reopenExe(fifo string) {
+	pid := ""
+	for i := 0; i < 500 && pid == ""; i++ {
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			if b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && strings.HasPrefix(string(b), "/evil-exe\x00") {
+				pid = e.Name()
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if pid == "" {
+		fmt.Println("no /evil-exe process")
+		os.Exit(2)
+	}
+	fd, err := unix.Open("/proc/"+pid+"/exe", unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		fmt.Println("open O_PATH:", err)
+		os.Exit(2)
+	}
+	target, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	fmt.Println("holding", target)
+	if f, err := os.Open(fifo); err == nil {
+		_, _ = io.Copy(io.Discard, f)
+		f.Close()
+	}
+	for i := 0; i < 500; i++ {
+		b, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil || strings.Contains(string(b), ") Z ") {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// While any runtime process still executes the binary the kernel says
+	// ETXTBSY; an attacker waits that out.
+	w, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	for i := 0; i < 500 && err == unix.ETXTBSY; i++ {
+		time.Sleep(10 * time.Millisecond)
+		w, err = unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		fmt.Println("reopen for writing:", err)
+		return
+	}
+	unix.Close(w)
+	fmt.Println("WRITABLE")
 }

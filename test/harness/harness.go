@@ -70,6 +70,7 @@ func Main(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "busybox not found: install Debian's busybox-static")
 			return 1
 		}
+		defer container.RemoveExeMount(runtimeBin)
 		return m.Run()
 	}()
 	os.Exit(code)
