@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/container/nsenter"
@@ -67,6 +68,7 @@ func spawn(o spawnOpts) (pid int, err error) {
 	child := os.NewFile(uintptr(fds[1]), "sync-child")
 	defer parent.Close()
 
+	closeInheritedOnExec()
 	extra := append([]*os.File(nil), o.preserved...)
 	syncFd := 3 + len(extra)
 	extra = append(extra, child)
@@ -242,3 +244,20 @@ func stateJSON(st specs.State) []byte {
 	b, _ := json.Marshal(st)
 	return b
 }
+
+// closeInheritedOnExec marks every descriptor from 3 up close-on-exec, once
+// per process: descriptors this process inherited from its caller would
+// otherwise pass into every container init (Go only closes its own). The
+// ones meant for the container are handed over as ExtraFiles, which the
+// fork places without the flag.
+var closeInheritedOnExec = sync.OnceFunc(func() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
+})

@@ -175,6 +175,11 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 		if err := unix.Chdir(p.Cwd); err != nil {
 			return fmt.Errorf("process.cwd %s: %w", p.Cwd, err)
 		}
+		// A cwd reached through a descriptor of the host (/proc/self/fd/N)
+		// lies outside the root: getcwd then reports it unreachable.
+		if wd, err := unix.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
+			return fmt.Errorf("process.cwd %s resolves outside the container's root", p.Cwd)
+		}
 	}
 	caps, err := capabilities.FromSpec(p.Capabilities)
 	if err != nil {

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,4 +50,62 @@ func TestRuntimeBinaryNotWritableFromContainer(t *testing.T) {
 	}
 	b.MustRuntime("delete", "--force", b.ID)
 	b.AssertNothingLeft()
+}
+
+// TestCwdThroughLeakedDescriptor: process.cwd naming a descriptor the
+// runtime inherited (/proc/self/fd/N on a host directory, CVE-2024-21626)
+// must not put the process in a host directory — whether or not the
+// descriptor was passed on with --preserve-fds.
+func TestCwdThroughLeakedDescriptor(t *testing.T) {
+	for _, preserve := range []bool{false, true} {
+		b := harness.NewBundle(t)
+		hostDir := t.TempDir()
+		os.WriteFile(filepath.Join(hostDir, "host-secret"), []byte("x"), 0o644)
+		d, err := os.Open(hostDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Spec.Process.Cwd = "/proc/self/fd/3"
+		b.Spec.Process.Args = []string{"sh", "-c", "ls; pwd"}
+		b.Write()
+		args := []string{"run", b.ID}
+		if preserve {
+			args = []string{"run", "--preserve-fds", "1", b.ID}
+		}
+		r := b.RuntimeWith(func(c *exec.Cmd) { c.ExtraFiles = []*os.File{d} }, args...)
+		d.Close()
+		if strings.Contains(r.Stdout, "host-secret") {
+			t.Errorf("preserve=%v: the container's cwd is the host directory: %s", preserve, r)
+		}
+		if r.Code == 0 {
+			t.Errorf("preserve=%v: a cwd outside the root was accepted: %s", preserve, r)
+		}
+		b.AssertNothingLeft()
+	}
+}
+
+// TestExecCwdThroughLeakedDescriptor: the same through `exec --cwd`, where
+// no rootfs is prepared and only the init's own check stands.
+func TestExecCwdThroughLeakedDescriptor(t *testing.T) {
+	b := harness.NewBundle(t)
+	b.Spec.Process.Args = []string{"sleep", "60"}
+	b.Write()
+	b.MustRuntime("run", "-d", b.ID)
+	hostDir := t.TempDir()
+	os.WriteFile(filepath.Join(hostDir, "host-secret"), []byte("x"), 0o644)
+	d, err := os.Open(hostDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, args := range [][]string{
+		{"exec", "--preserve-fds", "1", "--cwd", "/proc/self/fd/3", b.ID, "sh", "-c", "ls; pwd"},
+		{"exec", "--cwd", "/proc/self/fd/3", b.ID, "sh", "-c", "ls; pwd"},
+	} {
+		r := b.RuntimeWith(func(c *exec.Cmd) { c.ExtraFiles = []*os.File{d} }, args...)
+		if strings.Contains(r.Stdout, "host-secret") || r.Code == 0 {
+			t.Errorf("%v: %s", args, r)
+		}
+	}
+	b.MustRuntime("delete", "--force", b.ID)
 }
