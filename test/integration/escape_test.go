@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/berth-project/berth/test/harness"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -108,4 +109,72 @@ func TestExecCwdThroughLeakedDescriptor(t *testing.T) {
 		}
 	}
 	b.MustRuntime("delete", "--force", b.ID)
+}
+
+// TestEscapeAttempts: from a container with the default spec (root, the
+// default capabilities, no_new_privs), each attempt to reach or change the
+// host must fail, and the host must be unchanged.
+func TestEscapeAttempts(t *testing.T) {
+	hostname, _ := os.Hostname()
+	ksm, _ := os.ReadFile("/sys/kernel/mm/ksm/run")
+	attempts := []struct{ name, script string }{
+		{"mount a file system", "mount -t tmpfs none /tmp"},
+		{"remount / writable", "mount -o remount,rw /"},
+		{"write /proc/sysrq-trigger", "echo h > /proc/sysrq-trigger"},
+		{"write /sys/kernel", "echo 1 > /sys/kernel/mm/ksm/run"},
+		{"write /proc/sys", "echo x > /proc/sys/kernel/hostname"},
+		{"read /proc/kcore", "test -s /proc/kcore && head -c 1 /proc/kcore | wc -c | grep -q 1"},
+		{"create a device node", "mknod /dev/sda-copy b 8 0"},
+		{"open a disk device", "head -c 1 /dev/vda"},
+		{"set the hostname", "hostname escaped"},
+		{"unmount a masked path", "umount /proc/kcore"},
+		{"write the runtime's exe", "echo x > /proc/1/exe"},
+		// busybox date reports the failure but exits 0.
+		{"change the system time", "date -s 2001-01-01 2>&1 | grep -q \"can't set\" && exit 1; exit 0"},
+	}
+	for _, a := range attempts {
+		b := harness.NewBundle(t)
+		b.Spec.Process.Args = []string{"sh", "-c", a.script}
+		b.Write()
+		if r := b.Runtime("run", b.ID); r.Code == 0 {
+			t.Errorf("%s: succeeded inside the container (%s)", a.name, r)
+		}
+		b.AssertNothingLeft()
+	}
+	if h, _ := os.Hostname(); h != hostname {
+		t.Errorf("host hostname changed to %q", h)
+	}
+	if k, _ := os.ReadFile("/sys/kernel/mm/ksm/run"); string(k) != string(ksm) {
+		t.Errorf("host /sys/kernel/mm/ksm/run changed")
+	}
+}
+
+// TestSetuidUnderNoNewPrivs: a setuid-root binary run by an unprivileged
+// container user gains nothing with no_new_privs, and does without it (the
+// control that shows the test can fail).
+func TestSetuidUnderNoNewPrivs(t *testing.T) {
+	for _, nnp := range []bool{true, false} {
+		b := harness.NewBundle(t)
+		suid := filepath.Join(b.Rootfs, "bin/checker-suid")
+		data, err := os.ReadFile(filepath.Join(b.Rootfs, "bin/checker"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(suid, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(suid, 0o755|os.ModeSetuid); err != nil {
+			t.Fatal(err)
+		}
+		b.Spec.Process.NoNewPrivileges = nnp
+		b.Spec.Process.User = specs.User{UID: 1000, GID: 1000}
+		b.Spec.Process.Args = []string{"/bin/checker-suid"}
+		rep := b.Report()
+		if nnp && (rep.EUID != 1000 || rep.Caps["CapEff"] != "0000000000000000") {
+			t.Errorf("no_new_privs: setuid binary ran with euid %d, CapEff %s", rep.EUID, rep.Caps["CapEff"])
+		}
+		if !nnp && rep.EUID != 0 {
+			t.Errorf("control without no_new_privs: euid %d, want 0 (the setuid bit works)", rep.EUID)
+		}
+	}
 }
