@@ -14,7 +14,17 @@ export PATH=$PATH:/usr/local/go/bin
 rounds=${1:-200}
 scripts/deps.sh bench
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# berth-runtime keeps a read-only mount of its binary under /run/berth/exe
+# (docs/architecture.md); remove this build's with the rest.
+cleanup() {
+	if [ -e "$work/berth-runtime" ]; then
+		m=$(stat -c '/run/berth/exe/berth-runtime-%d-%i' "$work/berth-runtime")
+		umount -l "$m" 2>/dev/null || true
+		rm -f "$m"
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
 scripts/build.sh "$work"
 go build -o "$work/runtimebench" ./bench/runtimebench
 gcc -O2 -static -o "$work/rsswrap" bench/rsswrap/rsswrap.c

@@ -122,6 +122,12 @@ for rt in "${runtimes[@]}"; do
 	[ "$name" = berth-runtime ] && berth_clean=$clean
 done
 
+# berth-runtime keeps a read-only mount of its binary (docs/architecture.md);
+# remove this build's.
+m=$(stat -c '/run/berth/exe/berth-runtime-%d-%i' "$WORK/berth-runtime")
+umount -l "$m" 2>/dev/null || true
+rm -f "$m"
+
 echo "runtime        passed/failed/skipped  clean files  wall"
 printf '%s\n' "${summary[@]}"
 echo "(TAP per file under $WORK/results/<runtime>/; failures in SUMMARY)"
