@@ -86,6 +86,8 @@ func Create(o CreateOpts) (_ *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
+	filter := compileAsync(spec.Linux.Seccomp)
+	defer filter() // never leave the compile running past an early return
 	if err := os.MkdirAll(o.Root, 0o711); err != nil {
 		return nil, fmt.Errorf("state root %s: %w", o.Root, err)
 	}
@@ -165,7 +167,12 @@ func Create(o CreateOpts) (_ *Container, err error) {
 	pid, err := spawn(spawnOpts{
 		init: init, boot: boot, uidMaps: spec.Linux.UIDMappings, gidMaps: spec.Linux.GIDMappings,
 		cgroup: mgr, preserved: preserved(o.PreserveFds), fifo: fifo, console: consoleSock, listener: listener, stdio: o.Stdio,
-		onPid: func(pid int) { init.StateJSON = hookState(pid) },
+		onPid: func(pid int) error {
+			init.StateJSON = hookState(pid)
+			prog, ferr := filter()
+			init.Seccomp = prog
+			return ferr
+		},
 		onHooks: func(pid int) error {
 			// Prestart (deprecated) was defined to run once the container
 			// is created; the validation suite and crun give it "created".
@@ -480,11 +487,18 @@ func (c *Container) Exec(o ExecOpts) (int, error) {
 	if listener != nil {
 		defer listener.Close()
 	}
+	filter := compileAsync(c.state.Spec.Linux.Seccomp)
+	defer filter()
 	init := &syncpipe.Init{ID: c.state.ID, Exec: true, Spec: c.state.Spec, Process: p, NoNewKeyring: o.NoNewKeyring}
 	return spawn(spawnOpts{
 		init: init, boot: boot, cgroup: c.cgroup(), preserved: preserved(o.PreserveFds),
 		console: console, listener: listener, stdio: o.Stdio,
-		onPid: func(pid int) { init.StateJSON = stateJSON(c.OCIState()) },
+		onPid: func(pid int) error {
+			init.StateJSON = stateJSON(c.OCIState())
+			var err error
+			init.Seccomp, err = filter()
+			return err
+		},
 	})
 }
 

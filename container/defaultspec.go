@@ -3,6 +3,7 @@ package container
 import (
 	"os"
 
+	"github.com/berth-project/berth/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -24,7 +25,8 @@ var DefaultReadonlyPaths = []string{
 
 // DefaultSpec returns the template `berth-runtime spec` writes: a shell in
 // ./rootfs with every namespace but user (and with a user namespace mapping
-// the caller alone when rootless).
+// the caller alone when rootless), the default capabilities and the
+// default seccomp profile for them.
 func DefaultSpec(rootless bool) *specs.Spec {
 	caps := append([]string(nil), DefaultCapabilities...)
 	s := &specs.Spec{
@@ -60,6 +62,7 @@ func DefaultSpec(rootless bool) *specs.Spec {
 				{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace}, {Type: specs.IPCNamespace},
 				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace}, {Type: specs.CgroupNamespace},
 			},
+			Seccomp:       seccomp.DefaultProfile(caps),
 			MaskedPaths:   append([]string(nil), DefaultMaskedPaths...),
 			ReadonlyPaths: append([]string(nil), DefaultReadonlyPaths...),
 		},

@@ -14,6 +14,7 @@ import (
 	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/container/nsenter"
 	"github.com/berth-project/berth/container/syncpipe"
+	"github.com/berth-project/berth/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -52,7 +53,7 @@ type spawnOpts struct {
 	console   *os.File        // connected console socket, or nil
 	listener  *os.File        // connected seccomp listener socket, or nil
 	stdio     [3]*os.File
-	onPid     func(pid int)       // once the pid is known, before init gets its config
+	onPid     func(pid int) error // once the pid is known, before init gets its config
 	onHooks   func(pid int) error // prestart+createRuntime, when init asks
 }
 
@@ -161,7 +162,9 @@ func spawn(o spawnOpts) (pid int, err error) {
 		}
 	}
 	if o.onPid != nil {
-		o.onPid(pid)
+		if err := o.onPid(pid); err != nil {
+			return pid, err
+		}
 	}
 	if err := conn.Send(syncpipe.Message{Type: syncpipe.TypeConfig, Init: o.init}); err != nil {
 		return pid, fmt.Errorf("send config to init: %w", err)
@@ -261,3 +264,26 @@ var closeInheritedOnExec = sync.OnceFunc(func() {
 		}
 	}
 })
+
+// compileAsync compiles a seccomp filter in the background, so that it
+// overlaps the rest of the create path; the returned function waits for it
+// and may be called any number of times.
+// A nil config yields a nil program.
+func compileAsync(cfg *specs.LinuxSeccomp) func() (*seccomp.Program, error) {
+	if cfg == nil {
+		return func() (*seccomp.Program, error) { return nil, nil }
+	}
+	type result struct {
+		p   *seccomp.Program
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		p, err := seccomp.Compile(cfg)
+		ch <- result{p, err}
+	}()
+	return sync.OnceValues(func() (*seccomp.Program, error) {
+		r := <-ch
+		return r.p, r.err
+	})
+}

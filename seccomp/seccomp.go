@@ -6,7 +6,6 @@
 package seccomp
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
 	"slices"
@@ -162,10 +161,13 @@ func arch(a specs.Arch) (libseccomp.ScmpArch, error) {
 // Program is a compiled filter, ready to load without allocating: the
 // container init compiles early and loads as late as it can, after limits
 // such as RLIMIT_AS that would starve libseccomp are in force.
+//
+// A Program travels from the runtime to the init as JSON: the parent
+// compiles while the init builds the rootfs.
 type Program struct {
-	insns  []unix.SockFilter
-	flags  uintptr
-	notify bool
+	BPF    []byte  `json:"bpf"` // struct sock_filter array, native endian
+	Flags  uintptr `json:"flags,omitempty"`
+	Notify bool    `json:"notify,omitempty"`
 }
 
 // Compile builds the BPF program for s.
@@ -188,23 +190,23 @@ func Compile(s *specs.LinuxSeccomp) (*Program, error) {
 			return nil, fmt.Errorf("linux.seccomp.architectures %s: %w", a, err)
 		}
 	}
-	p := &Program{notify: usesNotify(s)}
+	p := &Program{Notify: usesNotify(s)}
 	for _, fl := range s.Flags {
 		switch string(fl) {
 		case flagLog:
-			p.flags |= unix.SECCOMP_FILTER_FLAG_LOG
+			p.Flags |= unix.SECCOMP_FILTER_FLAG_LOG
 		case flagSpecAllow:
-			p.flags |= unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW
+			p.Flags |= unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW
 		case flagWaitKillable:
-			p.flags |= unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+			p.Flags |= unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
 		case flagTsync:
 			// Only the thread that execs matters.
 		default:
 			return nil, fmt.Errorf("linux.seccomp.flags: unknown flag %q: %w", fl, errdefs.ErrInvalid)
 		}
 	}
-	if p.notify {
-		p.flags |= unix.SECCOMP_FILTER_FLAG_NEW_LISTENER
+	if p.Notify {
+		p.Flags |= unix.SECCOMP_FILTER_FLAG_NEW_LISTENER
 	}
 	for i, sc := range s.Syscalls {
 		act, err := action(sc.Action, sc.ErrnoRet, defaultErrno)
@@ -224,15 +226,15 @@ func Compile(s *specs.LinuxSeccomp) (*Program, error) {
 			}
 		}
 	}
-	if p.insns, err = export(f); err != nil {
+	if p.BPF, err = export(f); err != nil {
 		return nil, fmt.Errorf("linux.seccomp: export filter: %w", err)
 	}
 	return p, nil
 }
 
-// export renders the filter as BPF instructions through a memfd (the
-// in-memory export needs a newer libseccomp than Debian's).
-func export(f *libseccomp.ScmpFilter) ([]unix.SockFilter, error) {
+// export renders the filter as BPF through a memfd (the in-memory export
+// needs a newer libseccomp than Debian's).
+func export(f *libseccomp.ScmpFilter) ([]byte, error) {
 	fd, err := unix.MemfdCreate("seccomp-bpf", unix.MFD_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -246,31 +248,30 @@ func export(f *libseccomp.ScmpFilter) ([]unix.SockFilter, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(raw)%8 != 0 || len(raw) == 0 {
+	if len(raw)%sockFilterSize != 0 || len(raw) == 0 {
 		return nil, fmt.Errorf("BPF program of %d bytes", len(raw))
 	}
-	insns := make([]unix.SockFilter, len(raw)/8)
-	for i := range insns {
-		b := raw[i*8:]
-		insns[i] = unix.SockFilter{
-			Code: binary.NativeEndian.Uint16(b[0:]),
-			Jt:   b[2],
-			Jf:   b[3],
-			K:    binary.NativeEndian.Uint32(b[4:]),
-		}
-	}
-	return insns, nil
+	return raw, nil
 }
+
+// sockFilterSize is sizeof(struct sock_filter).
+const sockFilterSize = int(unsafe.Sizeof(unix.SockFilter{}))
 
 // Load installs the program on the calling thread. It returns the notify
 // listener descriptor when a rule notifies, else -1. It does not allocate.
 func (p *Program) Load() (int, error) {
-	prog := unix.SockFprog{Len: uint16(len(p.insns)), Filter: &p.insns[0]}
-	r, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, p.flags, uintptr(unsafe.Pointer(&prog)))
+	if len(p.BPF) == 0 || len(p.BPF)%sockFilterSize != 0 {
+		return -1, fmt.Errorf("load seccomp filter: malformed program of %d bytes", len(p.BPF))
+	}
+	prog := unix.SockFprog{
+		Len:    uint16(len(p.BPF) / sockFilterSize),
+		Filter: (*unix.SockFilter)(unsafe.Pointer(&p.BPF[0])),
+	}
+	r, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, p.Flags, uintptr(unsafe.Pointer(&prog)))
 	if errno != 0 {
 		return -1, fmt.Errorf("load seccomp filter: %w", errno)
 	}
-	if !p.notify {
+	if !p.Notify {
 		return -1, nil
 	}
 	return int(r), nil

@@ -23,7 +23,6 @@ import (
 	"github.com/berth-project/berth/container/nsenter"
 	"github.com/berth-project/berth/container/rootfs"
 	"github.com/berth-project/berth/container/syncpipe"
-	"github.com/berth-project/berth/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -185,13 +184,11 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 	if err != nil {
 		return err
 	}
-	// Compile the filter now, while allocation is unconstrained; load it
-	// as late as the kernel allows.
-	var filter *seccomp.Program
-	if s.Linux.Seccomp != nil {
-		if filter, err = seccomp.Compile(s.Linux.Seccomp); err != nil {
-			return err
-		}
+	// The runtime compiled the filter; load it as late as the kernel
+	// allows.
+	filter := in.Seccomp
+	if s.Linux.Seccomp != nil && filter == nil {
+		return errors.New("linux.seccomp: the runtime sent no compiled filter")
 	}
 	if filter != nil && !p.NoNewPrivileges {
 		// Without no_new_privs loading a filter needs CAP_SYS_ADMIN, which

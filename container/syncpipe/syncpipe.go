@@ -17,6 +17,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/berth-project/berth/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -72,6 +73,9 @@ type Init struct {
 	// NoNewKeyring keeps the caller's session keyring instead of joining a
 	// fresh one.
 	NoNewKeyring bool `json:"noNewKeyring,omitempty"`
+	// Seccomp is linux.seccomp compiled by the runtime, for the init to
+	// load (nil when the spec has none).
+	Seccomp *seccomp.Program `json:"seccomp,omitempty"`
 	// StateJSON is the OCI state handed to createContainer and
 	// startContainer hooks on stdin.
 	StateJSON []byte `json:"stateJSON,omitempty"`

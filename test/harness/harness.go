@@ -91,7 +91,7 @@ func RuntimeBin() string { return runtimeBin }
 var BusyboxApplets = []string{
 	"sh", "ls", "cat", "echo", "hostname", "id", "mount", "ps", "sleep", "true", "false",
 	"touch", "mkdir", "stat", "readlink", "test", "grep", "head", "wc", "dd", "ln", "rm", "kill", "env",
-	"unshare", "nsenter", "mknod", "chmod", "pwd", "date", "umount", "tr", "sed", "awk", "cut", "seq", "uname",
+	"unshare", "nsenter", "mknod", "chmod", "pwd", "date", "umount", "tr", "sed", "awk", "cut", "seq", "uname", "linux32",
 }
 
 // MakeRootfs fills dir with busybox-static, its applets and the checker.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-project/berth/seccomp"
 	"github.com/berth-project/berth/test/harness"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -116,5 +117,47 @@ func TestSeccompNotifyListener(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(b.Rootfs, "tmp/x")); err == nil {
 		t.Errorf("notified mkdir went through without a listener answer")
+	}
+}
+
+// TestDefaultProfile: the template's filter lets ordinary programs run and
+// refuses what needs privileges the container lacks; controls show each
+// refusal is the filter's doing.
+func TestDefaultProfile(t *testing.T) {
+	probe := "grep Seccomp: /proc/self/status; unshare -U true && echo unshare-ok || echo unshare-refused; linux32 uname -m"
+	run := func(mutate func(*harness.Bundle)) string {
+		b := harness.NewBundle(t)
+		b.Spec.Process.Args = []string{"sh", "-c", probe}
+		mutate(b)
+		b.Write()
+		return b.MustRuntime("run", b.ID).Stdout
+	}
+	out := run(func(b *harness.Bundle) {})
+	for _, want := range []string{"Seccomp:\t2", "unshare-refused", "i686"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("default profile: output lacks %q:\n%s", want, out)
+		}
+	}
+	// Control: without a filter the same container may create a user
+	// namespace (no capability is needed for that).
+	if out := run(func(b *harness.Bundle) { b.Spec.Linux.Seccomp = nil }); !strings.Contains(out, "unshare-ok") {
+		t.Errorf("control without seccomp: %s", out)
+	}
+	// With CAP_SYS_ADMIN the profile allows namespace creation, as Docker's.
+	out = run(func(b *harness.Bundle) {
+		c := b.Spec.Process.Capabilities
+		c.Bounding = append(c.Bounding, "CAP_SYS_ADMIN")
+		c.Effective = append(c.Effective, "CAP_SYS_ADMIN")
+		c.Permitted = append(c.Permitted, "CAP_SYS_ADMIN")
+		b.Spec.Linux.Seccomp = seccomp.DefaultProfile(c.Bounding)
+	})
+	if !strings.Contains(out, "unshare-ok") {
+		t.Errorf("default profile with CAP_SYS_ADMIN: %s", out)
+	}
+	// The checker (a Go program: threads via clone, no namespace flags)
+	// runs under it.
+	b := harness.NewBundle(t)
+	if rep := b.Report(); rep.Pid != 1 {
+		t.Errorf("checker under the default profile: %+v", rep)
 	}
 }
