@@ -64,7 +64,27 @@ func initBinary() (string, error) {
 		os.Remove(path)
 		return "", fmt.Errorf("make %s read-only: %w", path, err)
 	}
+	pruneDeletedBinaries()
 	return path, nil
+}
+
+// pruneDeletedBinaries removes the mounts of binaries that were replaced or
+// removed (seen through the mount, a deleted file has no links), so that
+// upgrades do not pile up mounts that pin old binaries. Called with ExeDir
+// locked.
+func pruneDeletedBinaries() {
+	ents, err := os.ReadDir(ExeDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		p := filepath.Join(ExeDir, e.Name())
+		var st unix.Stat_t
+		if unix.Stat(p, &st) == nil && st.Nlink == 0 {
+			_ = unix.Unmount(p, unix.MNT_DETACH)
+			_ = os.Remove(p)
+		}
+	}
 }
 
 // ExePath names the read-only mount for the binary with this device and

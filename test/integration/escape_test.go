@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/test/harness"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -176,5 +177,46 @@ func TestSetuidUnderNoNewPrivs(t *testing.T) {
 		if !nnp && rep.EUID != 0 {
 			t.Errorf("control without no_new_privs: euid %d, want 0 (the setuid bit works)", rep.EUID)
 		}
+	}
+}
+
+// TestExeMountOfReplacedBinaryPruned: the read-only mount of a runtime
+// binary that was since deleted (an upgrade) is removed when another
+// binary makes its own, so upgrades do not pile up mounts.
+func TestExeMountOfReplacedBinaryPruned(t *testing.T) {
+	b := harness.NewBundle(t)
+	b.Spec.Process.Args = []string{"true"}
+	b.Write()
+	data, err := os.ReadFile(harness.RuntimeBin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	runWith := func(name string) string {
+		bin := filepath.Join(dir, name)
+		if err := os.WriteFile(bin, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "--root", b.Root, "run", b.ID)
+		cmd.Dir = b.Dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s run: %v %s", name, err, out)
+		}
+		var st unix.Stat_t
+		unix.Stat(bin, &st)
+		return container.ExePath(st.Dev, st.Ino)
+	}
+	old := runWith("old")
+	if _, err := os.Stat(old); err != nil {
+		t.Fatalf("no read-only mount for the first binary: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "old"))
+	cur := runWith("new")
+	defer container.RemoveExeMount(filepath.Join(dir, "new"))
+	if _, err := os.Stat(old); err == nil {
+		t.Errorf("mount of the deleted binary %s is still there", old)
+	}
+	if _, err := os.Stat(cur); err != nil {
+		t.Errorf("no mount for the new binary: %v", err)
 	}
 }
