@@ -203,6 +203,14 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 	if err := setRlimits(p.Rlimits); err != nil {
 		return err
 	}
+	// From here on the process holds no more than the container's own
+	// capabilities, so a container process could ptrace it and use what it
+	// still holds (the start barrier, the sync socket): make it
+	// non-dumpable first. execve of the user's program makes it dumpable
+	// again.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("make init non-dumpable: %w", err)
+	}
 	if err := caps.DropBounding(); err != nil {
 		return err
 	}
@@ -379,23 +387,15 @@ func sameInts(a, b []int) bool {
 
 // closeExtraFds marks every descriptor from first up close-on-exec and
 // clears the flag below it, so the process gets stdio, the preserved
-// descriptors and nothing else.
+// descriptors and nothing else. close_range does it without reading
+// /proc/self/fd, which a non-dumpable process in a user namespace may not.
 func closeExtraFds(first int) error {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return fmt.Errorf("list open descriptors: %w", err)
+	if err := unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("mark descriptors close-on-exec: %w", err)
 	}
-	for _, e := range ents {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if fd >= first {
-			unix.CloseOnExec(fd)
-		} else if fd >= 3 {
-			if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil && !errors.Is(err, unix.EBADF) {
-				return err
-			}
+	for fd := 3; fd < first; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil && !errors.Is(err, unix.EBADF) {
+			return err
 		}
 	}
 	return nil

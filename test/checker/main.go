@@ -24,6 +24,20 @@ func main() {
 		reopenExe(os.Args[2])
 		return
 	}
+	if len(os.Args) == 2 && os.Args[1] == "keyctl" {
+		_, err := unix.AddKey("user", "berth-escape-test", []byte("x"), unix.KEY_SPEC_SESSION_KEYRING)
+		report1("keyctl", err)
+		return
+	}
+	if len(os.Args) == 3 && os.Args[1] == "ptrace" {
+		pid, _ := strconv.Atoi(os.Args[2])
+		err := unix.PtraceSeize(pid)
+		if err == nil {
+			_ = unix.PtraceDetach(pid)
+		}
+		report1("ptrace", err)
+		return
+	}
 	var r report.Report
 	// First, before the Go runtime opens its own (epoll, eventfd) descriptors.
 	r.Fds = openFds()
@@ -170,4 +184,13 @@ func reopenExe(fifo string) {
 	}
 	unix.Close(w)
 	fmt.Println("WRITABLE")
+}
+
+// report1 prints "<what>-ok" or "<what>: <error>".
+func report1(what string, err error) {
+	if err != nil {
+		fmt.Printf("%s: %v\n", what, err)
+		return
+	}
+	fmt.Printf("%s-ok\n", what)
 }

@@ -220,3 +220,55 @@ func TestExeMountOfReplacedBinaryPruned(t *testing.T) {
 		t.Errorf("no mount for the new binary: %v", err)
 	}
 }
+
+// TestKeyctlRefusedByDefaultProfile: the kernel keyring is not
+// namespaced; the default profile refuses it (control: no profile).
+func TestKeyctlRefusedByDefaultProfile(t *testing.T) {
+	for _, profile := range []bool{true, false} {
+		b := harness.NewBundle(t)
+		if !profile {
+			b.Spec.Linux.Seccomp = nil
+		}
+		b.Spec.Process.Args = []string{"/bin/checker", "keyctl"}
+		b.Write()
+		out := b.MustRuntime("run", b.ID).Stdout
+		if profile && !strings.Contains(out, "keyctl: operation not permitted") {
+			t.Errorf("default profile: %q", out)
+		}
+		if !profile && !strings.Contains(out, "keyctl-ok") {
+			t.Errorf("control without a profile: %q", out)
+		}
+	}
+}
+
+// TestPtraceOfRuntimeRefused: a process in the container cannot ptrace the
+// runtime's init waiting at the start barrier (PID 1 of a created
+// container) — with the default profile, and without one too, because the
+// init is not dumpable. Control: without a profile it can ptrace an
+// ordinary process of the container.
+func TestPtraceOfRuntimeRefused(t *testing.T) {
+	for _, profile := range []bool{true, false} {
+		b := harness.NewBundle(t)
+		if !profile {
+			b.Spec.Linux.Seccomp = nil
+		}
+		b.Spec.Process.Args = []string{"sleep", "60"}
+		b.Write()
+		b.MustRuntime("create", b.ID)
+		out := b.MustRuntime("exec", b.ID, "/bin/checker", "ptrace", "1").Stdout
+		if !strings.Contains(out, "ptrace: operation not permitted") {
+			t.Errorf("profile=%v: ptrace of the runtime's init: %q", profile, out)
+		}
+		b.MustRuntime("start", b.ID)
+		b.MustRuntime("exec", "-d", b.ID, "sleep", "60")
+		out = b.MustRuntime("exec", b.ID, "sh", "-c", "for p in /proc/[0-9]*; do grep -q '^sleep' $p/comm 2>/dev/null && [ ${p#/proc/} != 1 ] && exec /bin/checker ptrace ${p#/proc/}; done").Stdout
+		if profile && !strings.Contains(out, "ptrace: operation not permitted") {
+			t.Errorf("default profile: ptrace of a container process: %q", out)
+		}
+		if !profile && !strings.Contains(out, "ptrace-ok") {
+			t.Errorf("control without a profile: ptrace of a container process: %q", out)
+		}
+		b.MustRuntime("delete", "--force", b.ID)
+		b.AssertNothingLeft()
+	}
+}
