@@ -121,6 +121,11 @@ func Validate(s *specs.LinuxSeccomp) error {
 			}
 		}
 	}
+	for _, f := range s.Flags {
+		if string(f) == flagWaitKillable && !usesNotify(s) {
+			return fmt.Errorf("linux.seccomp.flags: %s applies only to a filter with an SCMP_ACT_NOTIFY rule: %w", f, errdefs.ErrInvalid)
+		}
+	}
 	if s.ListenerPath == "" && usesNotify(s) {
 		return fmt.Errorf("linux.seccomp: SCMP_ACT_NOTIFY needs listenerPath: %w", errdefs.ErrInvalid)
 	}

@@ -190,6 +190,10 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 	if s.Linux.Seccomp != nil && filter == nil {
 		return errors.New("linux.seccomp: the runtime sent no compiled filter")
 	}
+	// Before any filter is loaded: a profile may not allow close_range.
+	if err := closeExtraFds(3 + in.PreserveFds); err != nil {
+		return err
+	}
 	if filter != nil && !p.NoNewPrivileges {
 		// Without no_new_privs loading a filter needs CAP_SYS_ADMIN, which
 		// the process may be about to lose: load it now.
@@ -229,9 +233,6 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 		unix.Umask(int(*p.User.Umask))
 	} else {
 		unix.Umask(0o022)
-	}
-	if err := closeExtraFds(3 + in.PreserveFds); err != nil {
-		return err
 	}
 	if err := conn.Send(syncpipe.Message{Type: syncpipe.TypeReady}); err != nil {
 		return err
@@ -387,11 +388,19 @@ func sameInts(a, b []int) bool {
 
 // closeExtraFds marks every descriptor from first up close-on-exec and
 // clears the flag below it, so the process gets stdio, the preserved
-// descriptors and nothing else. close_range does it without reading
-// /proc/self/fd, which a non-dumpable process in a user namespace may not.
+// descriptors and nothing else. It uses close_range, falling back to
+// walking /proc/self/fd where the kernel lacks it.
 func closeExtraFds(first int) error {
 	if err := unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return fmt.Errorf("mark descriptors close-on-exec: %w", err)
+		ents, rerr := os.ReadDir("/proc/self/fd")
+		if rerr != nil {
+			return fmt.Errorf("mark descriptors close-on-exec: %v; list them: %w", err, rerr)
+		}
+		for _, e := range ents {
+			if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= first {
+				unix.CloseOnExec(fd)
+			}
+		}
 	}
 	for fd := 3; fd < first; fd++ {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil && !errors.Is(err, unix.EBADF) {

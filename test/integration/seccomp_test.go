@@ -64,6 +64,7 @@ func TestSeccompNotifyListener(t *testing.T) {
 	b.Spec.Root.Readonly = false
 	b.Spec.Linux.Seccomp = &specs.LinuxSeccomp{
 		DefaultAction: specs.ActAllow, ListenerPath: sock, ListenerMetadata: "meta-42",
+		Flags:    []specs.LinuxSeccompFlag{"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"},
 		Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActNotify}},
 	}
 	b.Spec.Process.Args = []string{"sh", "-c", "mkdir /tmp/x 2>&1; echo after"}
@@ -159,5 +160,67 @@ func TestDefaultProfile(t *testing.T) {
 	b := harness.NewBundle(t)
 	if rep := b.Report(); rep.Pid != 1 {
 		t.Errorf("checker under the default profile: %+v", rep)
+	}
+}
+
+// TestSeccompActions: each action on mkdir, seen from a shell as PID 1 of
+// the container (a signal-killed process makes run exit 128+signal;
+// SIGSYS is 31).
+func TestSeccompActions(t *testing.T) {
+	for _, c := range []struct {
+		action specs.LinuxSeccompAction
+		flags  []specs.LinuxSeccompFlag
+		code   int    // run's exit status
+		out    string // in the output
+	}{
+		{specs.ActKillProcess, nil, 128 + 31, ""},
+		{specs.ActKillThread, nil, 128 + 31, ""},
+		{specs.ActKill, nil, 128 + 31, ""},
+		{specs.ActTrap, nil, 128 + 31, ""},
+		// No tracer is attached: the syscall fails with ENOSYS.
+		{specs.ActTrace, nil, 0, "Function not implemented"},
+		{specs.ActLog, []specs.LinuxSeccompFlag{"SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"}, 0, "made"},
+	} {
+		b := harness.NewBundle(t)
+		b.Spec.Root.Readonly = false
+		b.Spec.Linux.Seccomp = &specs.LinuxSeccomp{
+			DefaultAction: specs.ActAllow, Flags: c.flags,
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: c.action}},
+		}
+		// exec: mkdir itself is PID 1, so a signal ends the container.
+		b.Spec.Process.Args = []string{"sh", "-c", "mkdir /tmp/d 2>&1 && echo made; exit 0"}
+		if c.code != 0 {
+			b.Spec.Process.Args = []string{"mkdir", "/tmp/d"}
+		}
+		b.Write()
+		r := b.Runtime("run", b.ID)
+		if r.Code != c.code || !strings.Contains(r.Stdout, c.out) {
+			t.Errorf("%s: %s, want exit %d and %q", c.action, r, c.code, c.out)
+		}
+		b.AssertNothingLeft()
+	}
+	b := harness.NewBundle(t)
+	b.Spec.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Flags: []specs.LinuxSeccompFlag{"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"}}
+	b.Write()
+	if r := b.Runtime("create", b.ID); r.Code == 0 || !strings.Contains(r.Stderr, "SCMP_ACT_NOTIFY") {
+		t.Errorf("WAIT_KILLABLE_RECV without a notify rule: %s", r)
+	}
+	b.AssertNothingLeft()
+}
+
+// TestProfileWithoutCloseRange: a profile from before close_range existed,
+// loaded early (no_new_privs off), must not break the init's own steps.
+func TestProfileWithoutCloseRange(t *testing.T) {
+	for _, nnp := range []bool{false, true} {
+		b := harness.NewBundle(t)
+		b.Spec.Process.NoNewPrivileges = nnp
+		b.Spec.Linux.Seccomp = &specs.LinuxSeccomp{
+			DefaultAction: specs.ActAllow,
+			Syscalls:      []specs.LinuxSyscall{{Names: []string{"close_range"}, Action: specs.ActErrno}},
+		}
+		rep := b.Report()
+		if len(rep.Fds) != 3 {
+			t.Errorf("nnp=%v: descriptors %v, want 0 1 2", nnp, rep.Fds)
+		}
 	}
 }
