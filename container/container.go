@@ -153,13 +153,10 @@ func Create(o CreateOpts) (_ *Container, err error) {
 		ID: o.ID, Bundle: bundle, Created: time.Now().UTC(), Owner: owner, Spec: spec,
 		CgroupMode: mgr.Mode(), CgroupPaths: mgr.Paths(),
 	}}
-	hookState := func(pid int) []byte {
-		return stateJSON(specs.State{Version: specs.Version, ID: o.ID, Status: specs.StateCreating, Pid: pid, Bundle: bundle, Annotations: spec.Annotations})
+	hookState := func(pid int, status specs.ContainerState) []byte {
+		return stateJSON(specs.State{Version: specs.Version, ID: o.ID, Status: status, Pid: pid, Bundle: bundle, Annotations: spec.Annotations})
 	}
-	boot, err := bootstrap(spec, 0)
-	if err != nil {
-		return nil, err
-	}
+	boot := bootstrap(spec, 0)
 	init := &syncpipe.Init{
 		ID: o.ID, Spec: spec, Process: spec.Process, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		CgroupPaths: mgr.Paths(),
@@ -168,7 +165,7 @@ func Create(o CreateOpts) (_ *Container, err error) {
 		init: init, boot: boot, uidMaps: spec.Linux.UIDMappings, gidMaps: spec.Linux.GIDMappings,
 		cgroup: mgr, preserved: preserved(o.PreserveFds), fifo: fifo, console: consoleSock, listener: listener, stdio: o.Stdio,
 		onPid: func(pid int) error {
-			init.StateJSON = hookState(pid)
+			init.StateJSON = hookState(pid, specs.StateCreating)
 			prog, ferr := filter()
 			init.Seccomp = prog
 			return ferr
@@ -177,11 +174,10 @@ func Create(o CreateOpts) (_ *Container, err error) {
 			// Prestart (deprecated) was defined to run once the container
 			// is created; the validation suite and crun give it "created".
 			// createRuntime runs inside create: "creating".
-			pre := specs.State{Version: specs.Version, ID: o.ID, Status: specs.StateCreated, Pid: pid, Bundle: bundle, Annotations: spec.Annotations}
-			if err := hooks.Run("prestart", spec.Hooks.Prestart, stateJSON(pre)); err != nil { //nolint:staticcheck
+			if err := hooks.Run("prestart", spec.Hooks.Prestart, hookState(pid, specs.StateCreated)); err != nil { //nolint:staticcheck
 				return err
 			}
-			return hooks.Run("createRuntime", spec.Hooks.CreateRuntime, hookState(pid))
+			return hooks.Run("createRuntime", spec.Hooks.CreateRuntime, hookState(pid, specs.StateCreating))
 		},
 	})
 	if err != nil {
@@ -204,7 +200,7 @@ func Create(o CreateOpts) (_ *Container, err error) {
 
 // bootstrap builds the constructor's message: namespaces to join (from
 // paths, or from process pid's own when joinPid > 0) and to create.
-func bootstrap(spec *specs.Spec, joinPid int) (syncpipe.Bootstrap, error) {
+func bootstrap(spec *specs.Spec, joinPid int) syncpipe.Bootstrap {
 	var b syncpipe.Bootstrap
 	for _, ns := range spec.Linux.Namespaces {
 		switch {
@@ -221,7 +217,7 @@ func bootstrap(spec *specs.Spec, joinPid int) (syncpipe.Bootstrap, error) {
 			b.TimeOffsets = append(b.TimeOffsets, fmt.Sprintf("%s %d %d", clock, off.Secs, off.Nanosecs))
 		}
 	}
-	return b, nil
+	return b
 }
 
 func preserved(n int) []*os.File {
@@ -476,10 +472,7 @@ func (c *Container) Exec(o ExecOpts) (int, error) {
 	if !p.Terminal {
 		console = nil
 	}
-	boot, err := bootstrap(c.state.Spec, c.state.Pid)
-	if err != nil {
-		return 0, err
-	}
+	boot := bootstrap(c.state.Spec, c.state.Pid)
 	listener, err := dialListener(c.state.Spec)
 	if err != nil {
 		return 0, err

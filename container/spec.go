@@ -98,7 +98,7 @@ func Validate(s *specs.Spec) error {
 		return err
 	}
 	if pers := s.Linux.Personality; pers != nil {
-		if _, ok := personalities[pers.Domain]; !ok {
+		if _, ok := initproc.Personality(pers.Domain); !ok {
 			return inv("linux.personality.domain %q must be LINUX or LINUX32", pers.Domain)
 		}
 		if len(pers.Flags) > 0 {
@@ -205,11 +205,4 @@ func validateProcess(p *specs.Process) error {
 		return fmt.Errorf("process.selinuxLabel: SELinux is not enabled on this host: %w", errdefs.ErrUnavailable)
 	}
 	return nil
-}
-
-// personalities maps linux.personality.domain to personality(2) values
-// (initproc applies them).
-var personalities = map[specs.LinuxPersonalityDomain]uintptr{
-	specs.PerLinux:   0x0000, // PER_LINUX
-	specs.PerLinux32: 0x0008, // PER_LINUX32
 }

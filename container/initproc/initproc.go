@@ -149,10 +149,9 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 		}
 	}
 	if pers := s.Linux.Personality; pers != nil {
-		// Validated by the parent: LINUX is 0, LINUX32 is 8.
-		v := uintptr(0)
-		if pers.Domain == specs.PerLinux32 {
-			v = 0x0008
+		v, ok := Personality(pers.Domain)
+		if !ok {
+			return fmt.Errorf("linux.personality.domain %q: not supported", pers.Domain)
 		}
 		if _, _, errno := unix.RawSyscall(unix.SYS_PERSONALITY, v, 0, 0); errno != 0 {
 			return fmt.Errorf("linux.personality %s: %w", pers.Domain, errno)
@@ -417,6 +416,17 @@ var rlimits = map[string]int{
 	"RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_RSS": unix.RLIMIT_RSS,
 	"RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO, "RLIMIT_RTTIME": unix.RLIMIT_RTTIME, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
 	"RLIMIT_STACK": unix.RLIMIT_STACK,
+}
+
+var personalities = map[specs.LinuxPersonalityDomain]uintptr{
+	specs.PerLinux:   0x0000, // PER_LINUX
+	specs.PerLinux32: 0x0008, // PER_LINUX32
+}
+
+// Personality maps linux.personality.domain to its personality(2) value.
+func Personality(d specs.LinuxPersonalityDomain) (uintptr, bool) {
+	v, ok := personalities[d]
+	return v, ok
 }
 
 // Rlimit maps an OCI rlimit type to its resource number.
