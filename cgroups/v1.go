@@ -282,7 +282,14 @@ func (m *v1) setMemory(r *specs.LinuxResources) error {
 	if mem == nil {
 		return nil
 	}
-	// memsw must stay >= limit: raise memsw first when the limit grows.
+	limit := func() error {
+		return m.writeIf(mem.Limit != nil && *mem.Limit != 0, "memory", "memory.limit_in_bytes", "linux.resources.memory.limit", fmtI(mem.Limit))
+	}
+	swap := func() error {
+		return m.writeIf(mem.Swap != nil && *mem.Swap != 0, "memory", "memory.memsw.limit_in_bytes", "linux.resources.memory.swap", fmtI(mem.Swap))
+	}
+	// memsw must stay >= limit: when memory+swap grows, raise it first.
+	first, second := limit, swap
 	if mem.Limit != nil && mem.Swap != nil {
 		d, err := m.need("memory", "linux.resources.memory.swap")
 		if err != nil {
@@ -290,22 +297,15 @@ func (m *v1) setMemory(r *specs.LinuxResources) error {
 		}
 		cur, _ := os.ReadFile(filepath.Join(d, "memory.memsw.limit_in_bytes"))
 		if c, err := strconv.ParseInt(strings.TrimSpace(string(cur)), 10, 64); err == nil && (*mem.Swap == -1 || *mem.Swap > c) {
-			if err := m.writeIf(true, "memory", "memory.memsw.limit_in_bytes", "linux.resources.memory.swap", fmtI(mem.Swap)); err != nil {
-				return err
-			}
-			if err := m.writeIf(true, "memory", "memory.limit_in_bytes", "linux.resources.memory.limit", fmtI(mem.Limit)); err != nil {
-				return err
-			}
-			goto rest
+			first, second = swap, limit
 		}
 	}
-	if err := m.writeIf(mem.Limit != nil && *mem.Limit != 0, "memory", "memory.limit_in_bytes", "linux.resources.memory.limit", fmtI(mem.Limit)); err != nil {
+	if err := first(); err != nil {
 		return err
 	}
-	if err := m.writeIf(mem.Swap != nil && *mem.Swap != 0, "memory", "memory.memsw.limit_in_bytes", "linux.resources.memory.swap", fmtI(mem.Swap)); err != nil {
+	if err := second(); err != nil {
 		return err
 	}
-rest:
 	if err := m.writeIf(mem.Reservation != nil && *mem.Reservation != 0, "memory", "memory.soft_limit_in_bytes", "linux.resources.memory.reservation", fmtI(mem.Reservation)); err != nil {
 		return err
 	}
@@ -326,14 +326,12 @@ rest:
 			return err
 		}
 	}
-	if mem.Kernel != nil || mem.KernelTCP != nil {
-		// Kernel memory limits are accounted but not enforceable since Linux
-		// 5.x; runc ignores them too. Refuse rather than pretend.
-		if mem.Kernel != nil && *mem.Kernel != 0 || mem.KernelTCP != nil && *mem.KernelTCP != 0 {
-			return m.writeIf(mem.KernelTCP != nil && *mem.KernelTCP != 0, "memory", "memory.kmem.tcp.limit_in_bytes", "linux.resources.memory.kernelTCP", fmtI(mem.KernelTCP))
-		}
+	if mem.Kernel != nil && *mem.Kernel != 0 {
+		// Linux stopped enforcing kernel memory limits (5.x); runc ignores
+		// the field. Say so rather than pretend.
+		Warnf("linux.resources.memory.kernel: kernel memory limits are not enforced by this kernel; ignored")
 	}
-	return nil
+	return m.writeIf(mem.KernelTCP != nil && *mem.KernelTCP != 0, "memory", "memory.kmem.tcp.limit_in_bytes", "linux.resources.memory.kernelTCP", fmtI(mem.KernelTCP))
 }
 
 func (m *v1) setPids(r *specs.LinuxResources) error {

@@ -112,6 +112,10 @@ func logMsg(level, msg string) {
 		return
 	}
 	if w == os.Stderr {
+		// Errors stand alone; anything else says what it is.
+		if level != "error" {
+			msg = level + ": " + msg
+		}
 		fmt.Fprintf(w, "berth-runtime: %s\n", msg)
 		return
 	}

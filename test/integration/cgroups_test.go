@@ -92,3 +92,22 @@ func TestCgroupNamespaceRoot(t *testing.T) {
 		t.Errorf("container sees its cgroup path, want / through the cgroup namespace:\n%s", out)
 	}
 }
+
+// TestKernelMemoryWarned: a kernel memory limit, which Linux no longer
+// enforces, is reported, not silently dropped; kernelTCP is still written.
+func TestKernelMemoryWarned(t *testing.T) {
+	requireV1(t)
+	b := harness.NewBundle(t)
+	b.Spec.Linux.Resources.Memory = &specs.LinuxMemory{Kernel: ptr(int64(64 << 20)), KernelTCP: ptr(int64(32 << 20))}
+	b.Spec.Process.Args = []string{"sleep", "60"}
+	b.Write()
+	r := b.MustRuntime("create", b.ID)
+	if !strings.Contains(r.Stderr, "warning: linux.resources.memory.kernel") {
+		t.Errorf("no warning for the kernel memory limit: %s", r)
+	}
+	if got := readCg(t, b, "memory", "memory.kmem.tcp.limit_in_bytes"); got != "33554432" {
+		t.Errorf("kmem.tcp limit %s, want 33554432", got)
+	}
+	b.MustRuntime("delete", b.ID)
+	b.AssertNothingLeft()
+}
