@@ -356,23 +356,23 @@ func mountCgroup(c *Config, rootfd int, m specs.Mount, opts MountOptions) error 
 		}
 		// cpu,cpuacct style names get one link per controller.
 		if strings.Contains(n, ",") {
-			for _, part := range strings.Split(n, ",") {
-				_ = unix.Symlinkat(n, mustDir(rootfd, m.Destination), part)
+			dir, err := OpenInRoot(rootfd, m.Destination)
+			if err != nil {
+				return err
 			}
+			for _, part := range strings.Split(n, ",") {
+				if err := unix.Symlinkat(n, dir, part); err != nil && !errors.Is(err, unix.EEXIST) {
+					unix.Close(dir)
+					return fmt.Errorf("cgroup link %s: %w", part, err)
+				}
+			}
+			unix.Close(dir)
 		}
 	}
 	if ro {
 		return remountIn(rootfd, m.Destination, unix.MS_RDONLY|flags)
 	}
 	return nil
-}
-
-func mustDir(rootfd int, path string) int {
-	fd, err := OpenInRoot(rootfd, path)
-	if err != nil {
-		return -1
-	}
-	return fd
 }
 
 // defaultDevices are the nodes every container gets (runtime-spec "Default
