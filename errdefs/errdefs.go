@@ -13,8 +13,11 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrInvalid: the caller's input is malformed or not supported.
 	ErrInvalid = errors.New("invalid argument")
-	// ErrUnavailable: the host lacks what the operation needs.
+	// ErrUnavailable: the host lacks what the operation needs, or a service
+	// it depends on (a registry) cannot be reached.
 	ErrUnavailable = errors.New("unavailable")
+	// ErrUnauthorized: a service refused the caller's credentials.
+	ErrUnauthorized = errors.New("unauthorized")
 )
 
 // Invalid reports whether err is of class ErrInvalid.

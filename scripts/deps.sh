@@ -6,6 +6,7 @@ need=()
 command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v ps >/dev/null 2>&1 || need+=(procps)
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 for extra in "$@"; do
 	case "$extra" in

@@ -1,0 +1,82 @@
+package image
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+)
+
+// Progress is one step of a pull (or load) as docker reports it: a layer's
+// state ("Pulling fs layer", "Downloading", "Verifying Checksum",
+// "Download complete", "Pull complete", "Already exists") with byte counts,
+// or an image-wide status line when ID names no layer.
+type Progress struct {
+	ID      string // short layer digest, or a tag for image-wide lines
+	Status  string
+	Current int64 // bytes so far, with Total, while downloading
+	Total   int64
+}
+
+// jsonMessage is one line of Docker's JSON progress stream (the body of
+// POST /images/create), as the docker CLI's jsonmessage package reads it.
+type jsonMessage struct {
+	ID             string          `json:"id,omitempty"`
+	Status         string          `json:"status,omitempty"`
+	ProgressDetail *progressDetail `json:"progressDetail,omitempty"`
+	Progress       string          `json:"progress,omitempty"`
+}
+
+type progressDetail struct {
+	Current int64 `json:"current"`
+	Total   int64 `json:"total,omitempty"`
+}
+
+// JSONProgress returns a Progress callback that writes Docker's JSON
+// progress messages to w, one per line; safe for concurrent use.
+func JSONProgress(w io.Writer) func(Progress) {
+	var mu sync.Mutex
+	enc := json.NewEncoder(w)
+	return func(p Progress) {
+		m := jsonMessage{ID: p.ID, Status: p.Status}
+		if p.Total > 0 || p.Current > 0 {
+			m.ProgressDetail = &progressDetail{Current: p.Current, Total: p.Total}
+			m.Progress = Bar(p.Current, p.Total, 50)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		enc.Encode(m)
+		if f, ok := w.(interface{ Flush() }); ok {
+			f.Flush()
+		}
+	}
+}
+
+// Bar renders "[=====>     ]  1.2MB/3.4MB", docker's progress bar.
+func Bar(current, total int64, width int) string {
+	if total <= 0 {
+		return HumanSize(current)
+	}
+	n := min(int(float64(width)*float64(current)/float64(total)), width)
+	bar := strings.Repeat("=", n)
+	if n < width {
+		bar += ">" + strings.Repeat(" ", width-n-1)
+	}
+	return fmt.Sprintf("[%s] %8s/%s", bar, HumanSize(current), HumanSize(total))
+}
+
+// HumanSize prints a byte count in decimal units, as docker does: "1.23MB".
+func HumanSize(n int64) string {
+	units := []string{"B", "kB", "MB", "GB", "TB"}
+	f := float64(n)
+	i := 0
+	for f >= 1000 && i < len(units)-1 {
+		f /= 1000
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%dB", n)
+	}
+	return fmt.Sprintf("%.3g%s", f, units[i])
+}

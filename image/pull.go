@@ -1,0 +1,409 @@
+package image
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/berth-project/berth/errdefs"
+	"github.com/berth-project/berth/storage"
+)
+
+// PullOptions tune one pull.
+type PullOptions struct {
+	// Platform to pick from an index; nil means the store's default.
+	Platform *v1.Platform
+	// Auth, when set, is used instead of the store's keychain (the Docker
+	// API's X-Registry-Auth).
+	Auth *authn.AuthConfig
+	// Progress, when set, receives per-layer progress. It is called from
+	// several goroutines, never concurrently for the same layer ID.
+	Progress func(Progress)
+}
+
+// maxParallelLayers is how many layers download and unpack at once.
+const maxParallelLayers = 4
+
+// Pull fetches an image from its registry into the store, unpacks its
+// layers and points the reference at it. Layers already present are not
+// downloaded again; the same layer pulled concurrently is fetched once.
+// Errors name the image and, for layer failures, the layer; nothing
+// partial is left behind.
+func (s *Store) Pull(ctx context.Context, refStr string, po PullOptions) (*Image, error) {
+	ref, err := parseRef(refStr, s.opts.InsecureRegistries)
+	if err != nil {
+		return nil, err
+	}
+	platform := s.opts.Platform
+	if po.Platform != nil {
+		platform = *po.Platform
+	}
+	progress := po.Progress
+	if progress == nil {
+		progress = func(Progress) {}
+	}
+	ropts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithRetryBackoff(remote.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Steps: 2}),
+	}
+	if po.Auth != nil {
+		ropts = append(ropts, remote.WithAuth(authn.FromConfig(*po.Auth)))
+	} else {
+		ropts = append(ropts, remote.WithAuthFromKeychain(s.opts.Keychain))
+	}
+	if s.opts.Transport != nil {
+		ropts = append(ropts, remote.WithTransport(s.opts.Transport))
+	}
+	fail := func(err error) (*Image, error) {
+		return nil, fmt.Errorf("pull %s: %w", refStr, err)
+	}
+
+	progress(Progress{Status: "Pulling from " + ref.Context().RepositoryStr(), ID: ref.Identifier()})
+	desc, err := remote.Get(ref, ropts...)
+	if err != nil {
+		return fail(registryError(ref, err))
+	}
+	top := desc.Digest
+	manifest, mediaType, mdigest := desc.Manifest, desc.MediaType, digest.Digest(desc.Digest.String())
+	var indexBlob []byte
+	if mediaType.IsSchema1() {
+		return fail(fmt.Errorf("Docker schema 1 manifests are not supported: %w", errdefs.ErrInvalid))
+	}
+	if mediaType.IsIndex() {
+		indexBlob = desc.Manifest
+		child, err := pickPlatform(desc.Manifest, platform)
+		if err != nil {
+			return fail(err)
+		}
+		cdesc, err := remote.Get(ref.Context().Digest(child.String()), ropts...)
+		if err != nil {
+			return fail(registryError(ref, err))
+		}
+		manifest, mediaType, mdigest = cdesc.Manifest, cdesc.MediaType, digest.Digest(cdesc.Digest.String())
+	}
+	if !mediaType.IsImage() {
+		return fail(fmt.Errorf("unsupported manifest media type %q: %w", mediaType, errdefs.ErrInvalid))
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(manifest))
+	if err != nil {
+		return fail(fmt.Errorf("manifest %s: %w: %v", mdigest, errdefs.ErrInvalid, err))
+	}
+	for _, l := range m.Layers {
+		if !l.MediaType.IsDistributable() || strings.Contains(string(l.MediaType), "nondistributable") {
+			return fail(fmt.Errorf("layer %s is a foreign (non-distributable) layer, %s; Berth does not fetch those: %w", l.Digest, l.MediaType, errdefs.ErrInvalid))
+		}
+		if !l.MediaType.IsLayer() && !strings.HasPrefix(string(l.MediaType), "application/vnd.oci.image.layer.v1.tar") {
+			return fail(fmt.Errorf("layer %s has unsupported media type %q: %w", l.Digest, l.MediaType, errdefs.ErrInvalid))
+		}
+	}
+
+	// Everything from the first blob to the metadata commit runs under the
+	// collector's read lock, so nothing fetched is collected meanwhile.
+	s.gc.RLock()
+	defer s.gc.RUnlock()
+
+	cfgDigest := digest.Digest(m.Config.Digest.String())
+	rawCfg, err := s.fetchSmall(ref.Context(), cfgDigest, m.Config.Size, ropts)
+	if err != nil {
+		return fail(fmt.Errorf("config %s: %w", cfgDigest, err))
+	}
+	var cfg ocispec.Image
+	if err := json.Unmarshal(rawCfg, &cfg); err != nil {
+		return fail(fmt.Errorf("config %s: %w: %v", cfgDigest, errdefs.ErrInvalid, err))
+	}
+	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+		return fail(fmt.Errorf("config %s lists %d layers, the manifest %d: %w", cfgDigest, len(cfg.RootFS.DiffIDs), len(m.Layers), errdefs.ErrInvalid))
+	}
+	if po.Platform != nil && (cfg.OS != platform.OS || cfg.Architecture != platform.Architecture) {
+		return fail(fmt.Errorf("image is %s/%s, not the requested %s: %w", cfg.OS, cfg.Architecture, platform, errdefs.ErrNotFound))
+	}
+
+	layers := make([]layerRecord, len(m.Layers))
+	for i, l := range m.Layers {
+		layers[i] = layerRecord{Digest: digest.Digest(l.Digest.String()), DiffID: cfg.RootFS.DiffIDs[i], Size: l.Size, MediaType: string(l.MediaType)}
+		progress(Progress{ID: shortID(layers[i].Digest), Status: "Pulling fs layer"})
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(maxParallelLayers)
+	for i := range layers {
+		l := &layers[i]
+		g.Go(func() error {
+			n, err := s.fetchLayer(gctx, ref.Context(), *l, ropts, progress)
+			if err != nil {
+				return fmt.Errorf("layer %s: %w", l.Digest, err)
+			}
+			l.Unpacked = n
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fail(err)
+	}
+
+	if err := s.content.Put(mdigest, manifest); err != nil && !s.content.Has(mdigest) {
+		return fail(err)
+	}
+	repoDigest := repoName(ref) + "@" + top.String()
+	if indexBlob != nil {
+		if err := s.content.Put(digest.Digest(top.String()), indexBlob); err != nil && !s.content.Has(digest.Digest(top.String())) {
+			return fail(err)
+		}
+	}
+	id := cfgDigest
+	var img *Image
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		rec := &imageRecord{Manifest: mdigest, MediaType: string(mediaType), Layers: layers, Added: time.Now().UTC()}
+		if old, err := loadRecord(tx, id); err == nil {
+			rec.RepoDigests, rec.Added = old.RepoDigests, old.Added
+		}
+		if !slices.Contains(rec.RepoDigests, repoDigest) {
+			rec.RepoDigests = append(rec.RepoDigests, repoDigest)
+		}
+		if err := putRecord(tx, id, rec); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketTags).Put([]byte(fullName(ref)), []byte(id)); err != nil {
+			return err
+		}
+		var err error
+		img, err = s.toImage(tx, id, rec)
+		return err
+	})
+	if err != nil {
+		return fail(err)
+	}
+	progress(Progress{Status: "Digest: " + top.String()})
+	return img, nil
+}
+
+// pickPlatform returns the manifest in an index that matches p.
+func pickPlatform(raw []byte, p v1.Platform) (v1.Hash, error) {
+	idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("image index: %w: %v", errdefs.ErrInvalid, err)
+	}
+	var have []string
+	for _, m := range idx.Manifests {
+		if m.Platform == nil {
+			continue
+		}
+		if m.Platform.OS == p.OS && m.Platform.Architecture == p.Architecture && (p.Variant == "" || m.Platform.Variant == p.Variant) {
+			return m.Digest, nil
+		}
+		have = append(have, m.Platform.String())
+	}
+	return v1.Hash{}, fmt.Errorf("no image for platform %s in the index (it has: %s): %w", p, strings.Join(have, ", "), errdefs.ErrNotFound)
+}
+
+// registryError turns the registry client's errors into the store's
+// classes, naming the image or registry.
+func registryError(ref name.Reference, err error) error {
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		switch terr.StatusCode {
+		case http.StatusNotFound:
+			return fmt.Errorf("image %s not found in the registry: %w", fullName(ref), errdefs.ErrNotFound)
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return fmt.Errorf("access to %s denied by the registry (%d): %w", fullName(ref), terr.StatusCode, errdefs.ErrUnauthorized)
+		}
+		for _, d := range terr.Errors {
+			if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
+				return fmt.Errorf("image %s not found in the registry: %w", fullName(ref), errdefs.ErrNotFound)
+			}
+		}
+		return fmt.Errorf("registry %s: %w", ref.Context().RegistryStr(), err)
+	}
+	var nerr net.Error
+	var operr *net.OpError
+	if errors.As(err, &operr) || errors.As(err, &nerr) {
+		return fmt.Errorf("registry %s is unreachable: %v: %w", ref.Context().RegistryStr(), err, errdefs.ErrUnavailable)
+	}
+	return err
+}
+
+// fetchSmall fetches a blob (config) into the store and returns it.
+func (s *Store) fetchSmall(repo name.Repository, d digest.Digest, size int64, ropts []remote.Option) ([]byte, error) {
+	if b, err := s.content.ReadAll(d); err == nil {
+		return b, nil
+	}
+	l, err := remote.Layer(repo.Digest(d.String()), ropts...)
+	if err != nil {
+		return nil, registryError(repo.Tag("latest"), err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, registryError(repo.Tag("latest"), err)
+	}
+	defer rc.Close()
+	const max = 16 << 20
+	b, err := io.ReadAll(io.LimitReader(rc, max+1))
+	if err != nil {
+		return nil, registryError(repo.Tag("latest"), err)
+	}
+	if len(b) > max {
+		return nil, fmt.Errorf("larger than %d bytes: %w", max, errdefs.ErrInvalid)
+	}
+	if err := s.content.Put(d, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// fetchLayer makes sure layer l's blob is stored and its content unpacked,
+// downloading and unpacking in one pass. It returns the unpacked size.
+// Concurrent calls for the same blob share one fetch.
+func (s *Store) fetchLayer(ctx context.Context, repo name.Repository, l layerRecord, ropts []remote.Option, progress func(Progress)) (int64, error) {
+	id := shortID(l.Digest)
+	v, err, _ := s.flights.Do(string(l.Digest), func() (any, error) {
+		haveBlob, haveLayer := s.content.Has(l.Digest), s.snaps.HasLayer(l.DiffID)
+		if haveBlob && haveLayer {
+			progress(Progress{ID: id, Status: "Already exists"})
+			n, err := layerSize(s, l.DiffID)
+			return n, err
+		}
+		var src io.Reader
+		var finish func() error
+		if haveBlob {
+			f, err := s.content.Open(l.Digest)
+			if err != nil {
+				return int64(0), err
+			}
+			defer f.Close()
+			src, finish = f, func() error { return nil }
+		} else {
+			rl, err := remote.Layer(repo.Digest(l.Digest.String()), append(ropts, remote.WithContext(ctx))...)
+			if err != nil {
+				return int64(0), registryError(repo.Tag("latest"), err)
+			}
+			rc, err := rl.Compressed()
+			if err != nil {
+				return int64(0), registryError(repo.Tag("latest"), err)
+			}
+			defer rc.Close()
+			w, err := s.content.Writer(l.Digest, l.Size)
+			if err != nil {
+				return int64(0), err
+			}
+			defer w.Abort()
+			counter := &countingReader{r: rc, report: func(n int64) {
+				progress(Progress{ID: id, Status: "Downloading", Current: n, Total: l.Size})
+			}}
+			src, finish = io.TeeReader(counter, w), w.Commit
+		}
+		if haveLayer {
+			if _, err := io.Copy(io.Discard, src); err != nil {
+				return int64(0), err
+			}
+			return layerSize(s, l.DiffID)
+		}
+		tarStream, closeDecomp, err := decompress(src)
+		if err != nil {
+			return int64(0), err
+		}
+		p, err := s.snaps.Unpack(l.DiffID, tarStream, s.opts.Unpack)
+		closeDecomp()
+		// The decompressor may stop before the end of the blob: read and
+		// hash the rest. A blob that fails its digest is the root cause
+		// of whatever the unpack made of it, so its error comes first.
+		progress(Progress{ID: id, Status: "Verifying Checksum"})
+		_, drainErr := io.Copy(io.Discard, src)
+		if drainErr == nil {
+			drainErr = finish()
+		}
+		if drainErr != nil {
+			if p != nil {
+				p.Abort()
+			}
+			return int64(0), fmt.Errorf("blob: %w", drainErr)
+		}
+		if err != nil {
+			return int64(0), err
+		}
+		defer p.Abort()
+		progress(Progress{ID: id, Status: "Download complete"})
+		if err := p.Commit(); err != nil {
+			return int64(0), err
+		}
+		progress(Progress{ID: id, Status: "Pull complete"})
+		return p.Bytes, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return v.(int64), nil
+}
+
+// layerSize is the file-content size of an unpacked layer, recomputed for
+// layers that were already present.
+func layerSize(s *Store, diffID digest.Digest) (int64, error) {
+	return storage.DirSize(s.snaps.LayerPath(diffID))
+}
+
+// decompress detects gzip and zstd by their magic numbers (media types are
+// not always honest, and docker-archive layers are often plain tar).
+func decompress(r io.Reader) (io.Reader, func(), error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	magic, _ := br.Peek(4)
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("gzip: %w", err)
+		}
+		return zr, func() { zr.Close() }, nil
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, nil, fmt.Errorf("zstd: %w", err)
+		}
+		return zr, zr.Close, nil
+	}
+	return br, func() {}, nil
+}
+
+// countingReader reports the running byte count, at most every 100 ms.
+type countingReader struct {
+	r      io.Reader
+	n      int64
+	last   time.Time
+	report func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if now := time.Now(); now.Sub(c.last) > 100*time.Millisecond || err == io.EOF {
+		c.last = now
+		c.report(c.n)
+	}
+	return n, err
+}
+
+func shortID(d digest.Digest) string {
+	e := d.Encoded()
+	if len(e) > 12 {
+		return e[:12]
+	}
+	return e
+}

@@ -1,0 +1,457 @@
+// Package unpack extracts one image layer (an uncompressed tar stream) into
+// a directory, in overlayfs form: OCI whiteouts become the character device
+// 0/0 and opaque directories get the trusted.overlay.opaque xattr.
+//
+// Contract: nothing outside the target directory is ever created, changed or
+// followed. Entry names must be relative and stay inside the directory;
+// every parent directory is opened with openat2(RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS), so an entry written "through" a symlink — one the
+// layer made itself or one pointing anywhere else — is refused, and so is a
+// hard link whose target is not an entry already inside the directory.
+// Symlink targets themselves are data: they are stored as written and only
+// ever resolved inside a container's root.
+//
+// Unpack leaves the directory half-filled on error; the caller owns it and
+// removes it (storage does, by extracting into a temporary directory).
+package unpack
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Options tune what a layer may contain.
+type Options struct {
+	// AllowDevices permits character and block device entries. Without it
+	// a device node in the layer is an error (whiteouts are not entries of
+	// the layer and are always written).
+	AllowDevices bool
+}
+
+// Opaque is the xattr overlayfs reads to hide a lower directory's content.
+const Opaque = "trusted.overlay.opaque"
+
+const (
+	whiteoutPrefix = ".wh."
+	whiteoutMeta   = ".wh..wh."
+	whiteoutOpaque = ".wh..wh..opq"
+)
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+// Unpack reads the tar stream r to its end and writes its entries under
+// dir, which must exist. It returns the number of file-content bytes written.
+// Errors name the entry.
+func Unpack(r io.Reader, dir string, opts Options) (int64, error) {
+	root, err := unix.Open(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("open %s: %w", dir, err)
+	}
+	u := &unpacker{root: root, opts: opts, lastFd: -1}
+	defer u.close()
+	tr := tar.NewReader(r)
+	var written int64
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return written, fmt.Errorf("reading tar: %w", err)
+		}
+		n, err := u.entry(hdr, tr)
+		written += n
+		if err != nil {
+			return written, fmt.Errorf("entry %q: %w", hdr.Name, err)
+		}
+	}
+	if err := u.finishDirs(); err != nil {
+		return written, err
+	}
+	// The tar end marker may be followed by padding; the caller hashes the
+	// whole stream, so consume it.
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return written, fmt.Errorf("reading tar: %w", err)
+	}
+	return written, nil
+}
+
+type dirMeta struct {
+	path  string
+	mode  uint32
+	atime time.Time
+	mtime time.Time
+}
+
+type unpacker struct {
+	root    int
+	opts    Options
+	lastDir string // cache of the most recent parent directory
+	lastFd  int
+	dirs    []dirMeta // mode and times applied at the end, children first
+}
+
+func (u *unpacker) close() {
+	if u.lastFd >= 0 && u.lastFd != u.root {
+		unix.Close(u.lastFd)
+	}
+	unix.Close(u.root)
+}
+
+// cleanName checks a tar path and returns it relative to the root, "."
+// for the root itself.
+func cleanName(name string) (string, error) {
+	if strings.HasPrefix(name, "/") {
+		return "", errors.New("absolute path in layer")
+	}
+	p := path.Clean(name)
+	if p == ".." || strings.HasPrefix(p, "../") {
+		return "", errors.New("path leads out of the layer")
+	}
+	return p, nil
+}
+
+const beneath = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV
+
+// openDir opens dir (relative, cleaned) beneath the root, never through a
+// symlink. With create, missing components are made (0755, owned by the
+// caller, as tar does for implied parents).
+func (u *unpacker) openDir(dir string, create bool) (int, error) {
+	if dir == "." || dir == "" {
+		return u.root, nil
+	}
+	if dir == u.lastDir {
+		return u.lastFd, nil
+	}
+	how := &unix.OpenHow{Flags: unix.O_DIRECTORY | unix.O_RDONLY | unix.O_CLOEXEC, Resolve: beneath}
+	fd, err := unix.Openat2(u.root, dir, how)
+	if err == unix.ENOENT && create {
+		fd, err = u.mkdirAll(dir)
+	}
+	if err != nil {
+		return -1, describe(dir, err)
+	}
+	if u.lastFd >= 0 && u.lastFd != u.root {
+		unix.Close(u.lastFd)
+	}
+	u.lastDir, u.lastFd = dir, fd
+	return fd, nil
+}
+
+func (u *unpacker) mkdirAll(dir string) (int, error) {
+	fd := u.root
+	for comp := range strings.SplitSeq(dir, "/") {
+		if err := unix.Mkdirat(fd, comp, 0o755); err != nil && err != unix.EEXIST {
+			return -1, err
+		}
+		how := &unix.OpenHow{Flags: unix.O_DIRECTORY | unix.O_RDONLY | unix.O_CLOEXEC, Resolve: beneath}
+		next, err := unix.Openat2(fd, comp, how)
+		if fd != u.root {
+			unix.Close(fd)
+		}
+		if err != nil {
+			return -1, err
+		}
+		fd = next
+	}
+	return fd, nil
+}
+
+func describe(dir string, err error) error {
+	switch err {
+	case unix.ELOOP:
+		return fmt.Errorf("parent %q passes through a symlink", dir)
+	case unix.EXDEV:
+		return fmt.Errorf("parent %q leads out of the layer", dir)
+	case unix.ENOTDIR:
+		return fmt.Errorf("parent %q is not a directory", dir)
+	}
+	return fmt.Errorf("parent %q: %w", dir, err)
+}
+
+func (u *unpacker) entry(hdr *tar.Header, r io.Reader) (int64, error) {
+	p, err := cleanName(hdr.Name)
+	if err != nil {
+		return 0, err
+	}
+	if p == "." {
+		if hdr.Typeflag != tar.TypeDir {
+			return 0, errors.New("layer root is not a directory")
+		}
+		return 0, u.dirEntry(u.root, ".", p, hdr)
+	}
+	dir, base := path.Split(p)
+	dir = strings.TrimSuffix(dir, "/")
+
+	if strings.HasPrefix(base, whiteoutPrefix) {
+		return 0, u.whiteout(dir, base)
+	}
+	pfd, err := u.openDir(dir, true)
+	if err != nil {
+		return 0, err
+	}
+	if err := replace(pfd, base, hdr.Typeflag == tar.TypeDir); err != nil {
+		return 0, err
+	}
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		return 0, u.dirEntry(pfd, base, p, hdr)
+	case tar.TypeReg, tar.TypeRegA:
+		return u.file(pfd, base, hdr, r)
+	case tar.TypeSymlink:
+		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
+			return 0, err
+		}
+		return 0, u.meta(pfd, base, hdr, false)
+	case tar.TypeLink:
+		return 0, u.hardlink(pfd, base, hdr.Linkname)
+	case tar.TypeChar, tar.TypeBlock:
+		if !u.opts.AllowDevices {
+			return 0, errors.New("device nodes are not allowed in this layer")
+		}
+		kind := uint32(unix.S_IFCHR)
+		if hdr.Typeflag == tar.TypeBlock {
+			kind = unix.S_IFBLK
+		}
+		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
+		if err := unix.Mknodat(pfd, base, kind|0o600, int(dev)); err != nil {
+			return 0, err
+		}
+		return 0, u.meta(pfd, base, hdr, true)
+	case tar.TypeFifo:
+		if err := unix.Mknodat(pfd, base, unix.S_IFIFO|0o600, 0); err != nil {
+			return 0, err
+		}
+		return 0, u.meta(pfd, base, hdr, true)
+	}
+	return 0, fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
+}
+
+// replace removes what is in the way of a new entry named base. A directory
+// stays when the new entry is a directory too (its metadata is updated).
+func replace(pfd int, base string, isDir bool) error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err == unix.ENOENT {
+			return nil
+		}
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		if isDir {
+			return nil
+		}
+		if err := unix.Unlinkat(pfd, base, unix.AT_REMOVEDIR); err != nil {
+			return fmt.Errorf("replacing directory: %w", err)
+		}
+		return nil
+	}
+	return unix.Unlinkat(pfd, base, 0)
+}
+
+// whiteout writes the overlayfs form of an OCI whiteout entry.
+func (u *unpacker) whiteout(dir, base string) error {
+	pfd, err := u.openDir(dir, true)
+	if err != nil {
+		return err
+	}
+	if base == whiteoutOpaque {
+		if err := unix.Fsetxattr(pfd, Opaque, []byte("y"), 0); err != nil {
+			return fmt.Errorf("marking %q opaque: %w", dir, err)
+		}
+		return nil
+	}
+	if strings.HasPrefix(base, whiteoutMeta) {
+		return nil // other AUFS metadata: nothing to do for overlayfs
+	}
+	name := strings.TrimPrefix(base, whiteoutPrefix)
+	if name == "" || name == "." || name == ".." {
+		return errors.New("malformed whiteout")
+	}
+	if err := replace(pfd, name, false); err != nil {
+		return err
+	}
+	return unix.Mknodat(pfd, name, unix.S_IFCHR, 0)
+}
+
+func (u *unpacker) dirEntry(pfd int, base, p string, hdr *tar.Header) error {
+	if base != "." {
+		if err := unix.Mkdirat(pfd, base, 0o755); err != nil && err != unix.EEXIST {
+			return err
+		}
+	}
+	if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("chown: %w", err)
+	}
+	if err := setXattrs(pfd, base, hdr); err != nil {
+		return err
+	}
+	u.dirs = append(u.dirs, dirMeta{path: p, mode: uint32(hdr.Mode) & 0o7777, atime: hdr.AccessTime, mtime: hdr.ModTime})
+	return nil
+}
+
+func (u *unpacker) file(pfd int, base string, hdr *tar.Header, r io.Reader) (int64, error) {
+	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	n, err := copyToFd(fd, r, *bp)
+	if err != nil {
+		return n, err
+	}
+	if n != hdr.Size {
+		return n, fmt.Errorf("short content: %d of %d bytes", n, hdr.Size)
+	}
+	// Through the descriptor: the name could be swapped, the file cannot.
+	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
+		return n, fmt.Errorf("chown: %w", err)
+	}
+	if err := unix.Fchmod(fd, uint32(hdr.Mode)&0o7777); err != nil {
+		return n, fmt.Errorf("chmod: %w", err)
+	}
+	if err := setXattrs(fd, ".", hdr); err != nil {
+		return n, err
+	}
+	return n, setTimes(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), hdr.AccessTime, hdr.ModTime, 0)
+}
+
+func copyToFd(fd int, r io.Reader, buf []byte) (int64, error) {
+	var total int64
+	for {
+		n, rerr := r.Read(buf)
+		for off := 0; off < n; {
+			w, err := unix.Write(fd, buf[off:n])
+			if err != nil {
+				return total, fmt.Errorf("write: %w", err)
+			}
+			off += w
+			total += int64(w)
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, fmt.Errorf("reading tar: %w", rerr)
+		}
+	}
+}
+
+func (u *unpacker) hardlink(pfd int, base, target string) error {
+	t, err := cleanName(target)
+	if err != nil {
+		return fmt.Errorf("hard link target %q: %w", target, err)
+	}
+	if t == "." {
+		return errors.New("hard link to the layer root")
+	}
+	tdir, tbase := path.Split(t)
+	tdir = strings.TrimSuffix(tdir, "/")
+	how := &unix.OpenHow{Flags: unix.O_DIRECTORY | unix.O_RDONLY | unix.O_CLOEXEC, Resolve: beneath}
+	tfd := u.root
+	if tdir != "" {
+		if tfd, err = unix.Openat2(u.root, tdir, how); err != nil {
+			return fmt.Errorf("hard link target %q: %w", target, describe(tdir, err))
+		}
+		defer unix.Close(tfd)
+	}
+	if err := unix.Linkat(tfd, tbase, pfd, base, 0); err != nil {
+		if err == unix.ENOENT {
+			return fmt.Errorf("hard link target %q is not in the layer", target)
+		}
+		return fmt.Errorf("hard link to %q: %w", target, err)
+	}
+	return nil
+}
+
+// meta sets owner, mode (not for symlinks), xattrs and times of base.
+func (u *unpacker) meta(pfd int, base string, hdr *tar.Header, chmod bool) error {
+	if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("chown: %w", err)
+	}
+	if chmod {
+		// After chown, which clears setuid and setgid bits.
+		if err := unix.Fchmodat(pfd, base, uint32(hdr.Mode)&0o7777, 0); err != nil {
+			return fmt.Errorf("chmod: %w", err)
+		}
+	}
+	if err := setXattrs(pfd, base, hdr); err != nil {
+		return err
+	}
+	return setTimes(pfd, base, hdr.AccessTime, hdr.ModTime, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+func setTimes(pfd int, base string, atime, mtime time.Time, flags int) error {
+	if atime.IsZero() {
+		atime = mtime
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	if err := unix.UtimesNanoAt(pfd, base, ts, flags); err != nil {
+		return fmt.Errorf("set times: %w", err)
+	}
+	return nil
+}
+
+// setXattrs sets the layer's xattrs on base in pfd, or on pfd itself when
+// base is ".".
+func setXattrs(pfd int, base string, hdr *tar.Header) error {
+	for k, v := range hdr.PAXRecords {
+		name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
+		if !ok {
+			continue
+		}
+		var err error
+		if base == "." {
+			err = unix.Fsetxattr(pfd, name, []byte(v), 0)
+		} else {
+			// base is one component and lsetxattr does not follow it.
+			err = unix.Lsetxattr(fmt.Sprintf("/proc/self/fd/%d/%s", pfd, base), name, []byte(v), 0)
+		}
+		if err != nil {
+			return fmt.Errorf("xattr %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// finishDirs applies directory modes and times once every child exists,
+// deepest first, so that neither a read-only mode nor a later child spoils
+// them. Each directory is reopened beneath the root without following
+// symlinks: a later entry may have replaced it with one.
+func (u *unpacker) finishDirs() error {
+	for i := len(u.dirs) - 1; i >= 0; i-- {
+		d := u.dirs[i]
+		fd := u.root
+		if d.path != "." {
+			how := &unix.OpenHow{Flags: unix.O_DIRECTORY | unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW, Resolve: beneath}
+			var err error
+			if fd, err = unix.Openat2(u.root, d.path, how); err != nil {
+				if err == unix.ENOENT || err == unix.ENOTDIR || err == unix.ELOOP {
+					continue // replaced by a later entry
+				}
+				return fmt.Errorf("entry %q: %w", d.path, err)
+			}
+		}
+		err := unix.Fchmod(fd, d.mode)
+		if err == nil {
+			err = setTimes(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), d.atime, d.mtime, 0)
+		}
+		if fd != u.root {
+			unix.Close(fd)
+		}
+		if err != nil {
+			return fmt.Errorf("entry %q: %w", d.path, err)
+		}
+	}
+	return nil
+}
