@@ -144,8 +144,8 @@ func TestCorruptBlobsRefused(t *testing.T) {
 			f, _ := os.OpenFile(p, os.O_WRONLY, 0)
 			f.WriteAt([]byte("XXXX"), 100)
 			f.Close()
-		}, "verifying sha256 checksum"},
-		{"truncated", func(p string) { os.Truncate(p, 200) }, "verifying sha256 checksum"},
+		}, "content has digest sha256:"},
+		{"truncated", func(p string) { os.Truncate(p, 200) }, "got 200 bytes, expected 66"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := make([]byte, 64<<10)

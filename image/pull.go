@@ -63,17 +63,21 @@ func (s *Store) Pull(ctx context.Context, refStr string, po PullOptions) (*Image
 	if progress == nil {
 		progress = func(Progress) {}
 	}
+	auth := authn.Anonymous
+	if po.Auth != nil {
+		auth = authn.FromConfig(*po.Auth)
+	} else if auth, err = s.opts.Keychain.Resolve(ref.Context()); err != nil {
+		return nil, fmt.Errorf("pull %s: credentials: %w", refStr, err)
+	}
+	tr := s.opts.Transport
+	if tr == nil {
+		tr = remote.DefaultTransport
+	}
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithRetryBackoff(remote.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Steps: 2}),
-	}
-	if po.Auth != nil {
-		ropts = append(ropts, remote.WithAuth(authn.FromConfig(*po.Auth)))
-	} else {
-		ropts = append(ropts, remote.WithAuthFromKeychain(s.opts.Keychain))
-	}
-	if s.opts.Transport != nil {
-		ropts = append(ropts, remote.WithTransport(s.opts.Transport))
+		remote.WithAuth(auth),
+		remote.WithTransport(tr),
 	}
 	fail := func(err error) (*Image, error) {
 		return nil, fmt.Errorf("pull %s: %w", refStr, err)
@@ -118,13 +122,18 @@ func (s *Store) Pull(ctx context.Context, refStr string, po PullOptions) (*Image
 		}
 	}
 
+	blobs, err := newBlobSource(ctx, ref.Context(), auth, tr)
+	if err != nil {
+		return fail(registryError(ref, err))
+	}
+
 	// Everything from the first blob to the metadata commit runs under the
 	// collector's read lock, so nothing fetched is collected meanwhile.
 	s.gc.RLock()
 	defer s.gc.RUnlock()
 
 	cfgDigest := digest.Digest(m.Config.Digest.String())
-	rawCfg, err := s.fetchSmall(ref.Context(), cfgDigest, m.Config.Size, ropts)
+	rawCfg, err := s.fetchSmall(ctx, blobs, cfgDigest)
 	if err != nil {
 		return fail(fmt.Errorf("config %s: %w", cfgDigest, err))
 	}
@@ -149,7 +158,8 @@ func (s *Store) Pull(ctx context.Context, refStr string, po PullOptions) (*Image
 	for i := range layers {
 		l := &layers[i]
 		g.Go(func() error {
-			n, err := s.fetchLayer(gctx, ref.Context(), *l, ropts, progress)
+			open := func() (io.ReadCloser, error) { return blobs.open(gctx, l.Digest) }
+			n, err := s.addLayer(*l, open, progress)
 			if err != nil {
 				return fmt.Errorf("layer %s: %w", l.Digest, err)
 			}
@@ -170,31 +180,41 @@ func (s *Store) Pull(ctx context.Context, refStr string, po PullOptions) (*Image
 			return fail(err)
 		}
 	}
-	id := cfgDigest
-	var img *Image
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		rec := &imageRecord{Manifest: mdigest, MediaType: string(mediaType), Layers: layers, Added: time.Now().UTC()}
-		if old, err := loadRecord(tx, id); err == nil {
-			rec.RepoDigests, rec.Added = old.RepoDigests, old.Added
-		}
-		if !slices.Contains(rec.RepoDigests, repoDigest) {
-			rec.RepoDigests = append(rec.RepoDigests, repoDigest)
-		}
-		if err := putRecord(tx, id, rec); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketTags).Put([]byte(fullName(ref)), []byte(id)); err != nil {
-			return err
-		}
-		var err error
-		img, err = s.toImage(tx, id, rec)
-		return err
-	})
+	rec := &imageRecord{Manifest: mdigest, MediaType: string(mediaType), Layers: layers}
+	img, err := s.commitImage(cfgDigest, rec, []string{fullName(ref)}, repoDigest)
 	if err != nil {
 		return fail(err)
 	}
 	progress(Progress{Status: "Digest: " + top.String()})
 	return img, nil
+}
+
+// commitImage records an image whose blobs and layers are all in place,
+// points names at it and adds repoDigest (if any) to its digests — in one
+// transaction.
+func (s *Store) commitImage(id digest.Digest, rec *imageRecord, names []string, repoDigest string) (*Image, error) {
+	var img *Image
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		rec.Added = time.Now().UTC()
+		if old, err := loadRecord(tx, id); err == nil {
+			rec.RepoDigests, rec.Added = old.RepoDigests, old.Added
+		}
+		if repoDigest != "" && !slices.Contains(rec.RepoDigests, repoDigest) {
+			rec.RepoDigests = append(rec.RepoDigests, repoDigest)
+		}
+		if err := putRecord(tx, id, rec); err != nil {
+			return err
+		}
+		for _, n := range names {
+			if err := tx.Bucket(bucketTags).Put([]byte(n), []byte(id)); err != nil {
+				return err
+			}
+		}
+		var err error
+		img, err = s.toImage(tx, id, rec)
+		return err
+	})
+	return img, err
 }
 
 // pickPlatform returns the manifest in an index that matches p.
@@ -242,24 +262,54 @@ func registryError(ref name.Reference, err error) error {
 	return err
 }
 
+// blobSource fetches the blobs of one repository over the registry
+// protocol, authenticated once. Unlike the registry client's layer reader
+// it does not hash what it returns: the content store does, once.
+type blobSource struct {
+	repo   name.Repository
+	client *http.Client
+}
+
+func newBlobSource(ctx context.Context, repo name.Repository, auth authn.Authenticator, tr http.RoundTripper) (*blobSource, error) {
+	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, tr, []string{repo.Scope(transport.PullScope)})
+	if err != nil {
+		return nil, err
+	}
+	return &blobSource{repo: repo, client: &http.Client{Transport: rt}}, nil
+}
+
+// open starts the download of blob d.
+func (b *blobSource) open(ctx context.Context, d digest.Digest) (io.ReadCloser, error) {
+	u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", b.repo.Registry.Scheme(), b.repo.RegistryStr(), b.repo.RepositoryStr(), d)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return nil, registryError(b.repo.Tag("latest"), err)
+	}
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		resp.Body.Close()
+		return nil, registryError(b.repo.Tag("latest"), err)
+	}
+	return resp.Body, nil
+}
+
 // fetchSmall fetches a blob (config) into the store and returns it.
-func (s *Store) fetchSmall(repo name.Repository, d digest.Digest, size int64, ropts []remote.Option) ([]byte, error) {
+func (s *Store) fetchSmall(ctx context.Context, blobs *blobSource, d digest.Digest) ([]byte, error) {
 	if b, err := s.content.ReadAll(d); err == nil {
 		return b, nil
 	}
-	l, err := remote.Layer(repo.Digest(d.String()), ropts...)
+	rc, err := blobs.open(ctx, d)
 	if err != nil {
-		return nil, registryError(repo.Tag("latest"), err)
-	}
-	rc, err := l.Compressed()
-	if err != nil {
-		return nil, registryError(repo.Tag("latest"), err)
+		return nil, err
 	}
 	defer rc.Close()
 	const max = 16 << 20
 	b, err := io.ReadAll(io.LimitReader(rc, max+1))
 	if err != nil {
-		return nil, registryError(repo.Tag("latest"), err)
+		return nil, fmt.Errorf("download: %w", err)
 	}
 	if len(b) > max {
 		return nil, fmt.Errorf("larger than %d bytes: %w", max, errdefs.ErrInvalid)
@@ -270,10 +320,11 @@ func (s *Store) fetchSmall(repo name.Repository, d digest.Digest, size int64, ro
 	return b, nil
 }
 
-// fetchLayer makes sure layer l's blob is stored and its content unpacked,
-// downloading and unpacking in one pass. It returns the unpacked size.
-// Concurrent calls for the same blob share one fetch.
-func (s *Store) fetchLayer(ctx context.Context, repo name.Repository, l layerRecord, ropts []remote.Option, progress func(Progress)) (int64, error) {
+// addLayer makes sure layer l's blob is stored and its content unpacked,
+// reading the blob from open (a download, or a file of an archive) and
+// unpacking in the same pass. It returns the unpacked size. Concurrent
+// calls for the same blob share one fetch.
+func (s *Store) addLayer(l layerRecord, open func() (io.ReadCloser, error), progress func(Progress)) (int64, error) {
 	id := shortID(l.Digest)
 	v, err, _ := s.flights.Do(string(l.Digest), func() (any, error) {
 		haveBlob, haveLayer := s.content.Has(l.Digest), s.snaps.HasLayer(l.DiffID)
@@ -292,13 +343,9 @@ func (s *Store) fetchLayer(ctx context.Context, repo name.Repository, l layerRec
 			defer f.Close()
 			src, finish = f, func() error { return nil }
 		} else {
-			rl, err := remote.Layer(repo.Digest(l.Digest.String()), append(ropts, remote.WithContext(ctx))...)
+			rc, err := open()
 			if err != nil {
-				return int64(0), registryError(repo.Tag("latest"), err)
-			}
-			rc, err := rl.Compressed()
-			if err != nil {
-				return int64(0), registryError(repo.Tag("latest"), err)
+				return int64(0), err
 			}
 			defer rc.Close()
 			w, err := s.content.Writer(l.Digest, l.Size)
@@ -335,7 +382,7 @@ func (s *Store) fetchLayer(ctx context.Context, repo name.Repository, l layerRec
 			if p != nil {
 				p.Abort()
 			}
-			return int64(0), fmt.Errorf("blob: %w", drainErr)
+			return int64(0), drainErr
 		}
 		if err != nil {
 			return int64(0), err

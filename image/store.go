@@ -157,6 +157,12 @@ func Open(opts Options) (*Store, error) {
 	if s.snaps, err = storage.Open(filepath.Join(opts.Root, "storage")); err != nil {
 		return nil, err
 	}
+	if err := os.RemoveAll(s.tmpDir()); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(s.tmpDir(), 0o700); err != nil {
+		return nil, err
+	}
 	if s.db, err = bolt.Open(filepath.Join(opts.Root, "metadata.db"), 0o600, &bolt.Options{Timeout: time.Second}); err != nil {
 		return nil, fmt.Errorf("metadata store: %w", err)
 	}
@@ -184,6 +190,9 @@ func (s *Store) Close() error {
 	s.lock.Close()
 	return err
 }
+
+// tmpDir holds archives being loaded; Open empties it.
+func (s *Store) tmpDir() string { return filepath.Join(s.opts.Root, "tmp") }
 
 // Content is the blob store, for readers such as save.
 func (s *Store) Content() *content.Store { return s.content }

@@ -118,6 +118,30 @@ func (s *Store) Put(d digest.Digest, data []byte) error {
 	return w.Commit()
 }
 
+// Ingest stores r's content under its own digest, for blobs whose digest
+// is not known in advance (an imported tarball).
+func (s *Store) Ingest(r io.Reader) (digest.Digest, int64, error) {
+	f, err := os.CreateTemp(s.ingestDir(), "unknown-")
+	if err != nil {
+		return "", 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	h := digest.SHA256.Digester()
+	n, err := io.Copy(f, io.TeeReader(r, h.Hash()))
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		return "", n, fmt.Errorf("storing blob: %w", err)
+	}
+	d := h.Digest()
+	if err := os.Rename(f.Name(), s.Path(d)); err != nil {
+		return "", n, err
+	}
+	return d, n, nil
+}
+
 // Delete removes blob d; a missing blob is not an error.
 func (s *Store) Delete(d digest.Digest) error {
 	if err := check(d); err != nil {

@@ -20,10 +20,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -55,7 +58,7 @@ func Unpack(r io.Reader, dir string, opts Options) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("open %s: %w", dir, err)
 	}
-	u := &unpacker{root: root, opts: opts, lastFd: -1}
+	u := &unpacker{root: root, opts: opts, lastFd: -1, umask: processUmask()}
 	defer u.close()
 	tr := tar.NewReader(r)
 	var written int64
@@ -97,6 +100,23 @@ type unpacker struct {
 	lastDir string // cache of the most recent parent directory
 	lastFd  int
 	dirs    []dirMeta // mode and times applied at the end, children first
+	umask   uint32
+}
+
+// processUmask reads the umask without changing it (umask(2) can only
+// swap, which would race with other threads creating files).
+func processUmask() uint32 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err == nil {
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+				if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+					return uint32(m)
+				}
+			}
+		}
+	}
+	return 0o777 // unknown: always chmod
 }
 
 func (u *unpacker) close() {
@@ -198,14 +218,24 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA {
+		// Most entries are new files: try to create first and clear the
+		// way only if something is there.
+		n, err := u.file(pfd, base, hdr, r)
+		if err == unix.EEXIST {
+			if err := replace(pfd, base, false); err != nil {
+				return 0, err
+			}
+			n, err = u.file(pfd, base, hdr, r)
+		}
+		return n, err
+	}
 	if err := replace(pfd, base, hdr.Typeflag == tar.TypeDir); err != nil {
 		return 0, err
 	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		return 0, u.dirEntry(pfd, base, p, hdr)
-	case tar.TypeReg, tar.TypeRegA:
-		return u.file(pfd, base, hdr, r)
 	case tar.TypeSymlink:
 		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
 			return 0, err
@@ -298,8 +328,17 @@ func (u *unpacker) dirEntry(pfd int, base, p string, hdr *tar.Header) error {
 	return nil
 }
 
+// file writes a regular file; it returns unix.EEXIST, unwrapped, when
+// something already has the name.
 func (u *unpacker) file(pfd int, base string, hdr *tar.Header, r io.Reader) (int64, error) {
-	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	mode := uint32(hdr.Mode) & 0o7777
+	// Created with its final mode when the umask leaves it whole, else
+	// privately and chmod'ed below.
+	createMode, chmod := mode, mode&^u.umask != mode || mode&0o7000 != 0
+	if chmod {
+		createMode = 0o600
+	}
+	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, createMode)
 	if err != nil {
 		return 0, err
 	}
@@ -317,13 +356,29 @@ func (u *unpacker) file(pfd int, base string, hdr *tar.Header, r io.Reader) (int
 	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
 		return n, fmt.Errorf("chown: %w", err)
 	}
-	if err := unix.Fchmod(fd, uint32(hdr.Mode)&0o7777); err != nil {
-		return n, fmt.Errorf("chmod: %w", err)
+	if chmod {
+		if err := unix.Fchmod(fd, mode); err != nil {
+			return n, fmt.Errorf("chmod: %w", err)
+		}
 	}
 	if err := setXattrs(fd, ".", hdr); err != nil {
 		return n, err
 	}
-	return n, setTimes(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), hdr.AccessTime, hdr.ModTime, 0)
+	return n, futimens(fd, hdr.AccessTime, hdr.ModTime)
+}
+
+// futimens sets the times of the file fd refers to (utimensat with a NULL
+// path, which x/sys/unix does not offer).
+func futimens(fd int, atime, mtime time.Time) error {
+	if atime.IsZero() {
+		atime = mtime
+	}
+	ts := [2]unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if e != 0 {
+		return fmt.Errorf("set times: %w", e)
+	}
+	return nil
 }
 
 func copyToFd(fd int, r io.Reader, buf []byte) (int64, error) {
@@ -444,7 +499,7 @@ func (u *unpacker) finishDirs() error {
 		}
 		err := unix.Fchmod(fd, d.mode)
 		if err == nil {
-			err = setTimes(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), d.atime, d.mtime, 0)
+			err = futimens(fd, d.atime, d.mtime)
 		}
 		if fd != u.root {
 			unix.Close(fd)

@@ -45,14 +45,30 @@ type Options struct {
 // Skips the test (with the reason) if docker-registry is not installed.
 func Start(t testing.TB, o Options) *Registry {
 	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
+	if _, err := exec.LookPath("docker-registry"); err != nil {
 		t.Skip("docker-registry is not installed (Debian package docker-registry; scripts/deps.sh installs it)")
 	}
-	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	r, err := Run(t.TempDir(), o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// Run starts a registry with its configuration and storage under dir, on
+// a free loopback port, and waits until it answers. The caller stops it.
+func Run(dir string, o Options) (*Registry, error) {
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		return nil, fmt.Errorf("docker-registry is not installed: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
 	}
 	host := l.Addr().String()
 	l.Close()
@@ -78,38 +94,37 @@ validation:
 	if o.User != "" {
 		hash, err := bcrypt.GenerateFromPassword([]byte(o.Password), bcrypt.MinCost)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		pw := filepath.Join(dir, "htpasswd")
 		if err := os.WriteFile(pw, []byte(o.User+":"+string(hash)+"\n"), 0o600); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		cfg += fmt.Sprintf("auth:\n  htpasswd:\n    realm: berth-test\n    path: %s\n", pw)
 		r.auth = &authn.Basic{Username: o.User, Password: o.Password}
 	}
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	var logs bytes.Buffer
 	r.cmd = exec.Command(bin, "serve", cfgPath)
 	r.cmd.Stdout, r.cmd.Stderr = &logs, &logs
 	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(r.Stop)
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		resp, err := http.Get("http://" + host + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			break
+			return r, nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("registry on %s did not come up: %v\n%s", host, err, logs.String())
+			r.Stop()
+			return nil, fmt.Errorf("registry on %s did not come up: %v\n%s", host, err, logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return r
 }
 
 // Stop ends the registry process (the one Start made, by its PID).
