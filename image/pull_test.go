@@ -376,21 +376,25 @@ func TestConcurrentPullsFetchOnceAndShareLayers(t *testing.T) {
 	}
 }
 
-func TestPullWithBasicAuth(t *testing.T) {
+func TestPullWithAuth(t *testing.T) {
 	requireRoot(t)
-	reg := registry.Start(t, registry.Options{User: "berth", Password: "s3cret"})
-	reg.Push(t, "private:v1", imageOf(t, "amd64", nil, layer(t, registry.Tar(t, registry.Entry{Name: "f", Body: "x"}), "gzip")))
-	s := openStore(t, image.Options{Keychain: authn.NewMultiKeychain()})
-	_, err := s.Pull(context.Background(), reg.Ref("private:v1"), image.PullOptions{})
-	if !errors.Is(err, errdefs.ErrUnauthorized) {
-		t.Errorf("anonymous pull of a private image: %v", err)
-	}
-	_, err = s.Pull(context.Background(), reg.Ref("private:v1"), image.PullOptions{Auth: &authn.AuthConfig{Username: "berth", Password: "wrong"}})
-	if !errors.Is(err, errdefs.ErrUnauthorized) {
-		t.Errorf("wrong password: %v", err)
-	}
-	if _, err := s.Pull(context.Background(), reg.Ref("private:v1"), image.PullOptions{Auth: &authn.AuthConfig{Username: "berth", Password: "s3cret"}}); err != nil {
-		t.Fatal(err)
+	for _, token := range []bool{false, true} {
+		t.Run(map[bool]string{false: "basic", true: "token"}[token], func(t *testing.T) {
+			reg := registry.Start(t, registry.Options{User: "berth", Password: "s3cret", Token: token})
+			reg.Push(t, "private:v1", imageOf(t, "amd64", nil, layer(t, registry.Tar(t, registry.Entry{Name: "f", Body: "x"}), "gzip")))
+			s := openStore(t, image.Options{Keychain: authn.NewMultiKeychain()})
+			_, err := s.Pull(context.Background(), reg.Ref("private:v1"), image.PullOptions{})
+			if !errors.Is(err, errdefs.ErrUnauthorized) {
+				t.Errorf("anonymous pull of a private image: %v", err)
+			}
+			_, err = s.Pull(context.Background(), reg.Ref("private:v1"), image.PullOptions{Auth: &authn.AuthConfig{Username: "berth", Password: "wrong"}})
+			if !errors.Is(err, errdefs.ErrUnauthorized) {
+				t.Errorf("wrong password: %v", err)
+			}
+			if _, err := s.Pull(context.Background(), reg.Ref("private:v1"), image.PullOptions{Auth: &authn.AuthConfig{Username: "berth", Password: "s3cret"}}); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -213,6 +214,9 @@ func run(rounds int, work string) error {
 		for i, c := range contenders {
 			dir := filepath.Join(work, fmt.Sprintf("round%d-%d", r, i))
 			os.MkdirAll(dir, 0o755)
+			// Start each run with no dirty pages from the one before, so
+			// that nobody pays for another's writeback.
+			syscall.Sync()
 			start := time.Now()
 			err := c.run(dir)
 			d := time.Since(start)

@@ -30,15 +30,18 @@ type Registry struct {
 	// Host is "127.0.0.1:port".
 	Host string
 	// Dir is the registry's storage root.
-	Dir  string
-	cmd  *exec.Cmd
-	auth *authn.Basic
+	Dir    string
+	cmd    *exec.Cmd
+	auth   *authn.Basic
+	tokens *tokenServer
 }
 
 // Options for Start.
 type Options struct {
-	// User and Password, when set, turn on htpasswd (basic) auth.
+	// User and Password, when set, turn on auth: htpasswd (basic) auth,
+	// or with Token, bearer tokens from a token server (tokens.go).
 	User, Password string
+	Token          bool
 }
 
 // Start runs a registry for the test and stops it when the test ends.
@@ -91,7 +94,15 @@ validation:
         - ^https?://
 `, filepath.Join(dir, "data"), host)
 	r := &Registry{Host: host, Dir: filepath.Join(dir, "data")}
-	if o.User != "" {
+	if o.User != "" && o.Token {
+		ts, err := startTokenServer(dir, o.User, o.Password)
+		if err != nil {
+			return nil, err
+		}
+		r.tokens = ts
+		cfg += ts.config()
+		r.auth = &authn.Basic{Username: o.User, Password: o.Password}
+	} else if o.User != "" {
 		hash, err := bcrypt.GenerateFromPassword([]byte(o.Password), bcrypt.MinCost)
 		if err != nil {
 			return nil, err
@@ -129,6 +140,9 @@ validation:
 
 // Stop ends the registry process (the one Start made, by its PID).
 func (r *Registry) Stop() {
+	if r.tokens != nil {
+		r.tokens.srv.Close()
+	}
 	if r.cmd != nil && r.cmd.Process != nil {
 		r.cmd.Process.Kill()
 		r.cmd.Wait()
