@@ -373,8 +373,8 @@ func (s *Store) addLayer(l layerRecord, open func() (io.ReadCloser, error), prog
 		// The decompressor may stop before the end of the blob: read and
 		// hash the rest. A blob that fails its digest is the root cause
 		// of whatever the unpack made of it, so its error comes first.
-		progress(Progress{ID: id, Status: "Verifying Checksum"})
 		_, drainErr := io.Copy(io.Discard, src)
+		progress(Progress{ID: id, Status: "Verifying Checksum"})
 		if drainErr == nil {
 			drainErr = finish()
 		}
