@@ -17,14 +17,17 @@ package unpack
 
 import (
 	"archive/tar"
+	"bytes"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"path"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -58,33 +61,176 @@ func Unpack(r io.Reader, dir string, opts Options) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("open %s: %w", dir, err)
 	}
-	u := &unpacker{root: root, opts: opts, lastFd: -1, umask: processUmask()}
+	u := &unpacker{root: root, opts: opts, lastFd: -1, umask: processUmask(), inflight: map[string]bool{}}
 	defer u.close()
+	defer u.stopWorkers()
 	tr := tar.NewReader(r)
-	var written int64
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return written, fmt.Errorf("reading tar: %w", err)
+			return u.written.Load(), fmt.Errorf("reading tar: %w", err)
 		}
-		n, err := u.entry(hdr, tr)
-		written += n
-		if err != nil {
-			return written, fmt.Errorf("entry %q: %w", hdr.Name, err)
+		if err := u.failed(); err != nil {
+			return u.written.Load(), err
+		}
+		if err := u.dispatch(hdr, tr); err != nil {
+			return u.written.Load(), fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
 	}
+	if err := u.wait(); err != nil {
+		return u.written.Load(), err
+	}
 	if err := u.finishDirs(); err != nil {
-		return written, err
+		return u.written.Load(), err
 	}
 	// The tar end marker may be followed by padding; the caller hashes the
 	// whole stream, so consume it.
 	if _, err := io.Copy(io.Discard, r); err != nil {
-		return written, fmt.Errorf("reading tar: %w", err)
+		return u.written.Load(), fmt.Errorf("reading tar: %w", err)
 	}
-	return written, nil
+	return u.written.Load(), nil
+}
+
+// Small regular files are read into memory and written by a few workers
+// at once: creating a file costs the kernel far more than writing a few
+// kilobytes (about 0.7 ms of CPU on this project's test host's ext4), and
+// a layer of many small files would otherwise create them one by one.
+// Creations in one directory serialise on its lock, so files go to the
+// worker their directory hashes to, and the queues are deep enough for the
+// reader to run ahead into the next directories.
+const (
+	smallFile  = 256 << 10
+	workers    = 4
+	queueDepth = 32
+)
+
+// job is a small file for a worker; fd is the parent directory's own
+// (dup'ed) descriptor.
+type job struct {
+	fd   int
+	base string
+	path string
+	name string
+	hdr  *tar.Header
+	body []byte
+}
+
+// dispatch hands a small regular file to the workers and does every other
+// entry in order. An entry whose name (or hard-link target, or whiteout
+// target) a worker is still writing waits for the workers first.
+func (u *unpacker) dispatch(hdr *tar.Header, r io.Reader) error {
+	p, err := cleanName(hdr.Name)
+	if err != nil {
+		return err
+	}
+	dir, base := path.Split(p)
+	dir = strings.TrimSuffix(dir, "/")
+	regular := hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA
+	if !regular || hdr.Size > smallFile || p == "." || strings.HasPrefix(base, whiteoutPrefix) {
+		clash := u.inflight[p]
+		if hdr.Typeflag == tar.TypeLink {
+			if t, err := cleanName(hdr.Linkname); err == nil && u.inflight[t] {
+				clash = true
+			}
+		}
+		if name, ok := strings.CutPrefix(base, whiteoutPrefix); ok && u.inflight[path.Join(dir, name)] {
+			clash = true
+		}
+		if clash {
+			if err := u.wait(); err != nil {
+				return err
+			}
+		}
+		n, err := u.entry(hdr, r)
+		u.written.Add(n)
+		return err
+	}
+	if u.inflight[p] {
+		if err := u.wait(); err != nil {
+			return err
+		}
+	}
+	pfd, err := u.openDir(dir, true)
+	if err != nil {
+		return err
+	}
+	body := make([]byte, hdr.Size)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return fmt.Errorf("reading tar: %w", err)
+	}
+	fd, err := unix.FcntlInt(uintptr(pfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	if u.jobs == nil {
+		u.startWorkers()
+	}
+	u.inflight[p] = true
+	u.pending.Add(1)
+	h := fnv.New32a()
+	h.Write([]byte(dir))
+	u.jobs[h.Sum32()%workers] <- job{fd: fd, base: base, path: p, name: hdr.Name, hdr: hdr, body: body}
+	return nil
+}
+
+func (u *unpacker) startWorkers() {
+	u.jobs = make([]chan job, workers)
+	for i := range u.jobs {
+		ch := make(chan job, queueDepth)
+		u.jobs[i] = ch
+		u.workers.Go(func() {
+			for j := range ch {
+				u.work(j)
+			}
+		})
+	}
+}
+
+func (u *unpacker) work(j job) {
+	defer u.pending.Done()
+	defer unix.Close(j.fd)
+	if u.failed() != nil {
+		return
+	}
+	n, err := u.file(j.fd, j.base, j.hdr, bytes.NewReader(j.body))
+	if err == unix.EEXIST {
+		if err = replace(j.fd, j.base, false); err == nil {
+			n, err = u.file(j.fd, j.base, j.hdr, bytes.NewReader(j.body))
+		}
+	}
+	u.written.Add(n)
+	if err != nil {
+		u.errMu.Lock()
+		if u.err == nil {
+			u.err = fmt.Errorf("entry %q: %w", j.name, err)
+		}
+		u.errMu.Unlock()
+	}
+}
+
+// failed returns the first error a worker met.
+func (u *unpacker) failed() error {
+	u.errMu.Lock()
+	defer u.errMu.Unlock()
+	return u.err
+}
+
+// wait lets every dispatched file finish.
+func (u *unpacker) wait() error {
+	u.pending.Wait()
+	clear(u.inflight)
+	return u.failed()
+}
+
+func (u *unpacker) stopWorkers() {
+	for _, ch := range u.jobs {
+		close(ch)
+	}
+	u.workers.Wait()
+	u.jobs = nil
 }
 
 type dirMeta struct {
@@ -101,6 +247,16 @@ type unpacker struct {
 	lastFd  int
 	dirs    []dirMeta // mode and times applied at the end, children first
 	umask   uint32
+	written atomic.Int64
+
+	// Small files in flight (see dispatch). inflight is only touched by
+	// the reading goroutine.
+	jobs     []chan job // one queue per worker
+	workers  sync.WaitGroup
+	pending  sync.WaitGroup
+	inflight map[string]bool
+	errMu    sync.Mutex
+	err      error
 }
 
 // processUmask reads the umask without changing it (umask(2) can only
