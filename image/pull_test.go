@@ -194,6 +194,11 @@ func TestPullRunsFromOverlay(t *testing.T) {
 		}
 	}
 
+	// Pulled by digest: the same image, named by that digest too.
+	byDigest := reg.Ref("tools/busybox@") + md.String()
+	if again, err := s.Pull(context.Background(), byDigest, image.PullOptions{}); err != nil || again.ID != img.ID {
+		t.Fatalf("pull by digest: %v %v", again, err)
+	}
 	mountRootfs(t, s, "c1", img.ID.Encoded()[:12])
 	root := mountRootfs(t, s, "c2", reg.Ref("tools/busybox:1.36"))
 	out, err := exec.Command("chroot", root, "/bin/sh", "-c", "echo hi > /tmp.txt; busybox cat /tmp.txt /etc/passwd").CombinedOutput()
@@ -249,10 +254,12 @@ func TestPullWhiteoutsMergeInOverlay(t *testing.T) {
 		registry.Entry{Name: "b/.wh..wh..opq"},
 		registry.Entry{Name: "b/new", Body: "n"},
 	)
-	reg.Push(t, "multi:v1", imageOf(t, "amd64", nil, layer(t, base, "gzip"), layer(t, top, "zstd")))
+	// An OCI manifest (the other images here are Docker schema 2).
+	multi := mutate.ConfigMediaType(mutate.MediaType(imageOf(t, "amd64", nil, layer(t, base, "gzip"), layer(t, top, "zstd")), types.OCIManifestSchema1), types.OCIConfigJSON)
+	reg.Push(t, "multi:v1", multi)
 	s := openStore(t, image.Options{})
-	if _, err := s.Pull(context.Background(), reg.Ref("multi:v1"), image.PullOptions{}); err != nil {
-		t.Fatal(err)
+	if img, err := s.Pull(context.Background(), reg.Ref("multi:v1"), image.PullOptions{}); err != nil || img.MediaType != string(types.OCIManifestSchema1) {
+		t.Fatalf("pull of an OCI image: %v %v", img, err)
 	}
 	root := mountRootfs(t, s, "w1", reg.Ref("multi:v1"))
 	for p, want := range map[string]bool{"a/gone": false, "a/kept": true, "b/old": false, "b/new": true} {
@@ -296,6 +303,12 @@ func TestPullIndexPicksPlatform(t *testing.T) {
 	img, err = s.Pull(context.Background(), reg.Ref("multiarch:v1"), image.PullOptions{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}})
 	if err != nil || img.Config.Config.Cmd[0] != "arm" {
 		t.Fatalf("arm64: %v %+v", err, img)
+	}
+	// The same as a Docker manifest list.
+	reg.PushIndex(t, "multiarch:docker", mutate.IndexMediaType(idx, types.DockerManifestList))
+	img, err = s.Pull(context.Background(), reg.Ref("multiarch:docker"), image.PullOptions{Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}})
+	if err != nil || img.Config.Config.Cmd[0] != "arm" {
+		t.Fatalf("arm64/v8 from a Docker manifest list: %v %+v", err, img)
 	}
 	_, err = s.Pull(context.Background(), reg.Ref("multiarch:v1"), image.PullOptions{Platform: &v1.Platform{OS: "linux", Architecture: "s390x"}})
 	if !errdefs.NotFound(err) || !strings.Contains(err.Error(), "linux/amd64, linux/arm64/v8") {
