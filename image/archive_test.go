@@ -19,9 +19,9 @@ import (
 func TestSaveLoadRoundTrip(t *testing.T) {
 	requireRoot(t)
 	reg := registry.Start(t, registry.Options{})
-	bb := layer(t, busyboxTar(t), "gzip")
-	extra := layer(t, registry.Tar(t, registry.Entry{Name: "etc/motd", Body: "hello\n"}), "zstd")
-	reg.Push(t, "app:v1", imageOf(t, "amd64", []string{"sh"}, bb, extra))
+	bb := registry.Layer(t, registry.BusyboxTar(t), "gzip")
+	extra := registry.Layer(t, registry.Tar(t, registry.Entry{Name: "etc/motd", Body: "hello\n"}), "zstd")
+	reg.Push(t, "app:v1", registry.Image(t, "amd64", []string{"sh"}, bb, extra))
 	src := openStore(t, image.Options{})
 	img, err := src.Pull(context.Background(), reg.Ref("app:v1"), image.PullOptions{})
 	if err != nil {
@@ -81,7 +81,7 @@ func TestLoadArchivesOtherToolsWrote(t *testing.T) {
 		t.Skip("skopeo not installed (scripts/deps.sh installs it)")
 	}
 	reg := registry.Start(t, registry.Options{})
-	reg.Push(t, "app:v1", imageOf(t, "amd64", []string{"sh"}, layer(t, busyboxTar(t), "gzip"), layer(t, registry.Tar(t, registry.Entry{Name: "x", Body: "x"}), "gzip")))
+	reg.Push(t, "app:v1", registry.Image(t, "amd64", []string{"sh"}, registry.Layer(t, registry.BusyboxTar(t), "gzip"), registry.Layer(t, registry.Tar(t, registry.Entry{Name: "x", Body: "x"}), "gzip")))
 	dir := t.TempDir()
 	for _, tc := range []struct{ name, dest string }{
 		{"docker-archive", "docker-archive:" + filepath.Join(dir, "d.tar") + ":other/app:v2"},
@@ -119,7 +119,7 @@ func TestImportRootfsTarball(t *testing.T) {
 	requireRoot(t)
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	zw.Write(busyboxTar(t))
+	zw.Write(registry.BusyboxTar(t))
 	zw.Close()
 	s := openStore(t, image.Options{})
 	img, err := s.Import(bytes.NewReader(gz.Bytes()), "imported:v1")

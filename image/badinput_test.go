@@ -81,9 +81,9 @@ func TestMaliciousLayersRefused(t *testing.T) {
 			if tc.entries == nil {
 				tb = registry.HugePAXTar(4 << 20)
 			}
-			l := layer(t, tb, "gzip")
+			l := registry.Layer(t, tb, "gzip")
 			ld, _ := l.Digest()
-			reg.Push(t, ref, imageOf(t, "amd64", nil, l))
+			reg.Push(t, ref, registry.Image(t, "amd64", nil, l))
 			root := t.TempDir()
 			s := openStore(t, image.Options{Root: root, Unpack: unpack.Options{AllowDevices: false}})
 			_, err := s.Pull(context.Background(), reg.Ref(ref), image.PullOptions{})
@@ -115,7 +115,7 @@ func TestMaliciousLayersRefused(t *testing.T) {
 func TestForeignLayerRefused(t *testing.T) {
 	requireRoot(t)
 	reg := registry.Start(t, registry.Options{})
-	l := layer(t, registry.Tar(t, registry.Entry{Name: "f", Body: "x"}), "gzip")
+	l := registry.Layer(t, registry.Tar(t, registry.Entry{Name: "f", Body: "x"}), "gzip")
 	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: l, MediaType: types.DockerForeignLayer, URLs: []string{"https://example.invalid/layer"}})
 	if err != nil {
 		t.Fatal(err)
@@ -150,10 +150,10 @@ func TestCorruptBlobsRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			body := make([]byte, 64<<10)
 			rand.Read(body)
-			l := layer(t, registry.Tar(t, registry.Entry{Name: "data", Body: string(body)}), "gzip")
+			l := registry.Layer(t, registry.Tar(t, registry.Entry{Name: "data", Body: string(body)}), "gzip")
 			ld, _ := l.Digest()
 			ref := "corrupt-" + strings.ReplaceAll(tc.name, " ", "-") + ":v1"
-			reg.Push(t, ref, imageOf(t, "amd64", nil, l))
+			reg.Push(t, ref, registry.Image(t, "amd64", nil, l))
 			tc.damage(reg.BlobPath(ld))
 			root := t.TempDir()
 			s := openStore(t, image.Options{Root: root})
@@ -176,8 +176,8 @@ func TestFullDiskDuringPull(t *testing.T) {
 	reg := registry.Start(t, registry.Options{})
 	body := make([]byte, 48<<20)
 	rand.Read(body)
-	l := layer(t, registry.Tar(t, registry.Entry{Name: "big", Body: string(body)}), "gzip")
-	reg.Push(t, "big:v1", imageOf(t, "amd64", nil, l))
+	l := registry.Layer(t, registry.Tar(t, registry.Entry{Name: "big", Body: string(body)}), "gzip")
+	reg.Push(t, "big:v1", registry.Image(t, "amd64", nil, l))
 	root := t.TempDir()
 	if err := unix.Mount("tmpfs", root, "tmpfs", 0, "size=16m"); err != nil {
 		t.Fatal(err)
@@ -199,8 +199,8 @@ func TestFullDiskDuringPull(t *testing.T) {
 		t.Errorf("%d bytes still used on the data root after the failed pull", used)
 	}
 	// The store still works once there is room.
-	small := layer(t, registry.Tar(t, registry.Entry{Name: "f", Body: "x"}), "gzip")
-	reg.Push(t, "small:v1", imageOf(t, "amd64", nil, small))
+	small := registry.Layer(t, registry.Tar(t, registry.Entry{Name: "f", Body: "x"}), "gzip")
+	reg.Push(t, "small:v1", registry.Image(t, "amd64", nil, small))
 	if _, err := s.Pull(context.Background(), reg.Ref("small:v1"), image.PullOptions{}); err != nil {
 		t.Fatal(err)
 	}

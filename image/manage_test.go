@@ -24,8 +24,8 @@ func countDir(t *testing.T, dir string) int {
 func TestTagRemovePrune(t *testing.T) {
 	requireRoot(t)
 	reg := registry.Start(t, registry.Options{})
-	reg.Push(t, "app:v1", imageOf(t, "amd64", []string{"one"}, layer(t, registry.Tar(t, registry.Entry{Name: "f", Body: "1"}), "gzip")))
-	reg.Push(t, "other:v1", imageOf(t, "amd64", []string{"two"}, layer(t, registry.Tar(t, registry.Entry{Name: "g", Body: "2"}), "gzip")))
+	reg.Push(t, "app:v1", registry.Image(t, "amd64", []string{"one"}, registry.Layer(t, registry.Tar(t, registry.Entry{Name: "f", Body: "1"}), "gzip")))
+	reg.Push(t, "other:v1", registry.Image(t, "amd64", []string{"two"}, registry.Layer(t, registry.Tar(t, registry.Entry{Name: "g", Body: "2"}), "gzip")))
 	root := t.TempDir()
 	s := openStore(t, image.Options{Root: root})
 	ctx := context.Background()

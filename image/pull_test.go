@@ -20,7 +20,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 
@@ -56,81 +55,6 @@ func openStore(t *testing.T, o image.Options) *image.Store {
 	return s
 }
 
-// layer makes a registry layer from a tar; comp is "gzip", "zstd" or "" (plain).
-func layer(t testing.TB, tarball_ []byte, comp string) v1.Layer {
-	t.Helper()
-	open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(tarball_)), nil }
-	var opts []tarball.LayerOption
-	switch comp {
-	case "zstd":
-		opts = append(opts, tarball.WithCompression("zstd"), tarball.WithMediaType(types.OCILayerZStd))
-	case "":
-		l, err := tarball.LayerFromOpener(open, tarball.WithMediaType(types.OCIUncompressedLayer))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &uncompressed{l}
-	}
-	l, err := tarball.LayerFromOpener(open, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
-
-// uncompressed serves a layer's tar as its blob.
-type uncompressed struct{ v1.Layer }
-
-func (u *uncompressed) Compressed() (io.ReadCloser, error) { return u.Uncompressed() }
-func (u *uncompressed) Digest() (v1.Hash, error)           { return u.DiffID() }
-func (u *uncompressed) Size() (int64, error) {
-	rc, _ := u.Uncompressed()
-	defer rc.Close()
-	return io.Copy(io.Discard, rc)
-}
-
-// imageOf builds a linux image of the layers with a Cmd.
-func imageOf(t testing.TB, arch string, cmd []string, layers ...v1.Layer) v1.Image {
-	t.Helper()
-	img, err := mutate.AppendLayers(empty.Image, layers...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", arch
-	cf.Config.Cmd = cmd
-	cf.Config.Env = []string{"PATH=/bin"}
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
-
-// busyboxTar is a rootfs of Debian's static busybox.
-func busyboxTar(t testing.TB) []byte {
-	t.Helper()
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		t.Skip("busybox not installed (Debian's busybox-static)")
-	}
-	b, err := os.ReadFile(bb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return registry.Tar(t,
-		registry.Entry{Name: "bin/", Type: tar.TypeDir},
-		registry.Entry{Name: "bin/busybox", Body: string(b), Mode: 0o755},
-		registry.Entry{Name: "bin/sh", Type: tar.TypeSymlink, Linkname: "/bin/busybox"},
-		registry.Entry{Name: "etc/", Type: tar.TypeDir},
-		registry.Entry{Name: "etc/passwd", Body: "root:x:0:0:root:/root:/bin/sh\n"},
-	)
-}
-
 // mountRootfs prepares and mounts a rootfs for ref and undoes it at the end.
 func mountRootfs(t *testing.T, s *image.Store, key, ref string) string {
 	t.Helper()
@@ -156,7 +80,7 @@ func mountRootfs(t *testing.T, s *image.Store, key, ref string) string {
 func TestPullRunsFromOverlay(t *testing.T) {
 	requireRoot(t)
 	reg := registry.Start(t, registry.Options{})
-	md := reg.Push(t, "tools/busybox:1.36", imageOf(t, "amd64", []string{"sh"}, layer(t, busyboxTar(t), "gzip")))
+	md := reg.Push(t, "tools/busybox:1.36", registry.Image(t, "amd64", []string{"sh"}, registry.Layer(t, registry.BusyboxTar(t), "gzip")))
 	s := openStore(t, image.Options{})
 
 	var progress []image.Progress
@@ -255,7 +179,7 @@ func TestPullWhiteoutsMergeInOverlay(t *testing.T) {
 		registry.Entry{Name: "b/new", Body: "n"},
 	)
 	// An OCI manifest (the other images here are Docker schema 2).
-	multi := mutate.ConfigMediaType(mutate.MediaType(imageOf(t, "amd64", nil, layer(t, base, "gzip"), layer(t, top, "zstd")), types.OCIManifestSchema1), types.OCIConfigJSON)
+	multi := mutate.ConfigMediaType(mutate.MediaType(registry.Image(t, "amd64", nil, registry.Layer(t, base, "gzip"), registry.Layer(t, top, "zstd")), types.OCIManifestSchema1), types.OCIConfigJSON)
 	reg.Push(t, "multi:v1", multi)
 	s := openStore(t, image.Options{})
 	if img, err := s.Pull(context.Background(), reg.Ref("multi:v1"), image.PullOptions{}); err != nil || img.MediaType != string(types.OCIManifestSchema1) {
@@ -285,8 +209,8 @@ func TestPullWhiteoutsMergeInOverlay(t *testing.T) {
 func TestPullIndexPicksPlatform(t *testing.T) {
 	requireRoot(t)
 	reg := registry.Start(t, registry.Options{})
-	l := layer(t, registry.Tar(t, registry.Entry{Name: "f", Body: "x"}), "gzip")
-	amd, arm := imageOf(t, "amd64", []string{"amd"}, l), imageOf(t, "arm64", []string{"arm"}, l)
+	l := registry.Layer(t, registry.Tar(t, registry.Entry{Name: "f", Body: "x"}), "gzip")
+	amd, arm := registry.Image(t, "amd64", []string{"amd"}, l), registry.Image(t, "arm64", []string{"arm"}, l)
 	idx := mutate.AppendManifests(empty.Index,
 		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
 		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}}},
@@ -344,11 +268,11 @@ func (c *countingTransport) count(l v1.Layer) int {
 func TestConcurrentPullsFetchOnceAndShareLayers(t *testing.T) {
 	requireRoot(t)
 	reg := registry.Start(t, registry.Options{})
-	shared := layer(t, registry.Tar(t, registry.Entry{Name: "shared", Body: strings.Repeat("s", 1<<20)}), "gzip")
-	own1 := layer(t, registry.Tar(t, registry.Entry{Name: "one", Body: "1"}), "gzip")
-	own2 := layer(t, registry.Tar(t, registry.Entry{Name: "two", Body: "2"}), "")
-	reg.Push(t, "one:v1", imageOf(t, "amd64", nil, shared, own1))
-	reg.Push(t, "two:v1", imageOf(t, "amd64", nil, shared, own2))
+	shared := registry.Layer(t, registry.Tar(t, registry.Entry{Name: "shared", Body: strings.Repeat("s", 1<<20)}), "gzip")
+	own1 := registry.Layer(t, registry.Tar(t, registry.Entry{Name: "one", Body: "1"}), "gzip")
+	own2 := registry.Layer(t, registry.Tar(t, registry.Entry{Name: "two", Body: "2"}), "")
+	reg.Push(t, "one:v1", registry.Image(t, "amd64", nil, shared, own1))
+	reg.Push(t, "two:v1", registry.Image(t, "amd64", nil, shared, own2))
 	tr := &countingTransport{}
 	root := t.TempDir()
 	s := openStore(t, image.Options{Root: root, Transport: tr})
@@ -394,7 +318,7 @@ func TestPullWithAuth(t *testing.T) {
 	for _, token := range []bool{false, true} {
 		t.Run(map[bool]string{false: "basic", true: "token"}[token], func(t *testing.T) {
 			reg := registry.Start(t, registry.Options{User: "berth", Password: "s3cret", Token: token})
-			reg.Push(t, "private:v1", imageOf(t, "amd64", nil, layer(t, registry.Tar(t, registry.Entry{Name: "f", Body: "x"}), "gzip")))
+			reg.Push(t, "private:v1", registry.Image(t, "amd64", nil, registry.Layer(t, registry.Tar(t, registry.Entry{Name: "f", Body: "x"}), "gzip")))
 			s := openStore(t, image.Options{Keychain: authn.NewMultiKeychain()})
 			_, err := s.Pull(context.Background(), reg.Ref("private:v1"), image.PullOptions{})
 			if !errors.Is(err, errdefs.ErrUnauthorized) {
@@ -421,7 +345,7 @@ func TestPullLargeLayer(t *testing.T) {
 		copy(body[i:], "text that compresses well, as most of a real layer does ......\n")
 	}
 	sum := sha256.Sum256(body)
-	reg.Push(t, "large:v1", imageOf(t, "amd64", nil, layer(t, registry.Tar(t, registry.Entry{Name: "big.bin", Body: string(body)}), "gzip")))
+	reg.Push(t, "large:v1", registry.Image(t, "amd64", nil, registry.Layer(t, registry.Tar(t, registry.Entry{Name: "big.bin", Body: string(body)}), "gzip")))
 	s := openStore(t, image.Options{})
 	img, err := s.Pull(context.Background(), reg.Ref("large:v1"), image.PullOptions{})
 	if err != nil {

@@ -68,3 +68,13 @@ func Familiar(full string) string {
 	}
 	return s
 }
+
+// FullName normalises a user's reference to the store's full form
+// ("busybox" → "docker.io/library/busybox:latest").
+func FullName(ref string) (string, error) {
+	r, err := parseRef(ref, nil)
+	if err != nil {
+		return "", err
+	}
+	return fullName(r), nil
+}

@@ -1,0 +1,343 @@
+package apiserver
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	imagetypes "github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/storage"
+
+	"github.com/berth-project/berth/errdefs"
+	"github.com/berth-project/berth/image"
+)
+
+func (s *Server) imageRoutes() {
+	s.mux.HandleFunc("GET /images/json", s.listImages)
+	s.mux.HandleFunc("POST /images/create", s.createImage)
+	s.mux.HandleFunc("POST /images/load", s.loadImages)
+	s.mux.HandleFunc("GET /images/get", s.saveImages)
+	s.mux.HandleFunc("POST /images/prune", s.pruneImages)
+	// Names contain slashes ("127.0.0.1:5000/app"), so the rest is routed
+	// by suffix.
+	s.mux.HandleFunc("/images/", s.imageByName)
+}
+
+func (s *Server) imageByName(w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.Path, "/images/")
+	switch {
+	case r.Method == http.MethodDelete:
+		s.removeImage(w, r, rest)
+	case r.Method == http.MethodGet && strings.HasSuffix(rest, "/json"):
+		s.inspectImage(w, r, strings.TrimSuffix(rest, "/json"))
+	case r.Method == http.MethodGet && strings.HasSuffix(rest, "/history"):
+		s.imageHistory(w, r, strings.TrimSuffix(rest, "/history"))
+	case r.Method == http.MethodGet && strings.HasSuffix(rest, "/get"):
+		s.save(w, []string{strings.TrimSuffix(rest, "/get")})
+	case r.Method == http.MethodPost && strings.HasSuffix(rest, "/tag"):
+		s.tagImage(w, r, strings.TrimSuffix(rest, "/tag"))
+	default:
+		writeJSON(w, http.StatusNotFound, message("page not found"))
+	}
+}
+
+func familiar(names []string) []string {
+	out := []string{}
+	for _, n := range names {
+		out = append(out, image.Familiar(n))
+	}
+	return out
+}
+
+func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
+	imgs, err := s.b.Images.List()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := []imagetypes.Summary{}
+	for _, img := range imgs {
+		sum := imagetypes.Summary{ID: img.ID.String(), RepoTags: familiar(img.RepoTags), RepoDigests: familiar(img.RepoDigests),
+			Size: img.Size, SharedSize: -1, Containers: -1, Labels: img.Config.Config.Labels}
+		if img.Config.Created != nil {
+			sum.Created = img.Config.Created.Unix()
+		}
+		if sum.Labels == nil {
+			sum.Labels = map[string]string{}
+		}
+		out = append(out, sum)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) inspectImage(w http.ResponseWriter, r *http.Request, name string) {
+	img, ok := s.getImage(w, name)
+	if !ok {
+		return
+	}
+	resp := imagetypes.InspectResponse{
+		ID: img.ID.String(), RepoTags: familiar(img.RepoTags), RepoDigests: familiar(img.RepoDigests),
+		Config:       &dockerspec.DockerOCIImageConfig{ImageConfig: img.Config.Config},
+		Architecture: img.Config.Architecture, Variant: img.Config.Variant, Os: img.Config.OS,
+		Size:        img.Size,
+		Author:      img.Config.Author,
+		GraphDriver: &storage.DriverData{Name: "overlay2", Data: map[string]string{}},
+		RootFS:      imagetypes.RootFS{Type: "layers"},
+	}
+	if img.Config.Created != nil {
+		resp.Created = img.Config.Created.Format("2006-01-02T15:04:05.999999999Z07:00")
+	}
+	for _, l := range img.Layers {
+		resp.RootFS.Layers = append(resp.RootFS.Layers, l.DiffID.String())
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// getImage finds an image or answers 404 in dockerd's words.
+func (s *Server) getImage(w http.ResponseWriter, name string) (*image.Image, bool) {
+	img, err := s.b.Images.Get(name)
+	if err != nil {
+		if errdefs.NotFound(err) {
+			err = fmt.Errorf("No such image: %s: %w", name, errdefs.ErrNotFound)
+		}
+		writeError(w, err)
+		return nil, false
+	}
+	return img, true
+}
+
+func (s *Server) imageHistory(w http.ResponseWriter, r *http.Request, name string) {
+	img, ok := s.getImage(w, name)
+	if !ok {
+		return
+	}
+	out := []imagetypes.HistoryResponseItem{}
+	hist := img.Config.History
+	for i := len(hist) - 1; i >= 0; i-- {
+		h := hist[i]
+		item := imagetypes.HistoryResponseItem{ID: "<missing>", CreatedBy: h.CreatedBy, Comment: h.Comment, Tags: []string{}}
+		if h.Created != nil {
+			item.Created = h.Created.Unix()
+		}
+		if i == len(hist)-1 {
+			item.ID, item.Tags = img.ID.String(), familiar(img.RepoTags)
+		}
+		out = append(out, item)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) tagImage(w http.ResponseWriter, r *http.Request, name string) {
+	target := r.URL.Query().Get("repo")
+	if tag := r.URL.Query().Get("tag"); tag != "" {
+		target += ":" + tag
+	}
+	if err := s.b.Images.Tag(name, target); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+}
+
+func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, name string) {
+	res, err := s.b.Images.Remove(name, boolParam(r, "force"))
+	if err != nil {
+		if errdefs.NotFound(err) {
+			err = fmt.Errorf("No such image: %s: %w", name, errdefs.ErrNotFound)
+		}
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, deleteResponses(res.Untagged, res.Deleted))
+}
+
+func deleteResponses[D fmt.Stringer](untagged []string, deleted []D) []imagetypes.DeleteResponse {
+	out := []imagetypes.DeleteResponse{}
+	for _, u := range untagged {
+		out = append(out, imagetypes.DeleteResponse{Untagged: image.Familiar(u)})
+	}
+	for _, d := range deleted {
+		out = append(out, imagetypes.DeleteResponse{Deleted: d.String()})
+	}
+	return out
+}
+
+func (s *Server) pruneImages(w http.ResponseWriter, r *http.Request) {
+	// filters={"dangling":["false"]} is `docker image prune -a`.
+	var filters map[string]json.RawMessage
+	all := false
+	if f := r.URL.Query().Get("filters"); f != "" {
+		if err := json.Unmarshal([]byte(f), &filters); err != nil {
+			writeError(w, fmt.Errorf("filters: %w: %v", errdefs.ErrInvalid, err))
+			return
+		}
+		all = strings.Contains(string(filters["dangling"]), "false") || strings.Contains(string(filters["dangling"]), "0")
+	}
+	res, err := s.b.Images.Prune(all)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, imagetypes.PruneReport{ImagesDeleted: deleteResponses(res.Untagged, res.Deleted), SpaceReclaimed: uint64(res.Reclaimed)})
+}
+
+// flushWriter flushes after every write, so progress reaches the client
+// as it happens.
+type flushWriter struct{ w http.ResponseWriter }
+
+func (f flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if fl, ok := f.w.(http.Flusher); ok {
+		fl.Flush()
+	}
+	return n, err
+}
+
+// streamError ends a JSON progress stream with an error, as dockerd does:
+// the status is already 200, so the error travels inside the stream.
+func streamError(w io.Writer, err error) {
+	json.NewEncoder(w).Encode(map[string]any{"errorDetail": map[string]string{"message": err.Error()}, "error": err.Error()})
+}
+
+func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("fromSrc") != "" {
+		s.importImage(w, r)
+		return
+	}
+	ref := q.Get("fromImage")
+	if tag := q.Get("tag"); tag != "" {
+		sep := ":"
+		if strings.HasPrefix(tag, "sha256:") {
+			sep = "@"
+		}
+		ref += sep + tag
+	}
+	full, err := image.FullName(ref)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	po := image.PullOptions{}
+	if p := q.Get("platform"); p != "" {
+		if po.Platform, err = v1.ParsePlatform(p); err != nil {
+			writeError(w, fmt.Errorf("platform %q: %w: %v", p, errdefs.ErrInvalid, err))
+			return
+		}
+	}
+	if po.Auth, err = registryAuth(r.Header.Get("X-Registry-Auth")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	fw := flushWriter{w}
+	show := image.JSONProgress(fw)
+	var fetched atomic.Bool
+	po.Progress = func(p image.Progress) {
+		if p.Status == "Pull complete" {
+			fetched.Store(true)
+		}
+		show(p)
+	}
+	if _, err := s.b.Images.Pull(r.Context(), ref, po); err != nil {
+		streamError(fw, err)
+		return
+	}
+	status := "Status: Image is up to date for "
+	if fetched.Load() {
+		status = "Status: Downloaded newer image for "
+	}
+	show(image.Progress{Status: status + image.Familiar(full)})
+}
+
+// registryAuth decodes X-Registry-Auth (base64url JSON); "{}" or none
+// means the store's own keychain.
+func registryAuth(h string) (*authn.AuthConfig, error) {
+	if h == "" {
+		return nil, nil
+	}
+	raw, err := base64.URLEncoding.DecodeString(h)
+	if err != nil {
+		if raw, err = base64.RawURLEncoding.DecodeString(h); err != nil {
+			return nil, fmt.Errorf("X-Registry-Auth: %w: %v", errdefs.ErrInvalid, err)
+		}
+	}
+	var a struct {
+		Username, Password, Auth, IdentityToken, RegistryToken string
+	}
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return nil, fmt.Errorf("X-Registry-Auth: %w: %v", errdefs.ErrInvalid, err)
+	}
+	if a.Username == "" && a.Password == "" && a.Auth == "" && a.IdentityToken == "" && a.RegistryToken == "" {
+		return nil, nil
+	}
+	return &authn.AuthConfig{Username: a.Username, Password: a.Password, Auth: a.Auth, IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken}, nil
+}
+
+func (s *Server) importImage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("fromSrc") != "-" {
+		writeError(w, fmt.Errorf("fromSrc %q: only \"-\" (the request body) is supported: %w", q.Get("fromSrc"), errdefs.ErrInvalid))
+		return
+	}
+	ref := q.Get("repo")
+	if tag := q.Get("tag"); ref != "" && tag != "" {
+		ref += ":" + tag
+	}
+	img, err := s.b.Images.Import(r.Body, ref)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": img.ID.String()})
+}
+
+func (s *Server) loadImages(w http.ResponseWriter, r *http.Request) {
+	names, err := s.b.Images.Load(r.Body, nil)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	for _, n := range names {
+		what := "Loaded image: " + image.Familiar(n)
+		if strings.HasPrefix(n, "sha256:") {
+			what = "Loaded image ID: " + n
+		}
+		enc.Encode(map[string]string{"stream": what + "\n"})
+	}
+}
+
+func (s *Server) saveImages(w http.ResponseWriter, r *http.Request) {
+	s.save(w, r.URL.Query()["names"])
+}
+
+func (s *Server) save(w http.ResponseWriter, names []string) {
+	if len(names) == 0 {
+		writeError(w, fmt.Errorf("no image names given: %w", errdefs.ErrInvalid))
+		return
+	}
+	// Resolve every name before the 200 goes out, so a missing image is a 404.
+	for _, n := range names {
+		if _, err := s.b.Images.Get(n); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/x-tar")
+	if err := s.b.Images.Save(w, slices.Clone(names)); err != nil {
+		// Headers are gone: all that is left is to cut the stream short.
+		panic(http.ErrAbortHandler)
+	}
+}

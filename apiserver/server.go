@@ -1,0 +1,113 @@
+// Package apiserver serves the Docker Engine API over HTTP, so that the
+// docker CLI, Compose and the Docker SDKs work against berthd. It only
+// translates: requests become calls on the engine's parts (today the image
+// store), errors become status codes in one place (statusOf).
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/berth-project/berth/image"
+)
+
+// The API versions served: what the docker 28 CLI asks for, down to the
+// oldest dockerd still accepts.
+const (
+	APIVersion    = "1.50"
+	MinAPIVersion = "1.24"
+)
+
+// Backend is what the API drives.
+type Backend struct {
+	Images   *image.Store
+	DataRoot string
+	// Version is berthd's own version, for /version and /info.
+	Version string
+}
+
+// Server is an http.Handler for the Engine API.
+type Server struct {
+	b   Backend
+	mux *http.ServeMux
+}
+
+// New returns the API handler over b.
+func New(b Backend) *Server {
+	s := &Server{b: b, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /_ping", s.ping)
+	s.mux.HandleFunc("HEAD /_ping", s.ping)
+	s.mux.HandleFunc("GET /version", s.version)
+	s.mux.HandleFunc("GET /info", s.info)
+	s.imageRoutes()
+	return s
+}
+
+type versionKey struct{}
+
+var versioned = regexp.MustCompile(`^/v([0-9]+\.[0-9]+)(/.*)$`)
+
+// ServeHTTP strips the /v1.xx prefix, refusing versions outside what is
+// served with dockerd's messages, and routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Api-Version", APIVersion)
+	w.Header().Set("Server", "Docker/"+s.b.Version+" (linux) berthd")
+	w.Header().Set("Ostype", "linux")
+	version := APIVersion
+	if m := versioned.FindStringSubmatch(r.URL.Path); m != nil {
+		version = m[1]
+		r.URL.Path = m[2]
+		r.URL.RawPath = ""
+		if versionLess(version, MinAPIVersion) {
+			writeJSON(w, http.StatusBadRequest, message(fmt.Sprintf("client version %s is too old. Minimum supported API version is %s, please upgrade your client to a newer version", version, MinAPIVersion)))
+			return
+		}
+		if versionLess(APIVersion, version) {
+			writeJSON(w, http.StatusBadRequest, message(fmt.Sprintf("client version %s is too new. Maximum supported API version is %s", version, APIVersion)))
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), versionKey{}, version)))
+}
+
+// versionLess compares "major.minor" API versions.
+func versionLess(a, b string) bool {
+	am, an := splitVersion(a)
+	bm, bn := splitVersion(b)
+	return am < bm || am == bm && an < bn
+}
+
+func splitVersion(v string) (int, int) {
+	maj, min, _ := strings.Cut(v, ".")
+	x, _ := strconv.Atoi(maj)
+	y, _ := strconv.Atoi(min)
+	return x, y
+}
+
+type errorMessage struct {
+	Message string `json:"message"`
+}
+
+func message(m string) errorMessage { return errorMessage{Message: m} }
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// writeError sends err as the CLI expects: its status class and
+// {"message": …}, which the CLI prints after "Error response from daemon:".
+func writeError(w http.ResponseWriter, err error) {
+	writeJSON(w, statusOf(err), message(err.Error()))
+}
+
+func boolParam(r *http.Request, name string) bool {
+	v := r.URL.Query().Get(name)
+	return v == "1" || strings.EqualFold(v, "true")
+}

@@ -1,0 +1,107 @@
+package apiserver
+
+import (
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/api/types/system"
+	"golang.org/x/sys/unix"
+)
+
+func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Docker-Experimental", "false")
+	h.Set("Builder-Version", "1")
+	h.Set("Swarm", "inactive")
+	h.Set("Cache-Control", "no-cache, no-store, must-revalidate")
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	w.Write([]byte("OK"))
+}
+
+func kernelVersion() string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+func (s *Server) version(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, system.VersionResponse{
+		Platform:      system.PlatformInfo{Name: "Berth"},
+		Version:       s.b.Version,
+		APIVersion:    APIVersion,
+		MinAPIVersion: MinAPIVersion,
+		Os:            runtime.GOOS,
+		Arch:          runtime.GOARCH,
+		GoVersion:     runtime.Version(),
+		KernelVersion: kernelVersion(),
+		Components: []system.ComponentVersion{{Name: "Engine", Version: s.b.Version,
+			Details: map[string]string{"ApiVersion": APIVersion, "MinAPIVersion": MinAPIVersion, "Os": runtime.GOOS, "Arch": runtime.GOARCH,
+				"GoVersion": runtime.Version(), "KernelVersion": kernelVersion(), "Experimental": "false"}}},
+	})
+}
+
+func osName() string {
+	b, err := os.ReadFile("/etc/os-release")
+	if err != nil {
+		return "Linux"
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
+			return strings.Trim(strings.TrimSpace(v), `"`)
+		}
+	}
+	return "Linux"
+}
+
+func (s *Server) info(w http.ResponseWriter, r *http.Request) {
+	imgs, err := s.b.Images.List()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var si unix.Sysinfo_t
+	unix.Sysinfo(&si)
+	host, _ := os.Hostname()
+	cgv := "1"
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		cgv = "2"
+	}
+	writeJSON(w, http.StatusOK, system.Info{
+		ID:              "berthd",
+		Images:          len(imgs),
+		Driver:          "overlay2",
+		DriverStatus:    [][2]string{{"Backing Filesystem", "berth storage (layers by diffID)"}},
+		MemoryLimit:     true,
+		CPUCfsPeriod:    true,
+		CPUCfsQuota:     true,
+		CPUShares:       true,
+		CPUSet:          true,
+		PidsLimit:       true,
+		SystemTime:      time.Now().Format(time.RFC3339Nano),
+		LoggingDriver:   "json-file",
+		CgroupDriver:    "cgroupfs",
+		CgroupVersion:   cgv,
+		KernelVersion:   kernelVersion(),
+		OperatingSystem: osName(),
+		OSType:          "linux",
+		Architecture:    runtime.GOARCH,
+		NCPU:            runtime.NumCPU(),
+		MemTotal:        int64(si.Totalram) * int64(si.Unit),
+		DockerRootDir:   s.b.DataRoot,
+		Name:            host,
+		ServerVersion:   s.b.Version,
+		DefaultRuntime:  "berth-runtime",
+		SecurityOptions: []string{"name=seccomp,profile=builtin"},
+		Swarm:           swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
+	})
+}

@@ -1,0 +1,230 @@
+// Command berthd is Berth's daemon: it serves the Docker Engine API (on a
+// unix socket by default) over the image store and, as they land, the
+// container, network and volume parts. Its flags are dockerd's where
+// dockerd has them, so that several daemons can run side by side.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/apiserver"
+	"github.com/berth-project/berth/image"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// config is berthd's configuration: flags, over daemon.json.
+type config struct {
+	Hosts              []string `json:"hosts"`
+	DataRoot           string   `json:"data-root"`
+	ExecRoot           string   `json:"exec-root"`
+	Pidfile            string   `json:"pidfile"`
+	LogLevel           string   `json:"log-level"`
+	InsecureRegistries []string `json:"insecure-registries"`
+}
+
+func main() {
+	var cfg config
+	var configFile string
+	cmd := &cobra.Command{
+		Use:           "berthd",
+		Short:         "Berth's daemon: the Docker Engine API over Berth's engine",
+		Version:       version,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := mergeFile(&cfg, configFile, cmd); err != nil {
+				return err
+			}
+			return run(cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVarP(&cfg.Hosts, "host", "H", []string{"unix:///run/berth/berth.sock"}, "socket(s) to listen on: unix:///path or tcp://host:port")
+	f.StringVar(&cfg.DataRoot, "data-root", "/var/lib/berth", "root of persistent state")
+	f.StringVar(&cfg.ExecRoot, "exec-root", "/run/berth", "root of runtime state")
+	f.StringVarP(&cfg.Pidfile, "pidfile", "p", "/run/berth/berthd.pid", "file to write the daemon's PID to")
+	f.StringVarP(&cfg.LogLevel, "log-level", "l", "info", "debug, info, warn or error")
+	f.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry host:port to speak plain HTTP to")
+	f.StringVar(&configFile, "config-file", "/etc/berth/daemon.json", "daemon.json with defaults for these options")
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "berthd:", err)
+		os.Exit(1)
+	}
+}
+
+// mergeFile fills the options not given as flags from daemon.json, which
+// may be absent only at its default path. Unknown keys are an error, as in
+// dockerd.
+func mergeFile(cfg *config, path string, cmd *cobra.Command) error {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && !cmd.Flags().Changed("config-file") {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	if strings.TrimSpace(string(raw)) == "" {
+		return nil
+	}
+	var file config
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&file); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	set := func(flag string, apply func()) {
+		if !cmd.Flags().Changed(flag) {
+			apply()
+		}
+	}
+	set("host", func() {
+		if len(file.Hosts) > 0 {
+			cfg.Hosts = file.Hosts
+		}
+	})
+	set("data-root", func() {
+		if file.DataRoot != "" {
+			cfg.DataRoot = file.DataRoot
+		}
+	})
+	set("exec-root", func() {
+		if file.ExecRoot != "" {
+			cfg.ExecRoot = file.ExecRoot
+		}
+	})
+	set("pidfile", func() {
+		if file.Pidfile != "" {
+			cfg.Pidfile = file.Pidfile
+		}
+	})
+	set("log-level", func() {
+		if file.LogLevel != "" {
+			cfg.LogLevel = file.LogLevel
+		}
+	})
+	set("insecure-registry", func() { cfg.InsecureRegistries = append(cfg.InsecureRegistries, file.InsecureRegistries...) })
+	return nil
+}
+
+func run(cfg config) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: %w", cfg.LogLevel, err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// Whatever containers leave behind is reparented to berthd, not to the
+	// host's PID 1.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("becoming a child subreaper: %w", err)
+	}
+	if err := os.MkdirAll(cfg.ExecRoot, 0o711); err != nil {
+		return err
+	}
+	if err := writePidfile(cfg.Pidfile); err != nil {
+		return err
+	}
+	defer os.Remove(cfg.Pidfile)
+	images, err := image.Open(image.Options{Root: cfg.DataRoot, InsecureRegistries: cfg.InsecureRegistries})
+	if err != nil {
+		return err
+	}
+	defer images.Close()
+
+	api := apiserver.New(apiserver.Backend{Images: images, DataRoot: cfg.DataRoot, Version: version})
+	srv := &http.Server{Handler: logRequests(log, api), ReadHeaderTimeout: 30 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
+	defer stop()
+	errc := make(chan error, len(cfg.Hosts))
+	for _, h := range cfg.Hosts {
+		l, err := listen(h)
+		if err != nil {
+			return err
+		}
+		log.Info("API listening", "host", h)
+		go func() { errc <- srv.Serve(l) }()
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-errc:
+		return err
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+
+// writePidfile refuses to start over a live daemon's pidfile.
+func writePidfile(path string) error {
+	if b, err := os.ReadFile(path); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid != os.Getpid() && syscall.Kill(pid, 0) == nil {
+			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); filepath.Base(exe) == filepath.Base(os.Args[0]) {
+				return fmt.Errorf("pidfile %s names a running berthd (pid %d)", path, pid)
+			}
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+}
+
+// listen opens unix:///path (replacing a stale socket; mode 0660) or
+// tcp://host:port.
+func listen(host string) (net.Listener, error) {
+	proto, addr, ok := strings.Cut(host, "://")
+	if !ok {
+		return nil, fmt.Errorf("--host %q: want unix:///path or tcp://host:port", host)
+	}
+	switch proto {
+	case "unix":
+		if err := os.MkdirAll(filepath.Dir(addr), 0o755); err != nil {
+			return nil, err
+		}
+		if c, err := net.Dial("unix", addr); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("--host %s: another daemon is listening there", host)
+		}
+		os.Remove(addr)
+		l, err := net.Listen("unix", addr)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(addr, 0o660); err != nil {
+			l.Close()
+			return nil, err
+		}
+		return l, nil
+	case "tcp":
+		return net.Listen("tcp", addr)
+	}
+	return nil, fmt.Errorf("--host %q: unknown protocol %q", host, proto)
+}
+
+// logRequests logs each request at debug level.
+func logRequests(log *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		log.Debug("request", "method", r.Method, "path", r.URL.Path)
+		h.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,174 @@
+// Package dockercli drives berthd with the real docker CLI (a client-only
+// install on this machine), as a user would.
+package dockercli
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-project/berth/test/registry"
+)
+
+// daemon is a berthd started for one test.
+type daemon struct {
+	sock string
+	dir  string
+}
+
+// startDaemon builds and starts berthd on a socket of its own and stops it
+// (by its PID) when the test ends.
+func startDaemon(t *testing.T) *daemon {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: berthd unpacks images with their owners and mounts overlays")
+	}
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("the docker CLI is not installed")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "berthd")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/berth-project/berth/cmd/berthd").CombinedOutput(); err != nil {
+		t.Fatalf("build berthd: %v\n%s", err, out)
+	}
+	d := &daemon{sock: filepath.Join(dir, "berth.sock"), dir: dir}
+	cmd := exec.Command(bin, "-H", "unix://"+d.sock, "--data-root", filepath.Join(dir, "data"),
+		"--exec-root", filepath.Join(dir, "exec"), "--pidfile", filepath.Join(dir, "berthd.pid"),
+		"--config-file", "/dev/null", "--log-level", "debug")
+	logf, _ := os.Create(filepath.Join(dir, "berthd.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("berthd log:\n%s", b)
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("unix", d.sock); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("berthd did not open its socket")
+		}
+	}
+	return d
+}
+
+// docker runs the docker CLI against the daemon.
+func (d *daemon) docker(args ...string) (string, error) {
+	cmd := exec.Command("docker", args...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+d.sock, "DOCKER_CONFIG="+filepath.Join(d.dir, "docker-config"))
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (d *daemon) must(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := d.docker(args...)
+	if err != nil {
+		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// get does a raw API request.
+func (d *daemon) get(t *testing.T, path string) (int, map[string]any) {
+	t.Helper()
+	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return net.Dial("unix", d.sock)
+	}}}
+	resp, err := c.Get("http://berthd" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body
+}
+
+func TestVersionAndNegotiation(t *testing.T) {
+	d := startDaemon(t)
+	if out := d.must(t, "version", "--format", "{{.Server.APIVersion}} {{.Server.MinAPIVersion}} {{.Server.Os}}"); strings.TrimSpace(out) != "1.50 1.24 linux" {
+		t.Errorf("version: %q", out)
+	}
+	if out := d.must(t, "info", "--format", "{{.OSType}} {{.Driver}} {{.CgroupDriver}}"); strings.TrimSpace(out) != "linux overlay2 cgroupfs" {
+		t.Errorf("info: %q", out)
+	}
+	code, body := d.get(t, "/v1.20/version")
+	if code != http.StatusBadRequest || !strings.Contains(body["message"].(string), "client version 1.20 is too old. Minimum supported API version is 1.24") {
+		t.Errorf("old client: %d %v", code, body)
+	}
+	if code, _ := d.get(t, "/v1.24/version"); code != http.StatusOK {
+		t.Errorf("oldest supported version: %d", code)
+	}
+}
+
+func TestImageLifecycleWithDockerCLI(t *testing.T) {
+	d := startDaemon(t)
+	reg := registry.Start(t, registry.Options{})
+	ref := reg.Ref("library/busybox:1.36")
+	reg.Push(t, "library/busybox:1.36", registry.Image(t, "amd64", []string{"sh"}, registry.Layer(t, registry.BusyboxTar(t), "gzip")))
+
+	out := d.must(t, "pull", ref)
+	for _, want := range []string{"Pull complete", "Digest: sha256:", "Status: Downloaded newer image for " + ref} {
+		if !strings.Contains(out, want) {
+			t.Errorf("pull output lacks %q:\n%s", want, out)
+		}
+	}
+	if out := d.must(t, "pull", ref); !strings.Contains(out, "Status: Image is up to date for "+ref) {
+		t.Errorf("second pull:\n%s", out)
+	}
+	d.must(t, "tag", ref, "mybox:1")
+	if out := d.must(t, "images", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(out, "mybox:1") || !strings.Contains(out, ref) {
+		t.Errorf("images:\n%s", out)
+	}
+	if out := d.must(t, "image", "inspect", "--format", "{{json .Config.Cmd}} {{.Os}}", "mybox:1"); strings.TrimSpace(out) != `["sh"] linux` {
+		t.Errorf("inspect: %q", out)
+	}
+	d.must(t, "image", "history", "mybox:1")
+
+	archive := filepath.Join(t.TempDir(), "mybox.tar")
+	d.must(t, "save", "-o", archive, "mybox:1")
+	if out := d.must(t, "rmi", "mybox:1", ref); !strings.Contains(out, "Deleted: sha256:") {
+		t.Errorf("rmi:\n%s", out)
+	}
+	if out := d.must(t, "images", "-q"); strings.TrimSpace(out) != "" {
+		t.Errorf("images after rmi: %q", out)
+	}
+	if out := d.must(t, "load", "-i", archive); !strings.Contains(out, "Loaded image: mybox:1") {
+		t.Errorf("load:\n%s", out)
+	}
+	if out := d.must(t, "image", "prune", "-a", "-f"); !strings.Contains(out, "Total reclaimed space") {
+		t.Errorf("prune:\n%s", out)
+	}
+
+	// Errors as the CLI prints them.
+	if out, err := d.docker("rmi", "nosuch:1"); err == nil || !strings.Contains(out, "Error response from daemon: No such image: nosuch:1") {
+		t.Errorf("rmi of a missing image: %v\n%s", err, out)
+	}
+	if out, err := d.docker("pull", reg.Ref("library/missing:1")); err == nil || !strings.Contains(out, "not found") {
+		t.Errorf("pull of a missing image: %v\n%s", err, out)
+	}
+}
