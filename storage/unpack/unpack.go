@@ -157,8 +157,9 @@ func (u *unpacker) dispatch(hdr *tar.Header, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	body := make([]byte, hdr.Size)
+	body := getBody(int(hdr.Size))
 	if _, err := io.ReadFull(r, body); err != nil {
+		putBody(body)
 		return fmt.Errorf("reading tar: %w", err)
 	}
 	fd, err := unix.FcntlInt(uintptr(pfd), unix.F_DUPFD_CLOEXEC, 0)
@@ -174,6 +175,31 @@ func (u *unpacker) dispatch(hdr *tar.Header, r io.Reader) error {
 	h.Write([]byte(dir))
 	u.jobs[h.Sum32()%workers] <- job{fd: fd, base: base, path: p, name: hdr.Name, hdr: hdr, body: body}
 	return nil
+}
+
+// Bodies of queued small files come from pools of 16 KiB and smallFile
+// sized buffers, so a layer of thousands of files does not churn the heap.
+var (
+	smallBodies = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+	largeBodies = sync.Pool{New: func() any { b := make([]byte, smallFile); return &b }}
+)
+
+func getBody(n int) []byte {
+	p := &largeBodies
+	if n <= 16<<10 {
+		p = &smallBodies
+	}
+	return (*p.Get().(*[]byte))[:n]
+}
+
+func putBody(b []byte) {
+	b = b[:cap(b)]
+	switch cap(b) {
+	case 16 << 10:
+		smallBodies.Put(&b)
+	case smallFile:
+		largeBodies.Put(&b)
+	}
 }
 
 func (u *unpacker) startWorkers() {
@@ -195,10 +221,11 @@ func (u *unpacker) work(j job) {
 	if u.failed() != nil {
 		return
 	}
-	n, err := u.file(j.fd, j.base, j.hdr, bytes.NewReader(j.body))
+	defer putBody(j.body)
+	n, err := u.file(j.fd, j.base, j.hdr, bytes.NewBuffer(j.body))
 	if err == unix.EEXIST {
 		if err = replace(j.fd, j.base, false); err == nil {
-			n, err = u.file(j.fd, j.base, j.hdr, bytes.NewReader(j.body))
+			n, err = u.file(j.fd, j.base, j.hdr, bytes.NewBuffer(j.body))
 		}
 	}
 	u.written.Add(n)
@@ -499,9 +526,14 @@ func (u *unpacker) file(pfd int, base string, hdr *tar.Header, r io.Reader) (int
 		return 0, err
 	}
 	defer unix.Close(fd)
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	n, err := copyToFd(fd, r, *bp)
+	var n int64
+	if b, ok := r.(*bytes.Buffer); ok {
+		n, err = writeAll(fd, b.Bytes())
+	} else {
+		bp := bufPool.Get().(*[]byte)
+		n, err = copyToFd(fd, r, *bp)
+		bufPool.Put(bp)
+	}
 	if err != nil {
 		return n, err
 	}
@@ -535,6 +567,19 @@ func futimens(fd int, atime, mtime time.Time) error {
 		return fmt.Errorf("set times: %w", e)
 	}
 	return nil
+}
+
+func writeAll(fd int, b []byte) (int64, error) {
+	var total int64
+	for len(b) > 0 {
+		w, err := unix.Write(fd, b)
+		if err != nil {
+			return total, fmt.Errorf("write: %w", err)
+		}
+		b = b[w:]
+		total += int64(w)
+	}
+	return total, nil
 }
 
 func copyToFd(fd int, r io.Reader, buf []byte) (int64, error) {
