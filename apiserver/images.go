@@ -49,7 +49,7 @@ func (s *Server) imageByName(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func familiar(names []string) []string {
+func familiarNames(names []string) []string {
 	out := []string{}
 	for _, n := range names {
 		out = append(out, image.Familiar(n))
@@ -58,6 +58,11 @@ func familiar(names []string) []string {
 }
 
 func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
+	f, err := parseFilters(r.URL.Query().Get("filters"), "dangling", "reference", "label")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	imgs, err := s.b.Images.List()
 	if err != nil {
 		writeError(w, err)
@@ -65,7 +70,15 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []imagetypes.Summary{}
 	for _, img := range imgs {
-		sum := imagetypes.Summary{ID: img.ID.String(), RepoTags: familiar(img.RepoTags), RepoDigests: familiar(img.RepoDigests),
+		tags, digests, ok, err := f.matchImage(img)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if !ok {
+			continue
+		}
+		sum := imagetypes.Summary{ID: img.ID.String(), RepoTags: tags, RepoDigests: digests,
 			Size: img.Size, SharedSize: -1, Containers: -1, Labels: img.Config.Config.Labels}
 		if img.Config.Created != nil {
 			sum.Created = img.Config.Created.Unix()
@@ -84,7 +97,7 @@ func (s *Server) inspectImage(w http.ResponseWriter, r *http.Request, name strin
 		return
 	}
 	resp := imagetypes.InspectResponse{
-		ID: img.ID.String(), RepoTags: familiar(img.RepoTags), RepoDigests: familiar(img.RepoDigests),
+		ID: img.ID.String(), RepoTags: familiarNames(img.RepoTags), RepoDigests: familiarNames(img.RepoDigests),
 		Config:       &dockerspec.DockerOCIImageConfig{ImageConfig: img.Config.Config},
 		Architecture: img.Config.Architecture, Variant: img.Config.Variant, Os: img.Config.OS,
 		Size:        img.Size,
@@ -128,7 +141,7 @@ func (s *Server) imageHistory(w http.ResponseWriter, r *http.Request, name strin
 			item.Created = h.Created.Unix()
 		}
 		if i == len(hist)-1 {
-			item.ID, item.Tags = img.ID.String(), familiar(img.RepoTags)
+			item.ID, item.Tags = img.ID.String(), familiarNames(img.RepoTags)
 		}
 		out = append(out, item)
 	}
@@ -171,16 +184,18 @@ func deleteResponses[D fmt.Stringer](untagged []string, deleted []D) []imagetype
 }
 
 func (s *Server) pruneImages(w http.ResponseWriter, r *http.Request) {
-	// filters={"dangling":["false"]} is `docker image prune -a`.
-	var filters map[string]json.RawMessage
-	all := false
-	if f := r.URL.Query().Get("filters"); f != "" {
-		if err := json.Unmarshal([]byte(f), &filters); err != nil {
-			writeError(w, fmt.Errorf("filters: %w: %v", errdefs.ErrInvalid, err))
-			return
-		}
-		all = strings.Contains(string(filters["dangling"]), "false") || strings.Contains(string(filters["dangling"]), "0")
+	// dangling=false is `docker image prune -a`.
+	f, err := parseFilters(r.URL.Query().Get("filters"), "dangling")
+	if err != nil {
+		writeError(w, err)
+		return
 	}
+	dangling, err := f.bool("dangling")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	all := dangling != nil && !*dangling
 	res, err := s.b.Images.Prune(all)
 	if err != nil {
 		writeError(w, err)

@@ -144,6 +144,16 @@ func TestImageLifecycleWithDockerCLI(t *testing.T) {
 	if out := d.must(t, "images", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(out, "mybox:1") || !strings.Contains(out, ref) {
 		t.Errorf("images:\n%s", out)
 	}
+	// Filters: by reference (docker images NAME), dangling, and an unknown one.
+	if out := d.must(t, "images", "--format", "{{.Repository}}:{{.Tag}}", "mybox"); strings.TrimSpace(out) != "mybox:1" {
+		t.Errorf("images mybox: %q", out)
+	}
+	if out := d.must(t, "images", "-q", "-f", "dangling=true"); strings.TrimSpace(out) != "" {
+		t.Errorf("dangling images: %q", out)
+	}
+	if out, err := d.docker("images", "-f", "bogus=1"); err == nil || !strings.Contains(out, "invalid filter 'bogus'") {
+		t.Errorf("unknown filter: %v %s", err, out)
+	}
 	if out := d.must(t, "image", "inspect", "--format", "{{json .Config.Cmd}} {{.Os}}", "mybox:1"); strings.TrimSpace(out) != `["sh"] linux` {
 		t.Errorf("inspect: %q", out)
 	}
