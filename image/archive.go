@@ -3,7 +3,6 @@ package image
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -261,6 +260,18 @@ func (a *archive) read(name string) ([]byte, error) {
 	return os.ReadFile(p)
 }
 
+// readBlob returns the blob an OCI layout holds for d, checked against d.
+func (a *archive) readBlob(d digest.Digest) ([]byte, error) {
+	b, err := a.read(blobPath(d))
+	if err != nil {
+		return nil, err
+	}
+	if digest.FromBytes(b) != d {
+		return nil, fmt.Errorf("blob %s: content does not match its digest: %w", d, errdefs.ErrInvalid)
+	}
+	return b, nil
+}
+
 // Load adds the images of a docker-archive or OCI-layout tar (as docker
 // save, skopeo and Save write them) and returns their names — or IDs, for
 // images the archive does not name. Every blob is verified; layers already
@@ -338,13 +349,7 @@ func describeFile(p string) (ocispec.Descriptor, error) {
 	defer f.Close()
 	br := bufio.NewReader(f)
 	magic, _ := br.Peek(4)
-	mt := ocispec.MediaTypeImageLayer
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		mt = ocispec.MediaTypeImageLayerGzip
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		mt = ocispec.MediaTypeImageLayerZstd
-	}
+	mt := layerMediaType(magic)
 	h := digest.SHA256.Digester()
 	n, err := io.Copy(h.Hash(), br)
 	if err != nil {
@@ -367,24 +372,17 @@ func (s *Store) loadOCILayout(a *archive, progress func(Progress)) ([]string, er
 		if err := desc.Digest.Validate(); err != nil {
 			return nil, fmt.Errorf("load: index.json: digest %q: %w", desc.Digest, errdefs.ErrInvalid)
 		}
-		mraw, err := a.read(blobPath(desc.Digest))
+		mraw, err := a.readBlob(desc.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("load: %w", err)
-		}
-		if digest.FromBytes(mraw) != desc.Digest {
-			return nil, fmt.Errorf("load: manifest %s: content does not match its digest: %w", desc.Digest, errdefs.ErrInvalid)
 		}
 		if desc.MediaType == ocispec.MediaTypeImageIndex || desc.MediaType == "application/vnd.docker.distribution.manifest.list.v2+json" {
 			child, err := pickPlatform(mraw, s.opts.Platform)
 			if err != nil {
 				return nil, fmt.Errorf("load: %w", err)
 			}
-			cd := digest.Digest(child.String())
-			if mraw, err = a.read(blobPath(cd)); err != nil {
+			if mraw, err = a.readBlob(digest.Digest(child.String())); err != nil {
 				return nil, fmt.Errorf("load: %w", err)
-			}
-			if digest.FromBytes(mraw) != cd {
-				return nil, fmt.Errorf("load: manifest %s: content does not match its digest: %w", cd, errdefs.ErrInvalid)
 			}
 		}
 		var m ocispec.Manifest
@@ -493,17 +491,13 @@ func (s *Store) Import(r io.Reader, ref string) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
-	desc, err := describeFile(s.content.Path(d))
-	if err != nil {
-		return nil, fmt.Errorf("import: %w", err)
-	}
 	// The diffID is the digest of the uncompressed tar: one pass to learn
 	// it, then addLayer unpacks and checks it.
 	f, err := s.content.Open(d)
 	if err != nil {
 		return nil, err
 	}
-	tarStream, closeDecomp, err := decompress(f)
+	tarStream, mediaType, closeDecomp, err := decompress(f)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("import: %w", err)
@@ -514,7 +508,7 @@ func (s *Store) Import(r io.Reader, ref string) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("import: reading the tarball: %w", err)
 	}
-	l := layerRecord{Digest: d, DiffID: diffID, Size: size, MediaType: desc.MediaType}
+	l := layerRecord{Digest: d, DiffID: diffID, Size: size, MediaType: mediaType}
 	n, err := s.addLayer(l, func() (io.ReadCloser, error) { return s.content.Open(d) }, func(Progress) {})
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
@@ -531,7 +525,7 @@ func (s *Store) Import(r io.Reader, ref string) (*Image, error) {
 	id := digest.FromBytes(cfgRaw)
 	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
 		Config: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: id, Size: int64(len(cfgRaw))},
-		Layers: []ocispec.Descriptor{{MediaType: desc.MediaType, Digest: d, Size: size}}}
+		Layers: []ocispec.Descriptor{{MediaType: mediaType, Digest: d, Size: size}}}
 	mraw, err := json.Marshal(m)
 	if err != nil {
 		return nil, err

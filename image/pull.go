@@ -171,15 +171,15 @@ func (s *Store) Pull(ctx context.Context, refStr string, po PullOptions) (*Image
 		return fail(err)
 	}
 
-	if err := s.content.Put(mdigest, manifest); err != nil && !s.content.Has(mdigest) {
+	if err := s.content.Put(mdigest, manifest); err != nil {
 		return fail(err)
 	}
-	repoDigest := repoName(ref) + "@" + top.String()
 	if indexBlob != nil {
-		if err := s.content.Put(digest.Digest(top.String()), indexBlob); err != nil && !s.content.Has(digest.Digest(top.String())) {
+		if err := s.content.Put(digest.Digest(top.String()), indexBlob); err != nil {
 			return fail(err)
 		}
 	}
+	repoDigest := repoName(ref) + "@" + top.String()
 	rec := &imageRecord{Manifest: mdigest, MediaType: string(mediaType), Layers: layers}
 	img, err := s.commitImage(cfgDigest, rec, []string{fullName(ref)}, repoDigest)
 	if err != nil {
@@ -330,8 +330,7 @@ func (s *Store) addLayer(l layerRecord, open func() (io.ReadCloser, error), prog
 		haveBlob, haveLayer := s.content.Has(l.Digest), s.snaps.HasLayer(l.DiffID)
 		if haveBlob && haveLayer {
 			progress(Progress{ID: id, Status: "Already exists"})
-			n, err := layerSize(s, l.DiffID)
-			return n, err
+			return s.unpackedSize(l.DiffID)
 		}
 		var src io.Reader
 		var finish func() error
@@ -362,9 +361,9 @@ func (s *Store) addLayer(l layerRecord, open func() (io.ReadCloser, error), prog
 			if _, err := io.Copy(io.Discard, src); err != nil {
 				return int64(0), err
 			}
-			return layerSize(s, l.DiffID)
+			return s.unpackedSize(l.DiffID)
 		}
-		tarStream, closeDecomp, err := decompress(src)
+		tarStream, _, closeDecomp, err := decompress(src)
 		if err != nil {
 			return int64(0), err
 		}
@@ -401,32 +400,74 @@ func (s *Store) addLayer(l layerRecord, open func() (io.ReadCloser, error), prog
 	return v.(int64), nil
 }
 
-// layerSize is the file-content size of an unpacked layer, recomputed for
-// layers that were already present.
-func layerSize(s *Store, diffID digest.Digest) (int64, error) {
+// unpackedSize is the file-content size of a layer already unpacked: as
+// an image records it, or else counted on disk (a layer no image names).
+func (s *Store) unpackedSize(diffID digest.Digest) (int64, error) {
+	errFound := errors.New("found")
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketImages).ForEach(func(_, v []byte) error {
+			var r imageRecord
+			if json.Unmarshal(v, &r) != nil {
+				return nil
+			}
+			for _, l := range r.Layers {
+				if l.DiffID == diffID {
+					n = l.Unpacked
+					return errFound
+				}
+			}
+			return nil
+		})
+	})
+	if err == errFound {
+		return n, nil
+	}
+	if err != nil {
+		return 0, err
+	}
 	return storage.DirSize(s.snaps.LayerPath(diffID))
 }
 
-// decompress detects gzip and zstd by their magic numbers (media types are
-// not always honest, and docker-archive layers are often plain tar).
-func decompress(r io.Reader) (io.Reader, func(), error) {
+var (
+	gzipMagic = []byte{0x1f, 0x8b}
+	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+)
+
+// layerMediaType names a layer's OCI media type by the compression its
+// first bytes show: media types are not always honest, and docker-archive
+// layers are often plain tar.
+func layerMediaType(magic []byte) string {
+	switch {
+	case bytes.HasPrefix(magic, gzipMagic):
+		return ocispec.MediaTypeImageLayerGzip
+	case bytes.HasPrefix(magic, zstdMagic):
+		return ocispec.MediaTypeImageLayerZstd
+	}
+	return ocispec.MediaTypeImageLayer
+}
+
+// decompress returns the tar stream of a layer blob, gzip, zstd or plain,
+// and the media type that makes it.
+func decompress(r io.Reader) (io.Reader, string, func(), error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, _ := br.Peek(4)
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+	mt := layerMediaType(magic)
+	switch mt {
+	case ocispec.MediaTypeImageLayerGzip:
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, nil, fmt.Errorf("gzip: %w", err)
+			return nil, "", nil, fmt.Errorf("gzip: %w", err)
 		}
-		return zr, func() { zr.Close() }, nil
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return zr, mt, func() { zr.Close() }, nil
+	case ocispec.MediaTypeImageLayerZstd:
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
 		if err != nil {
-			return nil, nil, fmt.Errorf("zstd: %w", err)
+			return nil, "", nil, fmt.Errorf("zstd: %w", err)
 		}
-		return zr, zr.Close, nil
+		return zr, mt, zr.Close, nil
 	}
-	return br, func() {}, nil
+	return br, mt, func() {}, nil
 }
 
 // countingReader reports the running byte count, at most every 100 ms.

@@ -120,7 +120,7 @@ func TestPullRunsFromOverlay(t *testing.T) {
 
 	// Pulled by digest: the same image, named by that digest too.
 	byDigest := reg.Ref("tools/busybox@") + md.String()
-	if again, err := s.Pull(context.Background(), byDigest, image.PullOptions{}); err != nil || again.ID != img.ID {
+	if again, err := s.Pull(context.Background(), byDigest, image.PullOptions{}); err != nil || again.ID != img.ID || again.Size != img.Size {
 		t.Fatalf("pull by digest: %v %v", again, err)
 	}
 	mountRootfs(t, s, "c1", img.ID.Encoded()[:12])
@@ -215,7 +215,7 @@ func TestPullIndexPicksPlatform(t *testing.T) {
 		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
 		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}}},
 	)
-	top := reg.PushIndex(t, "multiarch:v1", idx)
+	top := reg.Push(t, "multiarch:v1", idx)
 	s := openStore(t, image.Options{Platform: v1.Platform{OS: "linux", Architecture: "amd64"}})
 	img, err := s.Pull(context.Background(), reg.Ref("multiarch:v1"), image.PullOptions{})
 	if err != nil {
@@ -229,7 +229,7 @@ func TestPullIndexPicksPlatform(t *testing.T) {
 		t.Fatalf("arm64: %v %+v", err, img)
 	}
 	// The same as a Docker manifest list.
-	reg.PushIndex(t, "multiarch:docker", mutate.IndexMediaType(idx, types.DockerManifestList))
+	reg.Push(t, "multiarch:docker", mutate.IndexMediaType(idx, types.DockerManifestList))
 	img, err = s.Pull(context.Background(), reg.Ref("multiarch:docker"), image.PullOptions{Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}})
 	if err != nil || img.Config.Config.Cmd[0] != "arm" {
 		t.Fatalf("arm64/v8 from a Docker manifest list: %v %+v", err, img)

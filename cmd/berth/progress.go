@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/berth-project/berth/image"
@@ -61,7 +62,7 @@ func (p *progressPrinter) Show(ev image.Progress) {
 
 func isImageLine(status string) bool {
 	for _, prefix := range []string{"Pulling from ", "Digest: ", "Status: "} {
-		if len(status) >= len(prefix) && status[:len(prefix)] == prefix {
+		if strings.HasPrefix(status, prefix) {
 			return true
 		}
 	}

@@ -105,8 +105,18 @@ func (s *Store) ReadAll(d digest.Digest) ([]byte, error) {
 	return io.ReadAll(f)
 }
 
-// Put stores data, which must have digest d.
+// Put stores data, which must have digest d. A blob already stored is
+// left as it is.
 func (s *Store) Put(d digest.Digest, data []byte) error {
+	if err := check(d); err != nil {
+		return err
+	}
+	if got := digest.FromBytes(data); got != d {
+		return fmt.Errorf("blob %s: content has digest %s: %w", d, got, errdefs.ErrInvalid)
+	}
+	if s.Has(d) {
+		return nil
+	}
 	w, err := s.Writer(d, int64(len(data)))
 	if err != nil {
 		return err

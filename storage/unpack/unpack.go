@@ -112,7 +112,6 @@ const (
 type job struct {
 	fd   int
 	base string
-	path string
 	name string
 	hdr  *tar.Header
 	body []byte
@@ -144,7 +143,7 @@ func (u *unpacker) dispatch(hdr *tar.Header, r io.Reader) error {
 				return err
 			}
 		}
-		n, err := u.entry(hdr, r)
+		n, err := u.entry(hdr, p, dir, base, r)
 		u.written.Add(n)
 		return err
 	}
@@ -173,7 +172,7 @@ func (u *unpacker) dispatch(hdr *tar.Header, r io.Reader) error {
 	u.pending.Add(1)
 	h := fnv.New32a()
 	h.Write([]byte(dir))
-	u.jobs[h.Sum32()%workers] <- job{fd: fd, base: base, path: p, name: hdr.Name, hdr: hdr, body: body}
+	u.jobs[h.Sum32()%workers] <- job{fd: fd, base: base, name: hdr.Name, hdr: hdr, body: body}
 	return nil
 }
 
@@ -222,12 +221,7 @@ func (u *unpacker) work(j job) {
 		return
 	}
 	defer putBody(j.body)
-	n, err := u.file(j.fd, j.base, j.hdr, bytes.NewBuffer(j.body))
-	if err == unix.EEXIST {
-		if err = replace(j.fd, j.base, false); err == nil {
-			n, err = u.file(j.fd, j.base, j.hdr, bytes.NewBuffer(j.body))
-		}
-	}
+	n, err := u.createFile(j.fd, j.base, j.hdr, bytes.NewBuffer(j.body))
 	u.written.Add(n)
 	if err != nil {
 		u.errMu.Lock()
@@ -380,20 +374,14 @@ func describe(dir string, err error) error {
 	return fmt.Errorf("parent %q: %w", dir, err)
 }
 
-func (u *unpacker) entry(hdr *tar.Header, r io.Reader) (int64, error) {
-	p, err := cleanName(hdr.Name)
-	if err != nil {
-		return 0, err
-	}
+// entry writes one entry whose cleaned path p is dir/base.
+func (u *unpacker) entry(hdr *tar.Header, p, dir, base string, r io.Reader) (int64, error) {
 	if p == "." {
 		if hdr.Typeflag != tar.TypeDir {
 			return 0, errors.New("layer root is not a directory")
 		}
 		return 0, u.dirEntry(u.root, ".", p, hdr)
 	}
-	dir, base := path.Split(p)
-	dir = strings.TrimSuffix(dir, "/")
-
 	if strings.HasPrefix(base, whiteoutPrefix) {
 		return 0, u.whiteout(dir, base)
 	}
@@ -402,16 +390,7 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) (int64, error) {
 		return 0, err
 	}
 	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA {
-		// Most entries are new files: try to create first and clear the
-		// way only if something is there.
-		n, err := u.file(pfd, base, hdr, r)
-		if err == unix.EEXIST {
-			if err := replace(pfd, base, false); err != nil {
-				return 0, err
-			}
-			n, err = u.file(pfd, base, hdr, r)
-		}
-		return n, err
+		return u.createFile(pfd, base, hdr, r)
 	}
 	if err := replace(pfd, base, hdr.Typeflag == tar.TypeDir); err != nil {
 		return 0, err
@@ -509,6 +488,20 @@ func (u *unpacker) dirEntry(pfd int, base, p string, hdr *tar.Header) error {
 	}
 	u.dirs = append(u.dirs, dirMeta{path: p, mode: uint32(hdr.Mode) & 0o7777, atime: hdr.AccessTime, mtime: hdr.ModTime})
 	return nil
+}
+
+// createFile writes a regular file, clearing away what already has its
+// name. Most entries are new, so the create is tried first; it fails
+// before reading r, which the retry then reads.
+func (u *unpacker) createFile(pfd int, base string, hdr *tar.Header, r io.Reader) (int64, error) {
+	n, err := u.file(pfd, base, hdr, r)
+	if err == unix.EEXIST {
+		if err := replace(pfd, base, false); err != nil {
+			return 0, err
+		}
+		n, err = u.file(pfd, base, hdr, r)
+	}
+	return n, err
 }
 
 // file writes a regular file; it returns unix.EEXIST, unwrapped, when
