@@ -3,18 +3,11 @@ package main
 import (
 	"archive/tar"
 	"bytes"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/test/registry"
@@ -28,15 +21,7 @@ func TestImageCommands(t *testing.T) {
 	}
 	reg := registry.Start(t, registry.Options{})
 	tb := registry.Tar(t, registry.Entry{Name: "etc/", Type: tar.TypeDir}, registry.Entry{Name: "etc/hostname", Body: "box\n"})
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(tb)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, _ := mutate.AppendLayers(empty.Image, l)
-	tag, _ := name.NewTag(reg.Ref("cli/app:v1"))
-	if err := remote.Write(tag, img); err != nil {
-		t.Fatal(err)
-	}
+	reg.Push(t, "cli/app:v1", registry.Image(t, "amd64", nil, registry.Layer(t, tb, "gzip")))
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "berth")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {

@@ -160,34 +160,21 @@ func (r *Registry) opts() []remote.Option {
 	return nil
 }
 
-// Push writes an image under ref ("repo:tag") and returns its manifest digest.
-func (r *Registry) Push(t testing.TB, ref string, img v1.Image) v1.Hash {
+// Push writes an image or an image index under ref ("repo:tag") and
+// returns its digest.
+func (r *Registry) Push(t testing.TB, ref string, obj interface {
+	remote.Taggable
+	Digest() (v1.Hash, error)
+}) v1.Hash {
 	t.Helper()
 	tag, err := name.NewTag(r.Ref(ref))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(tag, img, r.opts()...); err != nil {
+	if err := remote.Push(tag, obj, r.opts()...); err != nil {
 		t.Fatalf("push %s: %v", ref, err)
 	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-// PushIndex writes an image index under ref and returns its digest.
-func (r *Registry) PushIndex(t testing.TB, ref string, idx v1.ImageIndex) v1.Hash {
-	t.Helper()
-	tag, err := name.NewTag(r.Ref(ref))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.WriteIndex(tag, idx, r.opts()...); err != nil {
-		t.Fatalf("push index %s: %v", ref, err)
-	}
-	d, err := idx.Digest()
+	d, err := obj.Digest()
 	if err != nil {
 		t.Fatal(err)
 	}
