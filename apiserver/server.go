@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berth-project/berth/engine"
 	"github.com/berth-project/berth/image"
 )
 
@@ -26,6 +27,7 @@ const (
 // Backend is what the API drives.
 type Backend struct {
 	Images   *image.Store
+	Engine   *engine.Engine
 	DataRoot string
 	// Version is berthd's own version, for /version and /info.
 	Version string
@@ -45,6 +47,7 @@ func New(b Backend) *Server {
 	s.mux.HandleFunc("GET /version", s.version)
 	s.mux.HandleFunc("GET /info", s.info)
 	s.imageRoutes()
+	s.containerRoutes()
 	return s
 }
 
@@ -104,6 +107,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // writeError sends err as the CLI expects: its status class and
 // {"message": …}, which the CLI prints after "Error response from daemon:".
 func writeError(w http.ResponseWriter, err error) {
+	if code := statusOf(err); code == http.StatusNotModified {
+		w.WriteHeader(code)
+		return
+	}
 	writeJSON(w, statusOf(err), message(err.Error()))
 }
 

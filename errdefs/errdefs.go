@@ -28,3 +28,20 @@ func NotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
 // Conflict reports whether err is of class ErrConflict.
 func Conflict(err error) bool { return errors.Is(err, ErrConflict) }
+
+// ErrNotModified: the object is already in the requested state (docker
+// answers 304, e.g. starting a running container).
+var ErrNotModified = errors.New("not modified")
+
+// classed is an error whose text is given whole (docker's own wording)
+// and whose class is tested with errors.Is.
+type classed struct {
+	msg   string
+	class error
+}
+
+func (e *classed) Error() string        { return e.msg }
+func (e *classed) Is(target error) bool { return target == e.class }
+
+// New returns an error of class reading exactly msg.
+func New(class error, msg string) error { return &classed{msg: msg, class: class} }

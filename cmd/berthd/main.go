@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/apiserver"
+	"github.com/berth-project/berth/engine"
 	"github.com/berth-project/berth/image"
 )
 
@@ -149,8 +150,15 @@ func run(cfg config) error {
 		return err
 	}
 	defer images.Close()
+	eng, err := engine.Open(engine.Options{DataRoot: cfg.DataRoot, ExecRoot: cfg.ExecRoot, Images: images, Log: log})
+	if err != nil {
+		return err
+	}
+	// Containers outlive berthd: closing the engine leaves them to the
+	// monitor.
+	defer eng.Close()
 
-	api := apiserver.New(apiserver.Backend{Images: images, DataRoot: cfg.DataRoot, Version: version})
+	api := apiserver.New(apiserver.Backend{Images: images, Engine: eng, DataRoot: cfg.DataRoot, Version: version})
 	srv := &http.Server{Handler: logRequests(log, api), ReadHeaderTimeout: 30 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
 	defer stop()

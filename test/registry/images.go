@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -81,11 +82,22 @@ func BusyboxTar(t testing.TB) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Tar(t,
-		Entry{Name: "bin/", Type: tar.TypeDir},
-		Entry{Name: "bin/busybox", Body: string(b), Mode: 0o755},
-		Entry{Name: "bin/sh", Type: tar.TypeSymlink, Linkname: "/bin/busybox"},
-		Entry{Name: "etc/", Type: tar.TypeDir},
-		Entry{Name: "etc/passwd", Body: "root:x:0:0:root:/root:/bin/sh\n"},
-	)
+	list, err := exec.Command(bb, "--list").Output()
+	if err != nil {
+		t.Fatalf("busybox --list: %v", err)
+	}
+	entries := []Entry{
+		{Name: "bin/", Type: tar.TypeDir},
+		{Name: "bin/busybox", Body: string(b), Mode: 0o755},
+		{Name: "etc/", Type: tar.TypeDir},
+		{Name: "etc/passwd", Body: "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"},
+		{Name: "etc/group", Body: "root:x:0:\nnogroup:x:65534:\n"},
+		{Name: "tmp/", Type: tar.TypeDir, Mode: 0o1777},
+	}
+	for _, applet := range strings.Fields(string(list)) {
+		if applet != "busybox" {
+			entries = append(entries, Entry{Name: "bin/" + applet, Type: tar.TypeSymlink, Linkname: "/bin/busybox"})
+		}
+	}
+	return Tar(t, entries...)
 }

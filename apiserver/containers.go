@@ -1,0 +1,511 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-project/berth/engine"
+	"github.com/berth-project/berth/errdefs"
+	"github.com/berth-project/berth/logfile"
+	"github.com/berth-project/berth/monitor"
+	ctypes "github.com/moby/moby/api/types/container"
+)
+
+func (s *Server) containerRoutes() {
+	s.mux.HandleFunc("POST /containers/create", s.createContainer)
+	s.mux.HandleFunc("GET /containers/json", s.listContainers)
+	s.mux.HandleFunc("POST /containers/prune", s.pruneContainers)
+	s.mux.HandleFunc("GET /containers/{id}/json", s.inspectContainer)
+	s.mux.HandleFunc("POST /containers/{id}/start", s.startContainer)
+	s.mux.HandleFunc("POST /containers/{id}/stop", s.stopContainer)
+	s.mux.HandleFunc("POST /containers/{id}/restart", s.restartContainer)
+	s.mux.HandleFunc("POST /containers/{id}/kill", s.killContainer)
+	s.mux.HandleFunc("POST /containers/{id}/rename", s.renameContainer)
+	s.mux.HandleFunc("POST /containers/{id}/resize", s.resizeContainer)
+	s.mux.HandleFunc("POST /containers/{id}/wait", s.waitContainer)
+	s.mux.HandleFunc("POST /containers/{id}/attach", s.attachContainer)
+	s.mux.HandleFunc("GET /containers/{id}/logs", s.containerLogs)
+	s.mux.HandleFunc("DELETE /containers/{id}", s.removeContainer)
+	s.mux.HandleFunc("POST /containers/{id}/exec", s.createExec)
+	s.mux.HandleFunc("POST /exec/{id}/start", s.startExec)
+	s.mux.HandleFunc("POST /exec/{id}/resize", s.resizeExec)
+	s.mux.HandleFunc("GET /exec/{id}/json", s.inspectExec)
+}
+
+// decodeBody reads a JSON body; malformed JSON or a field of the wrong
+// type is a 400 naming the problem.
+func decodeBody(r *http.Request, v any) error {
+	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errdefs.New(errdefs.ErrInvalid, "invalid JSON: request body is empty")
+		}
+		return errdefs.New(errdefs.ErrInvalid, "invalid JSON: "+err.Error())
+	}
+	return nil
+}
+
+func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) {
+	var req ctypes.CreateRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Config == nil {
+		writeError(w, errdefs.New(errdefs.ErrInvalid, "config cannot be empty in order to create a container"))
+		return
+	}
+	res, err := s.b.Engine.Create(r.URL.Query().Get("name"), req.Config, req.HostConfig)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	warnings := res.Warnings
+	if warnings == nil {
+		warnings = []string{}
+	}
+	writeJSON(w, http.StatusCreated, ctypes.CreateResponse{ID: res.ID, Warnings: warnings})
+}
+
+func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, err := parseFilters(q.Get("filters"), "status", "name", "label", "id", "ancestor", "exited")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	list, err := s.b.Engine.List(engine.ListOptions{All: boolParam(r, "all"), Limit: limit, Size: boolParam(r, "size"), Filters: f})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) pruneContainers(w http.ResponseWriter, r *http.Request) {
+	if _, err := parseFilters(r.URL.Query().Get("filters")); err != nil {
+		writeError(w, err)
+		return
+	}
+	list, err := s.b.Engine.List(engine.ListOptions{All: true, Filters: map[string][]string{"status": {"exited", "created", "dead"}}})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	resp := ctypes.PruneReport{ContainersDeleted: []string{}}
+	for _, c := range list {
+		if c.State == ctypes.StateCreated && c.Status == "Created" || c.State == ctypes.StateExited || c.State == ctypes.StateDead {
+			if err := s.b.Engine.Remove(c.ID, engine.RemoveOptions{}); err == nil {
+				resp.ContainersDeleted = append(resp.ContainersDeleted, c.ID)
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) {
+	resp, err := s.b.Engine.Inspect(r.PathValue("id"), boolParam(r, "size"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) startContainer(w http.ResponseWriter, r *http.Request) {
+	if err := s.b.Engine.Start(r.PathValue("id")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// stopParams reads ?t= (seconds) and ?signal=.
+func stopParams(r *http.Request) (string, *int, error) {
+	q := r.URL.Query()
+	var timeout *int
+	if t := q.Get("t"); t != "" {
+		n, err := strconv.Atoi(t)
+		if err != nil {
+			return "", nil, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid value for t: %q", t))
+		}
+		timeout = &n
+	}
+	return q.Get("signal"), timeout, nil
+}
+
+func (s *Server) stopContainer(w http.ResponseWriter, r *http.Request) {
+	sig, timeout, err := stopParams(r)
+	if err == nil {
+		err = s.b.Engine.Stop(r.PathValue("id"), sig, timeout)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) restartContainer(w http.ResponseWriter, r *http.Request) {
+	sig, timeout, err := stopParams(r)
+	if err == nil {
+		err = s.b.Engine.Restart(r.PathValue("id"), sig, timeout)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) killContainer(w http.ResponseWriter, r *http.Request) {
+	if err := s.b.Engine.Kill(r.PathValue("id"), r.URL.Query().Get("signal")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) renameContainer(w http.ResponseWriter, r *http.Request) {
+	if err := s.b.Engine.Rename(r.PathValue("id"), r.URL.Query().Get("name")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// size reads ?h= and ?w=.
+func size(r *http.Request) (uint16, uint16, error) {
+	h, err1 := strconv.ParseUint(r.URL.Query().Get("h"), 10, 16)
+	wd, err2 := strconv.ParseUint(r.URL.Query().Get("w"), 10, 16)
+	if err1 != nil || err2 != nil {
+		return 0, 0, errdefs.New(errdefs.ErrInvalid, "resize: h and w must be numbers")
+	}
+	return uint16(h), uint16(wd), nil
+}
+
+func (s *Server) resizeContainer(w http.ResponseWriter, r *http.Request) {
+	h, wd, err := size(r)
+	if err == nil {
+		err = s.b.Engine.Resize(r.PathValue("id"), h, wd)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request) {
+	if boolParam(r, "link") {
+		writeError(w, errdefs.New(errdefs.ErrInvalid, "links are not supported"))
+		return
+	}
+	if err := s.b.Engine.Remove(r.PathValue("id"), engine.RemoveOptions{Force: boolParam(r, "force"), Volumes: boolParam(r, "v")}); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// waitContainer answers 200 at once (the client then knows the wait is in
+// place, and may start the container) and the exit status when the
+// condition holds.
+func (s *Server) waitContainer(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	cond := r.URL.Query().Get("condition")
+	switch cond {
+	case "", "not-running", "next-exit", "removed":
+	default:
+		writeError(w, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid condition: %q", cond)))
+		return
+	}
+	if _, err := s.b.Engine.Inspect(id, false); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	code, err := s.b.Engine.Wait(r.Context(), id, cond)
+	resp := ctypes.WaitResponse{StatusCode: int64(code)}
+	if err != nil {
+		if r.Context().Err() != nil {
+			return
+		}
+		resp.Error = &ctypes.WaitExitError{Message: err.Error()}
+	}
+	json.NewEncoder(w).Encode(resp)
+}
+
+// hijack takes over the connection for a raw stream, answering 101 when
+// the client asked to upgrade (as the docker CLI does) and 200 otherwise.
+// The returned reader holds whatever the client sent after its request.
+func hijack(w http.ResponseWriter, r *http.Request, contentType string) (net.Conn, io.Reader, error) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("connection cannot be hijacked")
+	}
+	conn, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	conn.SetDeadline(time.Time{})
+	if r.Header.Get("Upgrade") != "" {
+		fmt.Fprintf(brw, "HTTP/1.1 101 UPGRADED\r\nContent-Type: %s\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", contentType)
+	} else {
+		fmt.Fprintf(brw, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n\r\n", contentType)
+	}
+	if err := brw.Flush(); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, brw.Reader, nil
+}
+
+func streamType(tty bool) string {
+	if tty {
+		return "application/vnd.docker.raw-stream"
+	}
+	return "application/vnd.docker.multiplexed-stream"
+}
+
+// splice joins a client's hijacked connection to a monitor stream until
+// the monitor's side ends (the process's output is over). The client's
+// end of input becomes the monitor's (stdin closed when it was opened
+// for one client).
+func splice(client net.Conn, clientIn io.Reader, mon net.Conn, beforeClose func()) {
+	done := make(chan struct{})
+	go func() {
+		io.Copy(client, mon)
+		close(done)
+	}()
+	go func() {
+		io.Copy(mon, clientIn)
+		if uc, ok := mon.(*net.UnixConn); ok {
+			uc.CloseWrite()
+		}
+	}()
+	<-done
+	if beforeClose != nil {
+		beforeClose()
+	}
+	if tc, ok := client.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+	}
+	client.Close()
+	mon.Close()
+}
+
+func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	info, err := s.b.Engine.Inspect(id, false)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if !boolParam(r, "stream") {
+		writeError(w, errdefs.New(errdefs.ErrInvalid, "attach without stream=1 (logs only) is not supported; use the logs endpoint"))
+		return
+	}
+	cfg := monitor.AttachConfig{Stdin: boolParam(r, "stdin"), Stdout: boolParam(r, "stdout"), Stderr: boolParam(r, "stderr")}
+	client, in, err := hijack(w, r, streamType(info.Config.Tty))
+	if err != nil {
+		return
+	}
+	// The request's context ends with the hijack.
+	ctx, input, cancel := watchClient(in)
+	defer cancel()
+	mon, _, err := s.b.Engine.Attach(ctx, id, cfg)
+	if err != nil {
+		client.Close()
+		return
+	}
+	splice(client, input, mon, nil)
+}
+
+func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if !boolParam(r, "stdout") && !boolParam(r, "stderr") {
+		writeError(w, errdefs.New(errdefs.ErrInvalid, "Bad parameters: you must choose at least one stream"))
+		return
+	}
+	o := engine.LogsOptions{Tail: -1, Follow: boolParam(r, "follow")}
+	var err error
+	if o.Since, err = unixTime(q.Get("since")); err != nil {
+		writeError(w, err)
+		return
+	}
+	if o.Until, err = unixTime(q.Get("until")); err != nil {
+		writeError(w, err)
+		return
+	}
+	if t := q.Get("tail"); t != "" && t != "all" {
+		n, err := strconv.Atoi(t)
+		if err != nil {
+			writeError(w, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid value for tail: %q", t)))
+			return
+		}
+		o.Tail = n
+	}
+	info, err := s.b.Engine.Inspect(r.PathValue("id"), false)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	tty := info.Config.Tty
+	w.Header().Set("Content-Type", streamType(tty))
+	w.WriteHeader(http.StatusOK)
+	fw := flushWriter{w}
+	stamps := boolParam(r, "timestamps")
+	wantOut, wantErr := boolParam(r, "stdout"), boolParam(r, "stderr")
+	var hdr [8]byte
+	_, err = s.b.Engine.Logs(r.Context(), info.ID, o, func(e logfile.Entry) error {
+		stream := byte(1)
+		if e.Stream == "stderr" {
+			stream = 2
+		}
+		if stream == 1 && !wantOut || stream == 2 && !wantErr {
+			return nil
+		}
+		line := e.Log
+		if stamps {
+			line = e.Time.Format(time.RFC3339Nano) + " " + line
+		}
+		if tty {
+			_, err := io.WriteString(fw, line)
+			return err
+		}
+		hdr[0] = stream
+		binary.BigEndian.PutUint32(hdr[4:], uint32(len(line)))
+		buf := append(hdr[:], line...)
+		_, err := fw.Write(buf)
+		return err
+	})
+	if err != nil && r.Context().Err() == nil {
+		// Headers are out: the error can only end the stream.
+		return
+	}
+}
+
+// unixTime reads docker's since/until: seconds with an optional fraction.
+func unixTime(v string) (time.Time, error) {
+	if v == "" || v == "0" {
+		return time.Time{}, nil
+	}
+	sec, frac, _ := strings.Cut(v, ".")
+	s, err := strconv.ParseInt(sec, 10, 64)
+	if err != nil {
+		return time.Time{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid timestamp %q", v))
+	}
+	var ns int64
+	if frac != "" {
+		frac = (frac + "000000000")[:9]
+		if ns, err = strconv.ParseInt(frac, 10, 64); err != nil {
+			return time.Time{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid timestamp %q", v))
+		}
+	}
+	return time.Unix(s, ns), nil
+}
+
+func (s *Server) createExec(w http.ResponseWriter, r *http.Request) {
+	var req ctypes.ExecCreateRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	id, err := s.b.Engine.ExecCreate(r.PathValue("id"), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, ctypes.ExecCreateResponse{ID: id})
+}
+
+func (s *Server) startExec(w http.ResponseWriter, r *http.Request) {
+	var req ctypes.ExecStartRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	id := r.PathValue("id")
+	if _, err := s.b.Engine.ExecInspect(id); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Detach {
+		if _, _, err := s.b.Engine.ExecStart(id, true, req.ConsoleSize); err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	mon, tty, err := s.b.Engine.ExecStart(id, false, req.ConsoleSize)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	client, in, err := hijack(w, r, streamType(tty))
+	if err != nil {
+		if mon != nil {
+			mon.Close()
+		}
+		return
+	}
+	if mon == nil { // nothing attached
+		client.Close()
+		return
+	}
+	// The client asks for the exit code when the stream ends: have it.
+	splice(client, in, mon, func() { s.b.Engine.ExecWait(id, 5*time.Second) })
+}
+
+func (s *Server) resizeExec(w http.ResponseWriter, r *http.Request) {
+	h, wd, err := size(r)
+	if err == nil {
+		err = s.b.Engine.ExecResize(r.PathValue("id"), h, wd)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) inspectExec(w http.ResponseWriter, r *http.Request) {
+	resp, err := s.b.Engine.ExecInspect(r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// watchClient reads a hijacked client's input into a pipe (the stream's
+// stdin) and returns a context that ends if the connection fails. A clean
+// end of input (the docker CLI half-closes even without -i) is not a
+// departure: the stream goes on.
+func watchClient(in io.Reader) (context.Context, io.Reader, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := io.Copy(pw, in)
+		pw.CloseWithError(err)
+		if err != nil {
+			cancel()
+		}
+	}()
+	return ctx, pr, cancel
+}

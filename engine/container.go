@@ -1,0 +1,364 @@
+package engine
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/berth-project/berth/errdefs"
+	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/internal/cleanup"
+	"github.com/berth-project/berth/logfile"
+	ctypes "github.com/moby/moby/api/types/container"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Record is what is stored of a container.
+type Record struct {
+	ID         string
+	Name       string // with docker's leading "/"
+	Created    time.Time
+	Path       string // the process: Path + Args (entrypoint + cmd)
+	Args       []string
+	Image      string // the image ID
+	Config     *ctypes.Config
+	HostConfig *ctypes.HostConfig
+	State      State
+	// RestartCount counts restarts by the restart policy since the last
+	// start by a user.
+	RestartCount int
+	// ManualStop: the user stopped it; "unless-stopped" and "always" do
+	// not restart it until it is started again (always does at boot).
+	ManualStop bool
+	LogOpts    logfile.Options
+}
+
+// State is a container's run state.
+type State struct {
+	Status     ctypes.ContainerState // created, running, paused, restarting, exited, dead
+	Pid        int
+	ExitCode   int
+	Error      string
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
+// Running reports whether a process is (or may be) alive.
+func (s State) Running() bool {
+	return s.Status == ctypes.StateRunning || s.Status == ctypes.StatePaused
+}
+
+// ctr is a container in memory: its record and the signals around it.
+// Fields are guarded by Engine.mu.
+type ctr struct {
+	rec  Record
+	busy string // "starting", "stopping", "removing": a lifecycle step is under way
+	// exited is closed when the current run ends (replaced at each start).
+	exited chan struct{}
+	// removed is closed when the container is gone.
+	removed chan struct{}
+	// nextStart is closed when the next run begins (replaced at each).
+	nextStart chan struct{}
+	// attaches wait for the next start.
+	attaches     []*pendingAttach
+	restartTimer *time.Timer
+}
+
+func newCtr(r Record) *ctr {
+	c := &ctr{rec: r, exited: make(chan struct{}), removed: make(chan struct{}), nextStart: make(chan struct{})}
+	if !r.State.Running() {
+		close(c.exited)
+	}
+	return c
+}
+
+func (e *Engine) load() error {
+	return e.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketContainers)
+		if err != nil {
+			return err
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var r Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("container record %s: %w", k, err)
+			}
+			e.ctrs[r.ID] = newCtr(r)
+			e.names[r.Name] = r.ID
+			return nil
+		})
+	})
+}
+
+// save writes c's record. Called with e.mu held (the record is read
+// under it).
+func (e *Engine) save(c *ctr) error {
+	raw, err := json.Marshal(c.rec)
+	if err != nil {
+		return err
+	}
+	return e.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketContainers).Put([]byte(c.rec.ID), raw)
+	})
+}
+
+// saveState updates c's state and writes it.
+func (e *Engine) saveState(c *ctr, f func(r *Record)) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f(&c.rec)
+	return e.save(c)
+}
+
+// lookup finds a container by full id, name, or unique id prefix, as
+// docker does. Called with e.mu held.
+func (e *Engine) lookup(ref string) (*ctr, error) {
+	if c := e.ctrs[ref]; c != nil {
+		return c, nil
+	}
+	if id, ok := e.names["/"+strings.TrimPrefix(ref, "/")]; ok {
+		return e.ctrs[id], nil
+	}
+	var found *ctr
+	if ref != "" {
+		for id, c := range e.ctrs {
+			if strings.HasPrefix(id, ref) {
+				if found != nil {
+					return nil, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("multiple IDs found with provided prefix: %s", ref))
+				}
+				found = c
+			}
+		}
+	}
+	if found == nil {
+		return nil, errdefs.New(errdefs.ErrNotFound, "No such container: "+ref)
+	}
+	return found, nil
+}
+
+func (e *Engine) get(ref string) (*ctr, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lookup(ref)
+}
+
+var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+// reserveName claims name (or a generated one) for id. Called with e.mu.
+func (e *Engine) reserveName(name, id string) (string, error) {
+	if name == "" {
+		for {
+			name = "/" + randomName()
+			if _, taken := e.names[name]; !taken {
+				break
+			}
+		}
+	} else {
+		if !validName.MatchString(name) {
+			return "", errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name))
+		}
+		name = "/" + strings.TrimPrefix(name, "/")
+		if other, taken := e.names[name]; taken {
+			return "", errdefs.New(errdefs.ErrConflict, fmt.Sprintf("Conflict. The container name %q is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name.", name, other))
+		}
+	}
+	e.names[name] = id
+	return name, nil
+}
+
+func newID() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// CreateResult is what Create reports.
+type CreateResult struct {
+	ID       string
+	Warnings []string
+}
+
+// Create makes a container record and its writable layer from an image
+// and the user's config. Nothing runs until Start. On error nothing is
+// left: no record, name, layer or directory.
+func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig) (CreateResult, error) {
+	if cfg == nil || cfg.Image == "" {
+		return CreateResult{}, errdefs.New(errdefs.ErrInvalid, "config: no image given")
+	}
+	if hc == nil {
+		hc = &ctypes.HostConfig{}
+	}
+	warnings, err := validateHostConfig(hc)
+	if err != nil {
+		return CreateResult{}, err
+	}
+	logOpts, err := logOptions(hc.LogConfig)
+	if err != nil {
+		return CreateResult{}, err
+	}
+	img, err := e.o.Images.Get(cfg.Image)
+	if err != nil {
+		if errdefs.NotFound(err) {
+			return CreateResult{}, errdefs.New(errdefs.ErrNotFound, "No such image: "+cfg.Image)
+		}
+		return CreateResult{}, err
+	}
+	id := newID()
+	e.mu.Lock()
+	name, err = e.reserveName(name, id)
+	e.mu.Unlock()
+	if err != nil {
+		return CreateResult{}, err
+	}
+	var cu cleanup.Cleanup
+	defer cu.Run()
+	cu.Add(func() {
+		e.mu.Lock()
+		delete(e.names, name)
+		e.mu.Unlock()
+	})
+
+	d := image.RuntimeDefaults(img.Config.Config, image.Overrides{
+		Entrypoint: entrypointOverride(cfg.Entrypoint), Cmd: cfg.Cmd, Env: cfg.Env,
+		WorkingDir: cfg.WorkingDir, User: cfg.User,
+	})
+	if len(d.Args) == 0 {
+		return CreateResult{}, errdefs.New(errdefs.ErrInvalid, "no command specified")
+	}
+	final := *cfg
+	final.Env = d.Env
+	final.WorkingDir = d.Cwd
+	final.User = d.User
+	if final.Entrypoint == nil && len(img.Config.Config.Entrypoint) > 0 {
+		final.Entrypoint = img.Config.Config.Entrypoint
+	}
+	if final.Cmd == nil && cfg.Entrypoint == nil {
+		final.Cmd = img.Config.Config.Cmd
+	}
+	if final.StopSignal == "" {
+		final.StopSignal = d.StopSignal
+	}
+	final.Labels = mergeLabels(d.Labels, cfg.Labels)
+	if final.Hostname == "" {
+		final.Hostname = id[:12]
+	}
+	if len(final.ExposedPorts) == 0 && len(img.Config.Config.ExposedPorts) > 0 {
+		final.ExposedPorts = exposed(d.ExposedPorts)
+	}
+	if final.Volumes == nil && len(d.Volumes) > 0 {
+		final.Volumes = map[string]struct{}{}
+		for _, v := range d.Volumes {
+			final.Volumes[v] = struct{}{}
+		}
+	}
+	if hc.NetworkMode == "" || hc.NetworkMode == "default" {
+		hc.NetworkMode = "bridge"
+	}
+
+	dir := filepath.Join(e.o.DataRoot, "containers", id)
+	if err := os.Mkdir(dir, 0o710); err != nil {
+		return CreateResult{}, err
+	}
+	cu.Add(func() { os.RemoveAll(dir) })
+	if _, err := e.o.Images.PrepareRootfs(id, img.ID.String()); err != nil {
+		return CreateResult{}, err
+	}
+	cu.Add(func() { _ = e.o.Images.RemoveRootfs(id) })
+
+	rec := Record{
+		ID: id, Name: name, Created: time.Now().UTC(), Path: d.Args[0], Args: d.Args[1:],
+		Image: img.ID.String(), Config: &final, HostConfig: hc,
+		State:   State{Status: ctypes.StateCreated},
+		LogOpts: logOpts,
+	}
+	c := newCtr(rec)
+	e.mu.Lock()
+	err = e.save(c)
+	if err == nil {
+		e.ctrs[id] = c
+	}
+	e.mu.Unlock()
+	if err != nil {
+		return CreateResult{}, err
+	}
+	cu.Release()
+	return CreateResult{ID: id, Warnings: warnings}, nil
+}
+
+// entrypointOverride: docker sends [""] to clear the image's entrypoint
+// (--entrypoint ""); nil keeps it.
+func entrypointOverride(ep []string) []string {
+	if ep == nil {
+		return nil
+	}
+	if len(ep) == 1 && ep[0] == "" {
+		return []string{}
+	}
+	return ep
+}
+
+func mergeLabels(image, user map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range image {
+		out[k] = v
+	}
+	for k, v := range user {
+		out[k] = v
+	}
+	return out
+}
+
+func (e *Engine) containerDir(id string) string {
+	return filepath.Join(e.o.DataRoot, "containers", id)
+}
+
+func (e *Engine) bundleDir(id string) string {
+	return filepath.Join(e.o.ExecRoot, "containers", id)
+}
+
+func (e *Engine) logPath(id string) string {
+	return filepath.Join(e.containerDir(id), id+"-json.log")
+}
+
+func logOptions(lc ctypes.LogConfig) (logfile.Options, error) {
+	if lc.Type != "" && lc.Type != "json-file" {
+		return logfile.Options{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("logging driver %q is not supported: berthd writes json-file logs", lc.Type))
+	}
+	o, err := logfile.ParseOptions(lc.Config)
+	if err != nil {
+		return o, errdefs.New(errdefs.ErrInvalid, err.Error())
+	}
+	return o, nil
+}
+
+// Rename gives a container a new name.
+func (e *Engine) Rename(ref, newName string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, err := e.lookup(ref)
+	if err != nil {
+		return err
+	}
+	old := c.rec.Name
+	if "/"+strings.TrimPrefix(newName, "/") == old {
+		return errdefs.New(errdefs.ErrInvalid, "Renaming a container with the same name as its current name")
+	}
+	name, err := e.reserveName(newName, c.rec.ID)
+	if err != nil {
+		return err
+	}
+	c.rec.Name = name
+	if err := e.save(c); err != nil {
+		c.rec.Name = old
+		delete(e.names, name)
+		return err
+	}
+	delete(e.names, old)
+	return nil
+}

@@ -1,0 +1,254 @@
+// Package engine is berthd's core without HTTP: containers — their
+// metadata, lifecycle, logs and exits — over the image store and the
+// monitor process that parents them.
+//
+// Containers are records in a bbolt file (one transaction per change);
+// what runs is held by berth-monitor, so berthd can stop or crash at any
+// moment and find its containers on the next start: Open reconciles the
+// records with what the monitor still holds (live restore).
+//
+// Concurrency: an Engine is safe for concurrent use. mu guards the maps and
+// every record; lifecycle steps that take time (mounting, spawning,
+// waiting) run without it, a container's busy field keeping two of them
+// from overlapping on one container.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/monitor"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Options configure an Engine.
+type Options struct {
+	DataRoot string // persistent: containers.db, containers/<id>/ (logs, hosts files)
+	ExecRoot string // runtime: bundles, the monitor's socket and state
+	Images   *image.Store
+	// MonitorBinary is berth-monitor; "" looks beside this executable,
+	// then in $PATH.
+	MonitorBinary string
+	Log           *slog.Logger
+}
+
+// Engine runs containers.
+type Engine struct {
+	o   Options
+	db  *bolt.DB
+	mon monitor.Client
+	log *slog.Logger
+
+	mu    sync.Mutex
+	ctrs  map[string]*ctr   // by id
+	names map[string]string // "/name" → id
+	execs map[string]*execProc
+
+	monMu  sync.Mutex      // starting the monitor
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	closed chan struct{}
+	wg     sync.WaitGroup
+}
+
+var bucketContainers = []byte("containers")
+
+// Open loads the container records, starts the monitor if none runs, and
+// reconciles the records with the processes it holds.
+func Open(o Options) (*Engine, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	for _, d := range []string{filepath.Join(o.DataRoot, "containers"), filepath.Join(o.ExecRoot, "containers"), filepath.Join(o.ExecRoot, "monitor")} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, err
+		}
+	}
+	db, err := bolt.Open(filepath.Join(o.DataRoot, "containers.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("container metadata: %w", err)
+	}
+	e := &Engine{
+		o: o, db: db, log: o.Log,
+		mon:  monitor.Client{Socket: filepath.Join(o.ExecRoot, "monitor", monitor.SocketName)},
+		ctrs: map[string]*ctr{}, names: map[string]string{}, execs: map[string]*execProc{},
+		closed: make(chan struct{}),
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	if err := e.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := e.ensureMonitor(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	ready := make(chan struct{})
+	e.wg.Add(1)
+	go e.watchExits(ready)
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		e.log.Warn("monitor events not ready; continuing")
+	}
+	for _, c := range e.snapshot() {
+		if c.rec.HostConfig != nil && wantsRestartOnBoot(c) {
+			e.scheduleRestart(c, 0)
+		}
+	}
+	return e, nil
+}
+
+// Close stops watching the monitor. Containers keep running.
+func (e *Engine) Close() error {
+	close(e.closed)
+	e.cancel()
+	e.wg.Wait()
+	return e.db.Close()
+}
+
+func (e *Engine) snapshot() []*ctr {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]*ctr, 0, len(e.ctrs))
+	for _, c := range e.ctrs {
+		out = append(out, c)
+	}
+	return out
+}
+
+// ensureMonitor starts berth-monitor unless one answers on its socket.
+func (e *Engine) ensureMonitor() error {
+	e.monMu.Lock()
+	defer e.monMu.Unlock()
+	if _, err := e.mon.List(); err == nil {
+		return nil
+	}
+	bin := e.o.MonitorBinary
+	if bin == "" {
+		if self, err := os.Executable(); err == nil {
+			if p := filepath.Join(filepath.Dir(self), "berth-monitor"); fileExists(p) {
+				bin = p
+			}
+		}
+	}
+	if bin == "" {
+		p, err := exec.LookPath("berth-monitor")
+		if err != nil {
+			return fmt.Errorf("berth-monitor is neither beside berthd nor in $PATH")
+		}
+		bin = p
+	}
+	dir := filepath.Join(e.o.ExecRoot, "monitor")
+	logf, err := os.OpenFile(filepath.Join(dir, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, dir)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own session: a signal to berthd's process group (a ^C) must not
+	// reach the monitor, and so the containers.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start berth-monitor: %w", err)
+	}
+	// berthd is a subreaper and the monitor's parent until berthd exits.
+	go cmd.Wait()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := e.mon.List(); err == nil {
+			e.log.Info("berth-monitor started", "pid", cmd.Process.Pid)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("berth-monitor did not answer on %s (see %s)", e.mon.Socket, logf.Name())
+		}
+	}
+}
+
+// watchExits follows the monitor's exit events, resyncing from its list
+// after every (re)connection, until Close.
+func (e *Engine) watchExits(ready chan struct{}) {
+	defer e.wg.Done()
+	once := sync.OnceFunc(func() { close(ready) })
+	for {
+		err := e.mon.Events(e.ctx, func() {
+			e.reconcile()
+			once()
+		}, func(x monitor.Exit) error {
+			e.handleExit(x)
+			return nil
+		})
+		select {
+		case <-e.closed:
+			return
+		default:
+		}
+		e.log.Warn("monitor connection lost; reconnecting", "err", err)
+		time.Sleep(100 * time.Millisecond)
+		if err := e.ensureMonitor(); err != nil {
+			e.log.Error("monitor", "err", err)
+		}
+	}
+}
+
+// reconcile applies what the monitor holds to the records: exits that
+// happened while berthd was away, and containers the monitor lost (it was
+// killed), which are marked exited.
+func (e *Engine) reconcile() {
+	procs, err := e.mon.List()
+	if err != nil {
+		e.log.Warn("monitor list", "err", err)
+		return
+	}
+	held := map[string]monitor.Proc{}
+	for _, p := range procs {
+		held[p.ID] = p
+	}
+	for _, c := range e.snapshot() {
+		e.mu.Lock()
+		running, pid := c.rec.State.Running(), c.rec.State.Pid
+		e.mu.Unlock()
+		if !running {
+			continue
+		}
+		p, ok := held[c.rec.ID]
+		switch {
+		case !ok:
+			e.handleExit(monitor.Exit{ID: c.rec.ID, Pid: pid, ExitCode: 255, ExitedAt: time.Now().UTC()}, "the monitor no longer holds the container")
+		case !p.Running:
+			e.handleExit(p)
+		}
+	}
+	for _, p := range procs {
+		if !p.Running && isExecID(p.ID) {
+			e.handleExecExit(p)
+		}
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// waitCtx waits for ch or ctx.
+func waitCtx(ctx context.Context, ch <-chan struct{}) error {
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var errGone = errors.New("container removed")

@@ -1,0 +1,30 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/berth-project/berth/logfile"
+)
+
+// LogsOptions are docker logs's.
+type LogsOptions struct {
+	Since, Until time.Time
+	Tail         int // < 0: all
+	Follow       bool
+}
+
+// Logs delivers a container's log entries to fn; following, it returns
+// when the container's run ends and its output is written, or ctx ends.
+func (e *Engine) Logs(ctx context.Context, ref string, o LogsOptions, fn func(logfile.Entry) error) (tty bool, err error) {
+	e.mu.Lock()
+	c, err := e.lookup(ref)
+	if err != nil {
+		e.mu.Unlock()
+		return false, err
+	}
+	id, exited, maxFiles, tty := c.rec.ID, c.exited, c.rec.LogOpts.MaxFiles, c.rec.Config.Tty
+	e.mu.Unlock()
+	ro := logfile.ReadOptions{Since: o.Since, Until: o.Until, Tail: o.Tail, Follow: o.Follow}
+	return tty, logfile.Read(ctx, e.logPath(id), max(maxFiles, 1), ro, exited, fn)
+}

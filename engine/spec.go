@@ -1,0 +1,574 @@
+package engine
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/container/capabilities"
+	"github.com/berth-project/berth/container/rootfs"
+	"github.com/berth-project/berth/errdefs"
+	"github.com/berth-project/berth/seccomp"
+	ctypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// defaultCaps are docker's default capabilities.
+var defaultCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+	"CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+	"CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+}
+
+// validateHostConfig refuses what berthd cannot honour, naming it, and
+// returns docker's warnings for what it adjusts.
+func validateHostConfig(hc *ctypes.HostConfig) ([]string, error) {
+	invalid := func(f string, a ...any) ([]string, error) {
+		return nil, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf(f, a...))
+	}
+	switch mode := string(hc.NetworkMode); {
+	case mode == "", mode == "default", mode == "bridge", mode == "none", mode == "host":
+	case strings.HasPrefix(mode, "container:"):
+	default:
+		return invalid("network %s not found", mode)
+	}
+	if len(hc.PortBindings) > 0 || hc.PublishAllPorts {
+		return invalid("publishing ports needs bridge networking, which berthd does not have yet")
+	}
+	if hc.Init != nil && *hc.Init {
+		return invalid("--init: berthd has no init process to run in front of the command yet")
+	}
+	for _, b := range hc.Binds {
+		if _, err := parseBind(b); err != nil {
+			return nil, err
+		}
+	}
+	for _, m := range hc.Mounts {
+		if m.Type != mount.TypeBind && m.Type != mount.TypeTmpfs {
+			return invalid("mount type %q is not supported yet (bind and tmpfs are)", m.Type)
+		}
+		if m.Type == mount.TypeBind {
+			if _, err := os.Stat(m.Source); err != nil {
+				return invalid("invalid mount config for type \"bind\": bind source path does not exist: %s", m.Source)
+			}
+		}
+	}
+	if hc.Memory != 0 && hc.Memory < 6*1024*1024 {
+		return invalid("Minimum memory limit allowed is 6MB")
+	}
+	if hc.NanoCPUs != 0 && (hc.CPUQuota != 0 || hc.CPUPeriod != 0) {
+		return invalid("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+	}
+	for _, o := range hc.SecurityOpt {
+		k, v, _ := strings.Cut(o, "=")
+		if k == "seccomp" && v != "unconfined" || k != "seccomp" && k != "no-new-privileges" && k != "label" {
+			return invalid("security option %q is not supported", o)
+		}
+	}
+	rp := hc.RestartPolicy
+	switch rp.Name {
+	case "", ctypes.RestartPolicyDisabled, ctypes.RestartPolicyAlways, ctypes.RestartPolicyUnlessStopped:
+		if rp.MaximumRetryCount != 0 {
+			return invalid("invalid restart policy: maximum retry count can only be used with 'on-failure'")
+		}
+	case ctypes.RestartPolicyOnFailure:
+		if rp.MaximumRetryCount < 0 {
+			return invalid("invalid restart policy: maximum retry count cannot be negative")
+		}
+	default:
+		return invalid("invalid restart policy: unknown policy '%s'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'", rp.Name)
+	}
+	if hc.AutoRemove && rp.Name != "" && rp.Name != ctypes.RestartPolicyDisabled {
+		return invalid("can't create 'AutoRemove' container with restart policy")
+	}
+	return nil, nil
+}
+
+// bind is a parsed -v source:destination[:options].
+type bind struct {
+	src, dst string
+	ro       bool
+}
+
+func parseBind(s string) (bind, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return bind{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid volume specification: '%s'", s))
+	}
+	b := bind{src: parts[0], dst: parts[1]}
+	if !filepath.IsAbs(b.src) {
+		return bind{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("named volume %q: berthd has no volumes yet; bind an absolute host path", b.src))
+	}
+	if !filepath.IsAbs(b.dst) {
+		return bind{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid volume specification: '%s': invalid mount config for type \"bind\": invalid mount path: '%s' mount path must be absolute", s, b.dst))
+	}
+	if len(parts) == 3 {
+		for _, o := range strings.Split(parts[2], ",") {
+			switch o {
+			case "ro":
+				b.ro = true
+			case "rw", "z", "Z", "rprivate", "private", "rshared", "shared", "rslave", "slave", "nocopy":
+			default:
+				return bind{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid mode: %s", o))
+			}
+		}
+	}
+	return b, nil
+}
+
+func exposed(ports []string) network.PortSet {
+	set := network.PortSet{}
+	for _, p := range ports {
+		if port, err := network.ParsePort(p); err == nil {
+			set[port] = struct{}{}
+		}
+	}
+	return set
+}
+
+// files are the per-container files bind-mounted over /etc.
+type files struct{ hostname, hosts, resolv string }
+
+// writeEtcFiles writes /etc/hostname, /etc/hosts and /etc/resolv.conf for c.
+func (e *Engine) writeEtcFiles(r *Record) (files, error) {
+	dir := e.containerDir(r.ID)
+	f := files{filepath.Join(dir, "hostname"), filepath.Join(dir, "hosts"), filepath.Join(dir, "resolv.conf")}
+	hostname := r.Config.Hostname
+	if r.HostConfig.NetworkMode == "host" {
+		hostname, _ = os.Hostname()
+	}
+	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+	if r.HostConfig.NetworkMode == "host" {
+		if b, err := os.ReadFile("/etc/hosts"); err == nil {
+			hosts = string(b)
+		}
+	}
+	for _, h := range r.HostConfig.ExtraHosts {
+		name, addr, ok := strings.Cut(h, ":")
+		if !ok {
+			return f, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid extra host %q: want name:address", h))
+		}
+		hosts += addr + "\t" + name + "\n"
+	}
+	if err := os.WriteFile(f.hostname, []byte(hostname+"\n"), 0o644); err != nil {
+		return f, err
+	}
+	if err := os.WriteFile(f.hosts, []byte(hosts), 0o644); err != nil {
+		return f, err
+	}
+	if err := os.WriteFile(f.resolv, []byte(resolvConf(r.HostConfig)), 0o644); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// resolvConf is the host's resolv.conf; in a network namespace of its own,
+// loopback name servers (unreachable there) are dropped, as docker does.
+func resolvConf(hc *ctypes.HostConfig) string {
+	raw, _ := os.ReadFile("/etc/resolv.conf")
+	var out []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		fields := strings.Fields(line)
+		if len(hc.DNS) > 0 && len(fields) > 0 && fields[0] == "nameserver" {
+			continue
+		}
+		if hc.NetworkMode != "host" && len(fields) == 2 && fields[0] == "nameserver" && (strings.HasPrefix(fields[1], "127.") || fields[1] == "::1") {
+			continue
+		}
+		if line != "" {
+			out = append(out, line)
+		}
+	}
+	for _, d := range hc.DNS {
+		out = append(out, "nameserver "+d.String())
+	}
+	return strings.Join(out, "\n") + "\n"
+}
+
+// buildSpec turns a record into the OCI config of its next run. rootPath
+// is the mounted root filesystem.
+func (e *Engine) buildSpec(r *Record, rootPath string, etc files) (*specs.Spec, error) {
+	cfg, hc := r.Config, r.HostConfig
+	s := container.DefaultSpec(false)
+	s.Root = &specs.Root{Path: rootPath, Readonly: hc.ReadonlyRootfs}
+	s.Hostname = cfg.Hostname
+	s.Domainname = cfg.Domainname
+	p := s.Process
+	p.Terminal = cfg.Tty
+	p.Args = append([]string{r.Path}, r.Args...)
+	p.Env = slices.Clone(cfg.Env)
+	if cfg.Tty && !slices.ContainsFunc(p.Env, func(kv string) bool { return strings.HasPrefix(kv, "TERM=") }) {
+		p.Env = append(p.Env, "TERM=xterm")
+	}
+	p.Cwd = cfg.WorkingDir
+	if p.Cwd == "" {
+		p.Cwd = "/"
+	}
+	p.Rlimits = nil
+	for _, u := range hc.Ulimits {
+		p.Rlimits = append(p.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_" + strings.ToUpper(u.Name), Soft: uint64(u.Soft), Hard: uint64(u.Hard)})
+	}
+	user, err := resolveUser(rootPath, cfg.User, hc.GroupAdd)
+	if err != nil {
+		return nil, err
+	}
+	p.User = user
+	if hc.Umask != nil {
+		m := *hc.Umask
+		p.User.Umask = &m
+	}
+	caps, err := capSet(hc)
+	if err != nil {
+		return nil, err
+	}
+	p.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
+	p.NoNewPrivileges = true
+	s.Linux.Seccomp = seccomp.DefaultProfile(caps)
+	for _, o := range hc.SecurityOpt {
+		switch o {
+		case "seccomp=unconfined", "seccomp:unconfined":
+			s.Linux.Seccomp = nil
+		case "no-new-privileges=false", "no-new-privileges:false":
+			p.NoNewPrivileges = false
+		}
+	}
+	if hc.OomScoreAdj != 0 {
+		adj := hc.OomScoreAdj
+		p.OOMScoreAdj = &adj
+	}
+	if hc.Privileged {
+		s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
+		s.Linux.Seccomp = nil
+	}
+	if hc.MaskedPaths != nil {
+		s.Linux.MaskedPaths = hc.MaskedPaths
+	}
+	if hc.ReadonlyPaths != nil {
+		s.Linux.ReadonlyPaths = hc.ReadonlyPaths
+	}
+	s.Linux.Sysctl = hc.Sysctls
+	s.Annotations = hc.Annotations
+	s.Linux.CgroupsPath = "/berth/" + r.ID
+
+	// Namespaces: docker's defaults and its host/container modes.
+	drop := map[specs.LinuxNamespaceType]bool{}
+	join := map[specs.LinuxNamespaceType]string{}
+	switch mode := string(hc.NetworkMode); {
+	case mode == "host":
+		drop[specs.NetworkNamespace] = true
+	case strings.HasPrefix(mode, "container:"):
+		pid, err := e.runningPid(strings.TrimPrefix(mode, "container:"))
+		if err != nil {
+			return nil, err
+		}
+		join[specs.NetworkNamespace] = fmt.Sprintf("/proc/%d/ns/net", pid)
+	}
+	if hc.IpcMode == "host" {
+		drop[specs.IPCNamespace] = true
+	}
+	if hc.PidMode == "host" {
+		drop[specs.PIDNamespace] = true
+	}
+	if hc.UTSMode == "host" {
+		drop[specs.UTSNamespace] = true
+		s.Hostname = ""
+	}
+	if hc.CgroupnsMode == "host" {
+		drop[specs.CgroupNamespace] = true
+	}
+	var ns []specs.LinuxNamespace
+	for _, n := range s.Linux.Namespaces {
+		if drop[n.Type] {
+			continue
+		}
+		n.Path = join[n.Type]
+		ns = append(ns, n)
+	}
+	s.Linux.Namespaces = ns
+
+	// Mounts: the defaults (a /dev/shm of ShmSize), the /etc files, then
+	// the user's binds and tmpfs, later ones over earlier.
+	for i, m := range s.Mounts {
+		if m.Destination == "/dev/shm" && hc.ShmSize > 0 {
+			s.Mounts[i].Options = append(slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return strings.HasPrefix(o, "size=") }), "size="+strconv.FormatInt(hc.ShmSize, 10))
+		}
+		if m.Destination == "/sys/fs/cgroup" && hc.Privileged {
+			s.Mounts[i].Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == "ro" })
+		}
+	}
+	etcOpts := []string{"rbind", "rprivate"}
+	if hc.ReadonlyRootfs {
+		etcOpts = append(etcOpts, "ro")
+	}
+	s.Mounts = append(s.Mounts,
+		specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: etc.resolv, Options: etcOpts},
+		specs.Mount{Destination: "/etc/hostname", Type: "bind", Source: etc.hostname, Options: etcOpts},
+		specs.Mount{Destination: "/etc/hosts", Type: "bind", Source: etc.hosts, Options: etcOpts},
+	)
+	for _, raw := range hc.Binds {
+		b, err := parseBind(raw)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(b.src, 0o755); err != nil { // docker creates a missing -v source
+			return nil, fmt.Errorf("bind source %s: %w", b.src, err)
+		}
+		opts := []string{"rbind", "rprivate"}
+		if b.ro {
+			opts = append(opts, "ro")
+		}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: b.dst, Type: "bind", Source: b.src, Options: opts})
+	}
+	for _, m := range hc.Mounts {
+		switch m.Type {
+		case mount.TypeBind:
+			opts := []string{"rbind", "rprivate"}
+			if m.ReadOnly {
+				opts = append(opts, "ro")
+			}
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Target, Type: "bind", Source: m.Source, Options: opts})
+		case mount.TypeTmpfs:
+			opts := []string{"nosuid", "nodev"}
+			if m.TmpfsOptions != nil {
+				if m.TmpfsOptions.SizeBytes > 0 {
+					opts = append(opts, "size="+strconv.FormatInt(m.TmpfsOptions.SizeBytes, 10))
+				}
+				if m.TmpfsOptions.Mode != 0 {
+					opts = append(opts, fmt.Sprintf("mode=%o", m.TmpfsOptions.Mode))
+				}
+			}
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Target, Type: "tmpfs", Source: "tmpfs", Options: opts})
+		}
+	}
+	for _, dst := range slices.Sorted(mapKeys(hc.Tmpfs)) {
+		opts := []string{"nosuid", "nodev", "noexec"}
+		if o := hc.Tmpfs[dst]; o != "" {
+			opts = strings.Split(o, ",")
+		}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: dst, Type: "tmpfs", Source: "tmpfs", Options: opts})
+	}
+
+	res, err := resources(hc)
+	if err != nil {
+		return nil, err
+	}
+	s.Linux.Resources = res
+	return s, nil
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// capSet applies CapAdd/CapDrop ("NET_ADMIN", "CAP_NET_ADMIN", "ALL") to
+// docker's defaults; Privileged gives every capability.
+func capSet(hc *ctypes.HostConfig) ([]string, error) {
+	norm := func(c string) string {
+		c = strings.ToUpper(c)
+		if c != "ALL" && !strings.HasPrefix(c, "CAP_") {
+			c = "CAP_" + c
+		}
+		return c
+	}
+	known := capabilities.Names()
+	if hc.Privileged {
+		return known, nil
+	}
+	caps := slices.Clone(defaultCaps)
+	for _, c := range hc.CapDrop {
+		c = norm(c)
+		if c == "ALL" {
+			caps = nil
+			continue
+		}
+		if !slices.Contains(known, c) {
+			return nil, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("unknown capability to drop: %q", c))
+		}
+		caps = slices.DeleteFunc(caps, func(x string) bool { return x == c })
+	}
+	for _, c := range hc.CapAdd {
+		c = norm(c)
+		if c == "ALL" {
+			caps = slices.Clone(known)
+			continue
+		}
+		if !slices.Contains(known, c) {
+			return nil, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("unknown capability to add: %q", c))
+		}
+		if !slices.Contains(caps, c) {
+			caps = append(caps, c)
+		}
+	}
+	return caps, nil
+}
+
+// resources converts docker's limits to the runtime spec's.
+func resources(hc *ctypes.HostConfig) (*specs.LinuxResources, error) {
+	r := &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}
+	if hc.Memory > 0 || hc.MemoryReservation > 0 || hc.MemorySwap != 0 || hc.MemorySwappiness != nil || hc.OomKillDisable != nil {
+		m := &specs.LinuxMemory{}
+		if hc.Memory > 0 {
+			m.Limit = &hc.Memory
+		}
+		if hc.MemoryReservation > 0 {
+			m.Reservation = &hc.MemoryReservation
+		}
+		if hc.MemorySwap != 0 {
+			m.Swap = &hc.MemorySwap
+		}
+		if hc.MemorySwappiness != nil && *hc.MemorySwappiness >= 0 {
+			v := uint64(*hc.MemorySwappiness)
+			m.Swappiness = &v
+		}
+		m.DisableOOMKiller = hc.OomKillDisable
+		r.Memory = m
+	}
+	if hc.NanoCPUs > 0 || hc.CPUShares > 0 || hc.CPUQuota > 0 || hc.CPUPeriod > 0 || hc.CpusetCpus != "" || hc.CpusetMems != "" {
+		c := &specs.LinuxCPU{Cpus: hc.CpusetCpus, Mems: hc.CpusetMems}
+		if hc.CPUShares > 0 {
+			v := uint64(hc.CPUShares)
+			c.Shares = &v
+		}
+		if hc.NanoCPUs > 0 {
+			period := uint64(100000)
+			quota := hc.NanoCPUs * int64(period) / 1e9
+			c.Period, c.Quota = &period, &quota
+		}
+		if hc.CPUQuota > 0 {
+			c.Quota = &hc.CPUQuota
+		}
+		if hc.CPUPeriod > 0 {
+			v := uint64(hc.CPUPeriod)
+			c.Period = &v
+		}
+		r.CPU = c
+	}
+	if hc.PidsLimit != nil && *hc.PidsLimit > 0 {
+		r.Pids = &specs.LinuxPids{Limit: *hc.PidsLimit}
+	}
+	if hc.BlkioWeight > 0 {
+		w := hc.BlkioWeight
+		r.BlockIO = &specs.LinuxBlockIO{Weight: &w}
+	}
+	return r, nil
+}
+
+// resolveUser turns docker's "user[:group]" (names or numbers) into ids,
+// reading /etc/passwd and /etc/group inside the root filesystem (resolved
+// there: a symlink cannot point the lookup at the host's files), and adds
+// the user's supplementary groups and groupAdd.
+func resolveUser(root, spec string, groupAdd []string) (specs.User, error) {
+	u := specs.User{}
+	name, group, hasGroup := strings.Cut(spec, ":")
+	passwd := readDB(root, "/etc/passwd")
+	groups := readDB(root, "/etc/group")
+	userName := ""
+	if name != "" {
+		if n, err := strconv.ParseUint(name, 10, 32); err == nil {
+			u.UID = uint32(n)
+			for _, f := range passwd {
+				if len(f) >= 4 && f[2] == name {
+					userName = f[0]
+					g, _ := strconv.ParseUint(f[3], 10, 32)
+					u.GID = uint32(g)
+					break
+				}
+			}
+		} else {
+			found := false
+			for _, f := range passwd {
+				if len(f) >= 4 && f[0] == name {
+					uid, _ := strconv.ParseUint(f[2], 10, 32)
+					gid, _ := strconv.ParseUint(f[3], 10, 32)
+					u.UID, u.GID, userName, found = uint32(uid), uint32(gid), name, true
+					break
+				}
+			}
+			if !found {
+				return u, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("unable to find user %s: no matching entries in passwd file", name))
+			}
+		}
+	} else {
+		userName = "root"
+	}
+	lookupGroup := func(g string) (uint32, error) {
+		if n, err := strconv.ParseUint(g, 10, 32); err == nil {
+			return uint32(n), nil
+		}
+		for _, f := range groups {
+			if len(f) >= 3 && f[0] == g {
+				n, _ := strconv.ParseUint(f[2], 10, 32)
+				return uint32(n), nil
+			}
+		}
+		return 0, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("unable to find group %s: no matching entries in group file", g))
+	}
+	if hasGroup {
+		gid, err := lookupGroup(group)
+		if err != nil {
+			return u, err
+		}
+		u.GID = gid
+	}
+	if userName != "" {
+		for _, f := range groups {
+			if len(f) >= 4 && slices.Contains(strings.Split(f[3], ","), userName) {
+				if n, err := strconv.ParseUint(f[2], 10, 32); err == nil && uint32(n) != u.GID {
+					u.AdditionalGids = append(u.AdditionalGids, uint32(n))
+				}
+			}
+		}
+	}
+	for _, g := range groupAdd {
+		gid, err := lookupGroup(g)
+		if err != nil {
+			return u, err
+		}
+		u.AdditionalGids = append(u.AdditionalGids, gid)
+	}
+	return u, nil
+}
+
+// readDB reads a colon-separated database inside root; a missing file is
+// empty.
+func readDB(root, path string) [][]string {
+	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(rootfd)
+	fd, err := rootfs.OpenInRoot(rootfd, path)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	f, err := os.Open(rootfs.ProcFd(fd))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out [][]string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		out = append(out, strings.Split(line, ":"))
+	}
+	return out
+}

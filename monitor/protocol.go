@@ -1,0 +1,264 @@
+// Package monitor is the one process per host that is the parent of every
+// container berthd runs: it creates containers through the container
+// library, holds their stdio (writing logs in json-file format and serving
+// attach streams), reaps them as a child subreaper and keeps their exit
+// statuses until berthd has read them. berthd can stop, crash and restart
+// without touching a running container.
+//
+// berthd talks to it over a unix socket, one request per connection: a
+// JSON request line, a JSON response line, and then, for Attach, Exec and
+// Events, a stream on the same connection.
+package monitor
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/berth-project/berth/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Op names a request.
+type Op string
+
+const (
+	OpCreate Op = "create" // set up a container, blocked at its start barrier
+	OpStart  Op = "start"  // release the barrier
+	OpAttach Op = "attach" // the connection becomes the container's stdio
+	OpExec   Op = "exec"   // start a process in a container; the connection becomes its stdio
+	OpResize Op = "resize"
+	OpKill   Op = "kill"
+	OpList   Op = "list"   // every process the monitor holds, running or exited
+	OpForget Op = "forget" // drop an exited process's record
+	OpEvents Op = "events" // the connection streams Exit records
+)
+
+// Request is the first line a client sends.
+type Request struct {
+	Op Op
+	ID string // container id; for exec processes "<container id>.<exec id>"
+
+	// Create.
+	Bundle    string      `json:",omitempty"`
+	Log       *LogConfig  `json:",omitempty"`
+	Stdio     StdioConfig `json:",omitempty"`
+	Container string      `json:",omitempty"` // exec: the container to run in
+
+	// Exec.
+	Process *specs.Process `json:",omitempty"`
+
+	// Attach (and Exec's own attachment).
+	Attach AttachConfig `json:",omitempty"`
+
+	// Resize.
+	Height, Width uint16 `json:",omitempty"`
+
+	// Kill.
+	Signal int  `json:",omitempty"`
+	All    bool `json:",omitempty"`
+}
+
+// LogConfig is where a container's output is logged (json-file).
+type LogConfig struct {
+	Path     string
+	MaxSize  int64
+	MaxFiles int
+}
+
+// StdioConfig says how a process's stdio is wired.
+type StdioConfig struct {
+	Tty       bool
+	OpenStdin bool // keep a stdin pipe that attached clients write to
+	StdinOnce bool // close the stdin pipe when the first attached client ends its input
+	Height    uint16
+	Width     uint16
+}
+
+// AttachConfig picks the streams of an attachment. Without a terminal,
+// output is multiplexed in docker's 8-byte framing (stream, 0, 0, 0, size
+// big-endian uint32); with one, raw.
+type AttachConfig struct {
+	Stdin, Stdout, Stderr bool
+}
+
+// Response is the line the monitor answers with.
+type Response struct {
+	Error string `json:",omitempty"`
+	Class string `json:",omitempty"` // "notfound", "conflict", "invalid"
+	Pid   int    `json:",omitempty"`
+	Procs []Proc `json:",omitempty"`
+}
+
+// Proc is a process the monitor holds.
+type Proc struct {
+	ID       string
+	Pid      int
+	Running  bool
+	ExitCode int
+	ExitedAt time.Time
+}
+
+// Exit is an event: a process ended and its output is drained.
+type Exit = Proc
+
+func (r *Response) err() error {
+	if r.Error == "" {
+		return nil
+	}
+	class := map[string]error{"notfound": errdefs.ErrNotFound, "conflict": errdefs.ErrConflict, "invalid": errdefs.ErrInvalid}[r.Class]
+	if class == nil {
+		return errors.New(r.Error)
+	}
+	return fmt.Errorf("%s: %w", r.Error, class)
+}
+
+func errorResponse(err error) Response {
+	r := Response{Error: err.Error()}
+	switch {
+	case errdefs.NotFound(err):
+		r.Class = "notfound"
+	case errdefs.Conflict(err):
+		r.Class = "conflict"
+	case errdefs.Invalid(err):
+		r.Class = "invalid"
+	}
+	return r
+}
+
+// Client reaches a monitor at a socket path. It holds no connection.
+type Client struct{ Socket string }
+
+// call sends req on a new connection and reads the response line. On
+// success the connection is returned open when keep is set.
+func (c Client) call(req Request, keep bool) (Response, net.Conn, error) {
+	conn, err := net.Dial("unix", c.Socket)
+	if err != nil {
+		return Response{}, nil, fmt.Errorf("berth-monitor: %w: %w", err, errdefs.ErrUnavailable)
+	}
+	if err := json.NewEncoder(conn).Encode(req); err != nil {
+		conn.Close()
+		return Response{}, nil, fmt.Errorf("berth-monitor: %w", err)
+	}
+	// Read the response byte by byte up to its newline, so that nothing
+	// of the stream after it is buffered away from the caller.
+	line, err := readLine(conn)
+	if err != nil {
+		conn.Close()
+		return Response{}, nil, fmt.Errorf("berth-monitor: %s: %w", req.Op, err)
+	}
+	var resp Response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		conn.Close()
+		return Response{}, nil, fmt.Errorf("berth-monitor: bad response: %w", err)
+	}
+	if err := resp.err(); err != nil {
+		conn.Close()
+		return resp, nil, err
+	}
+	if !keep {
+		conn.Close()
+		return resp, nil, nil
+	}
+	return resp, conn, nil
+}
+
+func readLine(conn net.Conn) ([]byte, error) {
+	var line []byte
+	b := make([]byte, 1)
+	for {
+		if _, err := conn.Read(b); err != nil {
+			return nil, err
+		}
+		if b[0] == '\n' {
+			return line, nil
+		}
+		line = append(line, b[0])
+	}
+}
+
+// Create sets up a container from bundle (the monitor's child, blocked at
+// its start barrier) and returns its pid.
+func (c Client) Create(id, bundle string, log *LogConfig, stdio StdioConfig) (int, error) {
+	r, _, err := c.call(Request{Op: OpCreate, ID: id, Bundle: bundle, Log: log, Stdio: stdio}, false)
+	return r.Pid, err
+}
+
+// Start releases a created container.
+func (c Client) Start(id string) error {
+	_, _, err := c.call(Request{Op: OpStart, ID: id}, false)
+	return err
+}
+
+// Attach returns a connection carrying the process's chosen streams. It
+// ends when the process's output does.
+func (c Client) Attach(id string, a AttachConfig) (net.Conn, error) {
+	_, conn, err := c.call(Request{Op: OpAttach, ID: id, Attach: a}, true)
+	return conn, err
+}
+
+// Exec starts p in a running container as process id ("<ctr>.<exec>").
+// With any stream attached, the returned connection carries them from the
+// first byte; otherwise it is nil.
+func (c Client) Exec(container, id string, p *specs.Process, stdio StdioConfig, a AttachConfig) (int, net.Conn, error) {
+	keep := a.Stdin || a.Stdout || a.Stderr
+	r, conn, err := c.call(Request{Op: OpExec, ID: id, Container: container, Process: p, Stdio: stdio, Attach: a}, keep)
+	return r.Pid, conn, err
+}
+
+// Resize sets a process's terminal size.
+func (c Client) Resize(id string, height, width uint16) error {
+	_, _, err := c.call(Request{Op: OpResize, ID: id, Height: height, Width: width}, false)
+	return err
+}
+
+// Kill signals a container's init, or with all every process in it.
+func (c Client) Kill(id string, sig int, all bool) error {
+	_, _, err := c.call(Request{Op: OpKill, ID: id, Signal: sig, All: all}, false)
+	return err
+}
+
+// List returns every process the monitor holds.
+func (c Client) List() ([]Proc, error) {
+	r, _, err := c.call(Request{Op: OpList}, false)
+	return r.Procs, err
+}
+
+// Forget drops the record of an exited process.
+func (c Client) Forget(id string) error {
+	_, _, err := c.call(Request{Op: OpForget, ID: id}, false)
+	return err
+}
+
+// Events streams Exit records to fn until the connection ends (an error),
+// fn returns an error, or ctx ends.
+func (c Client) Events(ctx context.Context, ready func(), fn func(Exit) error) error {
+	_, conn, err := c.call(Request{Op: OpEvents}, true)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	if ready != nil {
+		ready()
+	}
+	sc := bufio.NewScanner(conn)
+	for sc.Scan() {
+		var e Exit
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			return fmt.Errorf("berth-monitor: bad event: %w", err)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	return errors.New("berth-monitor: event stream ended")
+}

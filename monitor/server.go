@@ -1,0 +1,789 @@
+package monitor
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/container/console"
+	"github.com/berth-project/berth/errdefs"
+	"github.com/berth-project/berth/logfile"
+	"golang.org/x/sys/unix"
+)
+
+// Paths under a monitor's root directory.
+const (
+	SocketName  = "monitor.sock"
+	PidfileName = "monitor.pid"
+	RuntimeDir  = "runtime" // the container library's state root
+)
+
+// drainTimeout bounds how long output is read after a process exits: a
+// descendant that escaped with the pipe must not hold the exit back.
+const drainTimeout = 2 * time.Second
+
+// A monitor with no process and no client exits: after idleExit, or
+// firstClient when no client has come since it started.
+const (
+	idleExit    = time.Second
+	firstClient = 5 * time.Second
+)
+
+// Server is the monitor. Preconditions: it runs as a child subreaper, so
+// that every container init and exec'd process is its child.
+type Server struct {
+	root string
+	log  *slog.Logger
+
+	// spawnMu: spawning (and anything else that waits for a specific
+	// child, like hooks) holds it for reading; the reaper, which waits
+	// for any child, holds it for writing, so it never steals a status.
+	spawnMu sync.RWMutex
+
+	mu    sync.Mutex
+	procs map[string]*proc
+	byPid map[int]*proc
+	subs  map[*subscriber]struct{}
+	conns int
+	idle  *time.Timer
+	quit  chan struct{}
+}
+
+// proc is one process held: a container's init or an exec'd process.
+type proc struct {
+	id        string
+	container bool
+	pid       int
+	tty       bool
+	stdinOnce bool
+
+	mu       sync.Mutex
+	stdin    *os.File // pipe write end or the pty master; nil when closed
+	master   *os.File // the pty master, when tty
+	outputs  []*os.File
+	log      *logfile.Writer
+	atts     map[*attachment]struct{}
+	draining sync.WaitGroup
+
+	reaped   chan struct{} // closed by the reaper
+	finished chan struct{} // closed once output is drained and the exit reported
+	exitCode int
+	exitedAt time.Time
+}
+
+type attachment struct {
+	conn net.Conn
+	cfg  AttachConfig
+}
+
+type subscriber struct {
+	ch   chan Exit
+	conn net.Conn
+}
+
+// NewServer returns a monitor rooted at dir.
+func NewServer(dir string, log *slog.Logger) *Server {
+	return &Server{
+		root: dir, log: log,
+		procs: map[string]*proc{}, byPid: map[int]*proc{}, subs: map[*subscriber]struct{}{},
+		quit: make(chan struct{}),
+	}
+}
+
+// Serve listens on the root's socket until the monitor has been idle (no
+// process, no client) for idleExit.
+func (s *Server) Serve() error {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("becoming a child subreaper: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(s.root, RuntimeDir), 0o711); err != nil {
+		return err
+	}
+	sock := filepath.Join(s.root, SocketName)
+	if c, err := net.Dial("unix", sock); err == nil {
+		c.Close()
+		return fmt.Errorf("another monitor is listening on %s", sock)
+	}
+	os.Remove(sock)
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	if err := os.Chmod(sock, 0o600); err != nil {
+		return err
+	}
+	pidfile := filepath.Join(s.root, PidfileName)
+	if err := os.WriteFile(pidfile, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(pidfile)
+
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, unix.SIGCHLD)
+	go s.reap(sigc)
+	signal.Ignore(unix.SIGPIPE, unix.SIGHUP, unix.SIGINT)
+
+	s.mu.Lock()
+	s.idle = time.AfterFunc(firstClient, s.maybeQuit)
+	s.mu.Unlock()
+	go func() {
+		<-s.quit
+		l.Close()
+	}()
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			select {
+			case <-s.quit:
+				return nil
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			s.log.Warn("accept", "err", err)
+			continue
+		}
+		s.mu.Lock()
+		s.conns++
+		s.idle.Stop()
+		s.mu.Unlock()
+		go func() {
+			s.handle(conn)
+			conn.Close()
+			s.mu.Lock()
+			s.conns--
+			s.armIdle()
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// armIdle starts the idle countdown when nothing is held. Called with mu.
+func (s *Server) armIdle() {
+	if s.conns == 0 && len(s.procs) == 0 {
+		s.idle.Reset(idleExit)
+	}
+}
+
+func (s *Server) maybeQuit() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns == 0 && len(s.procs) == 0 {
+		select {
+		case <-s.quit:
+		default:
+			close(s.quit)
+		}
+	}
+}
+
+func (s *Server) handle(conn net.Conn) {
+	line, err := readLine(conn)
+	if err != nil {
+		return
+	}
+	var req Request
+	if err := json.Unmarshal(line, &req); err != nil {
+		reply(conn, errorResponse(fmt.Errorf("bad request: %v: %w", err, errdefs.ErrInvalid)))
+		return
+	}
+	switch req.Op {
+	case OpCreate:
+		pid, err := s.create(req)
+		replyErr(conn, Response{Pid: pid}, err)
+	case OpStart:
+		replyErr(conn, Response{}, s.start(req.ID))
+	case OpAttach:
+		s.attach(conn, req)
+	case OpExec:
+		s.exec(conn, req)
+	case OpResize:
+		replyErr(conn, Response{}, s.resize(req))
+	case OpKill:
+		replyErr(conn, Response{}, s.kill(req))
+	case OpList:
+		reply(conn, Response{Procs: s.list()})
+	case OpForget:
+		replyErr(conn, Response{}, s.forget(req.ID))
+	case OpEvents:
+		s.events(conn)
+	default:
+		reply(conn, errorResponse(fmt.Errorf("unknown op %q: %w", req.Op, errdefs.ErrInvalid)))
+	}
+}
+
+func reply(conn net.Conn, r Response) error {
+	return json.NewEncoder(conn).Encode(r)
+}
+
+func replyErr(conn net.Conn, r Response, err error) {
+	if err != nil {
+		r = errorResponse(err)
+	}
+	reply(conn, r)
+}
+
+func (s *Server) runtimeRoot() string { return filepath.Join(s.root, RuntimeDir) }
+
+func (s *Server) get(id string) (*proc, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.procs[id]
+	if p == nil {
+		return nil, fmt.Errorf("no process %q in the monitor: %w", id, errdefs.ErrNotFound)
+	}
+	return p, nil
+}
+
+// stdio makes a process's standard streams: the child's ends (to pass to
+// the library, closed by the caller after the spawn), and the monitor's.
+type stdio struct {
+	child   container.Stdio
+	console *os.File // the library's end of the console socketpair
+	recv    *os.File // ours
+}
+
+func (s *Server) newStdio(p *proc, cfg StdioConfig) (*stdio, error) {
+	st := &stdio{}
+	fail := func(err error) (*stdio, error) {
+		st.closeChild()
+		p.closeOurs()
+		if st.recv != nil {
+			st.recv.Close()
+		}
+		return nil, err
+	}
+	devnull := func() (*os.File, error) { return os.OpenFile(os.DevNull, os.O_RDWR, 0) }
+	if cfg.Tty {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fail(err)
+		}
+		st.console, st.recv = os.NewFile(uintptr(fds[0]), "console"), os.NewFile(uintptr(fds[1]), "console-recv")
+		for i := range st.child {
+			if st.child[i], err = devnull(); err != nil {
+				return fail(err)
+			}
+		}
+		return st, nil
+	}
+	var err error
+	if cfg.OpenStdin {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return fail(err)
+		}
+		st.child[0], p.stdin = r, w
+	} else if st.child[0], err = devnull(); err != nil {
+		return fail(err)
+	}
+	for i := 1; i <= 2; i++ {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return fail(err)
+		}
+		st.child[i] = w
+		p.outputs = append(p.outputs, r)
+	}
+	return st, nil
+}
+
+func (st *stdio) closeChild() {
+	for _, f := range st.child {
+		if f != nil {
+			f.Close()
+		}
+	}
+	if st.console != nil {
+		st.console.Close()
+	}
+}
+
+// receiveTerminal takes the pty master the init sent over the console
+// socket and sizes it.
+func (st *stdio) receiveTerminal(p *proc, cfg StdioConfig) error {
+	defer st.recv.Close()
+	m, err := console.Receive(st.recv)
+	if err != nil {
+		return err
+	}
+	p.master, p.stdin = m, m
+	p.outputs = []*os.File{m}
+	if cfg.Height > 0 && cfg.Width > 0 {
+		_ = unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: cfg.Height, Col: cfg.Width})
+	}
+	return nil
+}
+
+func (p *proc) closeOurs() {
+	if p.stdin != nil && p.stdin != p.master {
+		p.stdin.Close()
+	}
+	for _, f := range p.outputs {
+		f.Close()
+	}
+}
+
+func newProc(id string, cfg StdioConfig) *proc {
+	return &proc{
+		id: id, tty: cfg.Tty, stdinOnce: cfg.StdinOnce,
+		atts: map[*attachment]struct{}{}, reaped: make(chan struct{}), finished: make(chan struct{}),
+	}
+}
+
+func (s *Server) create(req Request) (int, error) {
+	if err := container.ValidateID(req.ID); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	_, taken := s.procs[req.ID]
+	s.mu.Unlock()
+	if taken {
+		return 0, fmt.Errorf("container %s is already held by the monitor: %w", req.ID, errdefs.ErrConflict)
+	}
+	p := newProc(req.ID, req.Stdio)
+	p.container = true
+	if req.Log != nil {
+		w, err := logfile.Create(req.Log.Path, logfile.Options{MaxSize: req.Log.MaxSize, MaxFiles: req.Log.MaxFiles})
+		if err != nil {
+			return 0, err
+		}
+		p.log = w
+	}
+	st, err := s.newStdio(p, req.Stdio)
+	if err != nil {
+		p.closeLog()
+		return 0, err
+	}
+	err = s.spawn(p, st, req.Stdio, func() (int, error) {
+		c, err := container.Create(container.CreateOpts{
+			Root: s.runtimeRoot(), ID: req.ID, Bundle: req.Bundle, Console: st.console, Stdio: st.child,
+		})
+		if err != nil {
+			return 0, err
+		}
+		return c.Pid(), nil
+	})
+	if err != nil {
+		if p.pid == 0 { // else watch closes it
+			p.closeLog()
+		}
+		return 0, err
+	}
+	go s.watch(p)
+	return p.pid, nil
+}
+
+// spawn runs start (which makes p's process from st's child ends) with
+// the reaper held off, registers p, closes the child ends, and for a
+// terminal receives the pty master. On error nothing of p is left open;
+// a process already made is killed and left to watch to finish.
+func (s *Server) spawn(p *proc, st *stdio, cfg StdioConfig, start func() (int, error)) error {
+	s.spawnMu.RLock()
+	pid, err := start()
+	if err == nil {
+		p.pid = pid
+		s.register(p)
+	}
+	s.spawnMu.RUnlock()
+	st.closeChild()
+	if err != nil {
+		if st.recv != nil {
+			st.recv.Close()
+		}
+		p.closeOurs()
+		return err
+	}
+	if p.tty {
+		if err := st.receiveTerminal(p, cfg); err != nil {
+			_ = unix.Kill(p.pid, unix.SIGKILL)
+			go s.watch(p)
+			return err
+		}
+	}
+	return nil
+}
+
+// register makes p known by id and pid. Called with spawnMu held, so the
+// reaper cannot see p's exit before p is known.
+func (s *Server) register(p *proc) {
+	s.mu.Lock()
+	s.procs[p.id] = p
+	s.byPid[p.pid] = p
+	s.idle.Stop()
+	s.mu.Unlock()
+}
+
+func (p *proc) closeLog() {
+	if p.log != nil {
+		p.log.Close()
+	}
+}
+
+func (s *Server) start(id string) error {
+	if _, err := s.get(id); err != nil {
+		return err
+	}
+	c, err := container.Load(s.runtimeRoot(), id)
+	if err != nil {
+		return err
+	}
+	s.spawnMu.RLock() // poststart hooks are children we wait for
+	defer s.spawnMu.RUnlock()
+	return c.Start()
+}
+
+// watch pumps p's output until it ends, then, once p has been reaped,
+// finishes p: closes its stdio and log, deletes a container's runtime
+// state (its cgroups) and reports the exit.
+func (s *Server) watch(p *proc) {
+	for _, f := range p.outputs {
+		p.draining.Add(1)
+		stream := byte(1)
+		if len(p.outputs) == 2 && f == p.outputs[1] {
+			stream = 2
+		}
+		go p.pump(stream, f)
+	}
+	<-p.reaped
+	drained := make(chan struct{})
+	go func() { p.draining.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(drainTimeout):
+		for _, f := range p.outputs {
+			f.Close()
+		}
+		<-drained
+	}
+	p.mu.Lock()
+	if p.stdin != nil {
+		p.stdin.Close()
+		p.stdin = nil
+	}
+	for a := range p.atts {
+		a.conn.Close()
+	}
+	p.atts = nil
+	p.mu.Unlock()
+	if p.master != nil {
+		p.master.Close()
+	}
+	p.closeLog()
+	if p.container {
+		s.spawnMu.RLock()
+		if c, err := container.Load(s.runtimeRoot(), p.id); err == nil {
+			if err := c.Delete(true); err != nil {
+				s.log.Warn("delete runtime state", "id", p.id, "err", err)
+			}
+		}
+		s.spawnMu.RUnlock()
+	}
+	close(p.finished)
+	s.mu.Lock()
+	delete(s.byPid, p.pid)
+	e := p.record()
+	for sub := range s.subs {
+		select {
+		case sub.ch <- e:
+		default: // a subscriber that does not keep up resyncs with List
+			sub.conn.Close()
+			delete(s.subs, sub)
+		}
+	}
+	s.mu.Unlock()
+	s.log.Info("exited", "id", p.id, "pid", p.pid, "code", p.exitCode)
+}
+
+func (p *proc) record() Proc {
+	r := Proc{ID: p.id, Pid: p.pid, Running: true}
+	select {
+	case <-p.finished:
+		r.Running, r.ExitCode, r.ExitedAt = false, p.exitCode, p.exitedAt
+	default:
+	}
+	return r
+}
+
+// pump copies one output stream to the log and the attachments.
+func (p *proc) pump(stream byte, f *os.File) {
+	defer p.draining.Done()
+	name := map[byte]string{1: "stdout", 2: "stderr"}[stream]
+	buf := make([]byte, 16*1024)
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			if p.log != nil {
+				_ = p.log.Write(name, buf[:n])
+			}
+			p.broadcast(stream, buf[:n])
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// attachWriteTimeout drops an attached client that stops reading.
+const attachWriteTimeout = 10 * time.Second
+
+func (p *proc) broadcast(stream byte, b []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var hdr [8]byte
+	hdr[0] = stream
+	binary.BigEndian.PutUint32(hdr[4:], uint32(len(b)))
+	for a := range p.atts {
+		if stream == 1 && !a.cfg.Stdout || stream == 2 && !a.cfg.Stderr {
+			continue
+		}
+		a.conn.SetWriteDeadline(time.Now().Add(attachWriteTimeout))
+		var err error
+		if p.tty {
+			_, err = a.conn.Write(b)
+		} else {
+			_, err = (&net.Buffers{hdr[:], b}).WriteTo(a.conn)
+		}
+		if err != nil {
+			a.conn.Close()
+			delete(p.atts, a)
+		}
+	}
+}
+
+// attach serves an attach request: conn carries the streams until p's
+// output ends.
+func (s *Server) attach(conn net.Conn, req Request) {
+	p, err := s.get(req.ID)
+	if err != nil {
+		replyErr(conn, Response{}, err)
+		return
+	}
+	a := &attachment{conn: conn, cfg: req.Attach}
+	p.mu.Lock()
+	if p.atts == nil {
+		p.mu.Unlock()
+		replyErr(conn, Response{}, fmt.Errorf("container %s is not running: %w", req.ID, errdefs.ErrConflict))
+		return
+	}
+	p.atts[a] = struct{}{}
+	reply(conn, Response{Pid: p.pid})
+	p.mu.Unlock()
+	s.serveAttachment(p, a)
+}
+
+// serveAttachment feeds an attached client's input to p's stdin and
+// returns when p has finished.
+func (s *Server) serveAttachment(p *proc, a *attachment) {
+	if a.cfg.Stdin {
+		go p.feed(a.conn)
+	}
+	<-p.finished
+}
+
+// feed copies a client's input to stdin. At its end, a stdin opened for
+// one client is closed (EOF for the process).
+func (p *proc) feed(conn net.Conn) {
+	p.mu.Lock()
+	in := p.stdin
+	p.mu.Unlock()
+	if in == nil {
+		return
+	}
+	_, _ = io.Copy(in, bufio.NewReader(conn))
+	if p.stdinOnce && !p.tty {
+		p.mu.Lock()
+		if p.stdin != nil {
+			p.stdin.Close()
+			p.stdin = nil
+		}
+		p.mu.Unlock()
+	}
+}
+
+// exec starts a process in a container, attached to conn when asked.
+func (s *Server) exec(conn net.Conn, req Request) {
+	if req.Process == nil {
+		replyErr(conn, Response{}, fmt.Errorf("exec without a process: %w", errdefs.ErrInvalid))
+		return
+	}
+	s.mu.Lock()
+	_, taken := s.procs[req.ID]
+	s.mu.Unlock()
+	if taken {
+		replyErr(conn, Response{}, fmt.Errorf("process %s exists: %w", req.ID, errdefs.ErrConflict))
+		return
+	}
+	if _, err := s.get(req.Container); err != nil {
+		replyErr(conn, Response{}, err)
+		return
+	}
+	c, err := container.Load(s.runtimeRoot(), req.Container)
+	if err != nil {
+		replyErr(conn, Response{}, err)
+		return
+	}
+	p := newProc(req.ID, req.Stdio)
+	req.Process.Terminal = req.Stdio.Tty
+	st, err := s.newStdio(p, req.Stdio)
+	if err != nil {
+		replyErr(conn, Response{}, err)
+		return
+	}
+	err = s.spawn(p, st, req.Stdio, func() (int, error) {
+		return c.Exec(container.ExecOpts{Process: req.Process, Console: st.console, Stdio: st.child})
+	})
+	if err != nil {
+		replyErr(conn, Response{}, err)
+		return
+	}
+	pid := p.pid
+	attached := req.Attach.Stdin || req.Attach.Stdout || req.Attach.Stderr
+	var a *attachment
+	if attached {
+		a = &attachment{conn: conn, cfg: req.Attach}
+		p.atts[a] = struct{}{}
+	}
+	reply(conn, Response{Pid: pid})
+	go s.watch(p)
+	if attached {
+		s.serveAttachment(p, a)
+	}
+}
+
+func (s *Server) resize(req Request) error {
+	p, err := s.get(req.ID)
+	if err != nil {
+		return err
+	}
+	if p.master == nil {
+		return fmt.Errorf("%s has no terminal: %w", req.ID, errdefs.ErrConflict)
+	}
+	return unix.IoctlSetWinsize(int(p.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: req.Height, Col: req.Width})
+}
+
+func (s *Server) kill(req Request) error {
+	p, err := s.get(req.ID)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-p.reaped:
+		return fmt.Errorf("%s is not running: %w", req.ID, errdefs.ErrConflict)
+	default:
+	}
+	if !p.container {
+		return unix.Kill(p.pid, syscall.Signal(req.Signal))
+	}
+	c, err := container.Load(s.runtimeRoot(), req.ID)
+	if err != nil {
+		return err
+	}
+	return c.Signal(syscall.Signal(req.Signal), req.All)
+}
+
+func (s *Server) list() []Proc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Proc, 0, len(s.procs))
+	for _, p := range s.procs {
+		out = append(out, p.record())
+	}
+	return out
+}
+
+func (s *Server) forget(id string) error {
+	p, err := s.get(id)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-p.finished:
+	default:
+		return fmt.Errorf("%s is still running: %w", id, errdefs.ErrConflict)
+	}
+	s.mu.Lock()
+	delete(s.procs, id)
+	s.armIdle()
+	s.mu.Unlock()
+	return nil
+}
+
+// events streams exits to conn until it fails.
+func (s *Server) events(conn net.Conn) {
+	sub := &subscriber{ch: make(chan Exit, 1024), conn: conn}
+	s.mu.Lock()
+	s.subs[sub] = struct{}{}
+	s.mu.Unlock()
+	if err := reply(conn, Response{}); err != nil {
+		s.dropSub(sub)
+		return
+	}
+	// A read returns when the client goes away.
+	gone := make(chan struct{})
+	go func() { io.Copy(io.Discard, conn); close(gone) }()
+	enc := json.NewEncoder(conn)
+	for {
+		select {
+		case e := <-sub.ch:
+			if err := enc.Encode(e); err != nil {
+				s.dropSub(sub)
+				return
+			}
+		case <-gone:
+			s.dropSub(sub)
+			return
+		}
+	}
+}
+
+func (s *Server) dropSub(sub *subscriber) {
+	s.mu.Lock()
+	delete(s.subs, sub)
+	s.mu.Unlock()
+}
+
+// reap collects every exited child; the ones it holds get their status,
+// orphans that were reparented to the monitor are just released.
+func (s *Server) reap(sigc <-chan os.Signal) {
+	for range sigc {
+		s.spawnMu.Lock()
+		for {
+			var ws unix.WaitStatus
+			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || pid <= 0 {
+				break
+			}
+			s.mu.Lock()
+			p := s.byPid[pid]
+			s.mu.Unlock()
+			if p == nil {
+				continue
+			}
+			code := ws.ExitStatus()
+			if ws.Signaled() {
+				code = 128 + int(ws.Signal())
+			}
+			p.exitCode, p.exitedAt = code, time.Now().UTC()
+			close(p.reaped)
+		}
+		s.spawnMu.Unlock()
+	}
+}

@@ -1,0 +1,361 @@
+package dockercli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-project/berth/test/registry"
+)
+
+// withBusybox imports Debian's busybox-static as the image "busybox".
+func withBusybox(t *testing.T, d *daemon) {
+	t.Helper()
+	tarball := filepath.Join(t.TempDir(), "busybox.tar")
+	if err := os.WriteFile(tarball, registry.BusyboxTar(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.must(t, "import", tarball, "busybox:latest")
+}
+
+// stdout runs the docker CLI and returns its stdout alone, and its exit
+// code.
+func (d *daemon) stdout(t *testing.T, stdin string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command("docker", args...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+d.sock, "DOCKER_CONFIG="+filepath.Join(d.dir, "docker-config"))
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("docker %v: %v", args, err)
+	}
+	if code != 0 {
+		t.Logf("docker %v: exit %d, stderr: %s", args, code, errb.String())
+	}
+	return out.String(), code
+}
+
+// hostState counts what containers leave on the host: mounts under the
+// daemon's directory, berth cgroups, and berthd's open descriptors.
+type hostState struct{ mounts, cgroups, fds int }
+
+func (d *daemon) hostState(t *testing.T) hostState {
+	t.Helper()
+	var s hostState
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], d.dir) {
+			s.mounts++
+		}
+	}
+	for _, ctl := range []string{"memory", "pids", "cpu,cpuacct", "freezer", "devices"} {
+		ents, _ := os.ReadDir(filepath.Join("/sys/fs/cgroup", ctl, "berth"))
+		for _, e := range ents {
+			if e.IsDir() {
+				s.cgroups++
+			}
+		}
+	}
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.cmd.Process.Pid))
+	s.fds = len(fds)
+	return s
+}
+
+func TestRunWithDockerCLI(t *testing.T) {
+	d := startDaemon(t)
+	withBusybox(t, d)
+	before := d.hostState(t)
+
+	if out, code := d.stdout(t, "", "run", "--rm", "busybox", "echo", "hello", "world"); out != "hello world\n" || code != 0 {
+		t.Errorf("run --rm echo: %q exit %d", out, code)
+	}
+	if _, code := d.stdout(t, "", "run", "--rm", "busybox", "sh", "-c", "exit 7"); code != 7 {
+		t.Errorf("exit status: %d, want 7", code)
+	}
+	if out, _ := d.stdout(t, "line one\nline two\n", "run", "-i", "--rm", "busybox", "cat"); out != "line one\nline two\n" {
+		t.Errorf("stdin through -i: %q", out)
+	}
+	// stderr is a stream of its own.
+	if out, _ := d.stdout(t, "", "run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2"); out != "out\n" {
+		t.Errorf("stdout alone: %q", out)
+	}
+	// The image's defaults and the user's overrides.
+	out, _ := d.stdout(t, "", "run", "--rm", "-e", "FOO=bar", "-w", "/tmp", "-u", "nobody", "--hostname", "box1", "busybox",
+		"sh", "-c", "echo $FOO $(pwd) $(id -u) $(hostname) $PATH")
+	if want := "bar /tmp 65534 box1 /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"; out != want {
+		t.Errorf("env/cwd/user/hostname: %q, want %q", out, want)
+	}
+	// A bind mount, read-only honoured.
+	host := t.TempDir()
+	os.WriteFile(filepath.Join(host, "f"), []byte("from host"), 0o644)
+	if out, _ := d.stdout(t, "", "run", "--rm", "-v", host+":/data:ro", "busybox", "sh", "-c", "cat /data/f; touch /data/g 2>/dev/null || echo read-only"); out != "from hostread-only\n" {
+		t.Errorf("ro bind: %q", out)
+	}
+	// Limits reach the container's cgroup.
+	out, _ = d.stdout(t, "", "run", "--rm", "--memory", "64m", "--pids-limit", "50", "busybox", "sh", "-c",
+		"cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max")
+	if out != "67108864\n50\n" {
+		t.Errorf("limits seen inside: %q", out)
+	}
+	if _, code := d.stdout(t, "", "run", "--rm", "busybox", "nosuchcommand"); code != 127 {
+		t.Errorf("missing command: exit %d, want 127", code)
+	}
+	d.must(t, "container", "prune", "-f")
+
+	after := d.hostState(t)
+	if after != before {
+		t.Errorf("left behind: before %+v, after %+v", before, after)
+	}
+}
+
+func TestDetachedLogsExecStopWithDockerCLI(t *testing.T) {
+	d := startDaemon(t)
+	withBusybox(t, d)
+	before := d.hostState(t)
+
+	id := strings.TrimSpace(d.must(t, "run", "-d", "--name", "ticker", "busybox", "sh", "-c",
+		"trap 'echo bye; exit 0' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"))
+	if len(id) != 64 {
+		t.Fatalf("run -d printed %q", id)
+	}
+	if out := d.must(t, "ps", "--format", "{{.Names}} {{.Status}}"); !strings.HasPrefix(out, "ticker Up") {
+		t.Errorf("ps: %q", out)
+	}
+	if out, _ := d.docker("run", "-d", "--name", "ticker", "busybox", "true"); !strings.Contains(out, `The container name "/ticker" is already in use`) {
+		t.Errorf("name clash: %s", out)
+	}
+	// logs -f follows until the container stops.
+	follow := exec.Command("docker", "logs", "-f", "ticker")
+	follow.Env = append(os.Environ(), "DOCKER_HOST=unix://"+d.sock)
+	var logs bytes.Buffer
+	follow.Stdout = &logs
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+
+	if out, code := d.stdout(t, "", "exec", "ticker", "sh", "-c", "echo in $(hostname); exit 3"); out != "in "+id[:12]+"\n" || code != 3 {
+		t.Errorf("exec: %q exit %d", out, code)
+	}
+	if out, _ := d.stdout(t, "piped\n", "exec", "-i", "ticker", "cat"); out != "piped\n" {
+		t.Errorf("exec -i: %q", out)
+	}
+	if out := d.must(t, "inspect", "-f", "{{.State.Status}} {{.State.Running}} {{.Name}} {{.Config.Image}}", "ticker"); strings.TrimSpace(out) != "running true /ticker busybox" {
+		t.Errorf("inspect: %q", out)
+	}
+	if out, _ := d.docker("rm", "ticker"); !strings.Contains(out, "container is running: stop the container before removing or force remove") {
+		t.Errorf("rm of a running container: %s", out)
+	}
+	d.must(t, "stop", "ticker")
+	done := make(chan error)
+	go func() { done <- follow.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		follow.Process.Kill()
+		t.Fatal("logs -f did not end when the container stopped")
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) < 5 || lines[0] != "tick 0" || lines[len(lines)-1] != "bye" {
+		t.Errorf("logs -f: %q", lines)
+	}
+	if out := d.must(t, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "ticker"); strings.TrimSpace(out) != "exited 0" {
+		t.Errorf("after stop: %q", out)
+	}
+	if out, _ := d.docker("exec", "ticker", "true"); !strings.Contains(out, "is not running") {
+		t.Errorf("exec in a stopped container: %s", out)
+	}
+	if out := d.must(t, "logs", "--tail", "1", "ticker"); out != "bye\n" {
+		t.Errorf("logs --tail 1: %q", out)
+	}
+	d.must(t, "start", "ticker")
+	d.must(t, "kill", "ticker")
+	if out := d.must(t, "wait", "ticker"); strings.TrimSpace(out) != "137" {
+		t.Errorf("wait after kill: %q", out)
+	}
+	d.must(t, "rename", "ticker", "tocker")
+	d.must(t, "rm", "tocker")
+	if out, _ := d.docker("rm", "tocker"); !strings.Contains(out, "No such container: tocker") {
+		t.Errorf("rm twice: %s", out)
+	}
+	if out := d.must(t, "ps", "-aq"); strings.TrimSpace(out) != "" {
+		t.Errorf("ps -a after rm: %q", out)
+	}
+	if after := d.hostState(t); after != before {
+		t.Errorf("left behind: before %+v, after %+v", before, after)
+	}
+}
+
+func TestInteractiveTTYWithDockerCLI(t *testing.T) {
+	d := startDaemon(t)
+	withBusybox(t, d)
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("script (util-linux) is not installed")
+	}
+	// script gives docker a pty; the shell's input is typed with pauses.
+	cmd := exec.Command("script", "-qfec", "stty cols 100 rows 30; docker run -it --rm busybox sh", "/dev/null")
+	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+d.sock, "DOCKER_CONFIG="+filepath.Join(d.dir, "docker-config"))
+	in, _ := cmd.StdinPipe()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"echo hello-$((6*7))", "stty size; tty", "exit 5"} {
+		time.Sleep(700 * time.Millisecond)
+		io.WriteString(in, line+"\n")
+	}
+	err := cmd.Wait()
+	code := -1
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err == nil {
+		code = 0
+	}
+	for _, want := range []string{"hello-42", "30 100", "/dev/pts/0"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("terminal session lacks %q:\n%s", want, out.String())
+		}
+	}
+	if code != 5 {
+		t.Errorf("exit %d, want 5\n%s", code, out.String())
+	}
+}
+
+// TestLiveRestore kills berthd with SIGKILL while a container runs: after a
+// restart the container is still listed and running, and its log has every
+// line, none lost while berthd was away.
+func TestLiveRestore(t *testing.T) {
+	d := startDaemon(t)
+	withBusybox(t, d)
+	ctl := t.TempDir()
+	d.must(t, "run", "-d", "--name", "counter", "-v", ctl+":/ctl", "busybox", "sh", "-c",
+		"i=0; while [ $i -lt 30 ]; do echo n $i; i=$((i+1)); sleep 0.05; done; while [ ! -e /ctl/stop ]; do sleep 0.05; done; exit 3")
+	time.Sleep(300 * time.Millisecond)
+	monitor := d.monitorPid()
+	d.kill9()
+	time.Sleep(2 * time.Second) // the container writes on alone
+	d.start(t)
+	if d.monitorPid() != monitor {
+		t.Errorf("the monitor changed across the berthd restart: %d → %d", monitor, d.monitorPid())
+	}
+	if out := d.must(t, "ps", "--format", "{{.Names}} {{.State}}"); strings.TrimSpace(out) != "counter running" {
+		t.Errorf("ps after restart: %q", out)
+	}
+	var want strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&want, "n %d\n", i)
+	}
+	var out string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if out = d.must(t, "logs", "counter"); out == want.String() {
+			break
+		}
+	}
+	if out != want.String() {
+		t.Errorf("logs after restart:\n%s", out)
+	}
+	// A container that ends while berthd is down is seen as exited, with
+	// its status.
+	d.kill9()
+	if err := os.WriteFile(filepath.Join(ctl, "stop"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1 * time.Second)
+	d.start(t)
+	if out := d.must(t, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "counter"); strings.TrimSpace(out) != "exited 3" {
+		t.Errorf("exit while berthd was down: %q", out)
+	}
+	d.must(t, "rm", "counter")
+}
+
+// TestContainerBadInput: docker's status codes and messages.
+func TestContainerBadInput(t *testing.T) {
+	d := startDaemon(t)
+	withBusybox(t, d)
+	post := func(path, body string) (int, string) {
+		c := http.Client{Transport: &http.Transport{DialContext: unixDialer(d.sock)}}
+		resp, err := c.Post("http://berthd"+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, c := range []struct {
+		path, body string
+		code       int
+		msg        string
+	}{
+		{"/containers/create", `{"Image":`, 400, "invalid JSON"},
+		{"/containers/create", `{"Image": 5}`, 400, "cannot unmarshal number"},
+		{"/containers/create", `{"Image": "nosuch:1"}`, 404, "No such image: nosuch:1"},
+		{"/containers/create?name=a%20b", `{"Image": "busybox"}`, 400, "Invalid container name"},
+		{"/containers/create", `{"Image": "busybox", "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}`, 400, "invalid restart policy"},
+		{"/containers/create", `{"Image": "busybox", "HostConfig": {"Binds": ["vol:/x"]}}`, 400, "no volumes yet"},
+		{"/containers/nosuch/start", ``, 404, "No such container: nosuch"},
+		{"/containers/nosuch/wait", ``, 404, "No such container: nosuch"},
+		{"/v1.12/containers/create", `{"Image": "busybox"}`, 400, "client version 1.12 is too old"},
+	} {
+		code, body := post(c.path, c.body)
+		if code != c.code || !strings.Contains(body, c.msg) {
+			t.Errorf("POST %s %s: %d %s, want %d %q", c.path, c.body, code, body, c.code, c.msg)
+		}
+	}
+	if out := d.must(t, "ps", "-aq"); strings.TrimSpace(out) != "" {
+		t.Errorf("bad requests left containers: %q", out)
+	}
+
+	// A client that goes away in the middle of an attach: the container
+	// and berthd carry on, nothing leaks.
+	before := d.hostState(t)
+	d.must(t, "run", "-d", "--name", "chatty", "busybox", "sh", "-c", "while true; do echo x; sleep 0.05; done")
+	for range 5 {
+		attach := exec.Command("docker", "attach", "chatty")
+		attach.Env = append(os.Environ(), "DOCKER_HOST=unix://"+d.sock)
+		attach.Stdout = io.Discard
+		if err := attach.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		attach.Process.Kill()
+		attach.Wait()
+	}
+	if out := d.must(t, "inspect", "-f", "{{.State.Running}}", "chatty"); strings.TrimSpace(out) != "true" {
+		t.Errorf("container after clients left: %q", out)
+	}
+	d.must(t, "rm", "-f", "chatty")
+	time.Sleep(500 * time.Millisecond) // attach handlers notice the closed streams
+	if after := d.hostState(t); after != before {
+		t.Errorf("left behind: before %+v, after %+v", before, after)
+	}
+	// Starting a running container is 304, as in docker; stopping an
+	// exited one too.
+	id := strings.TrimSpace(d.must(t, "run", "-d", "busybox", "sleep", "100"))
+	if code, _ := post("/containers/"+id+"/start", ""); code != http.StatusNotModified {
+		t.Errorf("start of a running container: %d", code)
+	}
+	d.must(t, "rm", "-f", id)
+}
+
+func unixDialer(sock string) func(ctx context.Context, _, _ string) (net.Conn, error) {
+	return func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}
+}
