@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-project/berth/engine"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
 	"golang.org/x/sys/unix"
@@ -69,6 +70,24 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	var running, paused, stopped int
+	if s.b.Engine != nil {
+		list, err := s.b.Engine.List(engine.ListOptions{All: true})
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		for _, c := range list {
+			switch c.State {
+			case "running":
+				running++
+			case "paused":
+				paused++
+			default:
+				stopped++
+			}
+		}
+	}
 	var si unix.Sysinfo_t
 	unix.Sysinfo(&si)
 	host, _ := os.Hostname()
@@ -77,31 +96,35 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		cgv = "2"
 	}
 	writeJSON(w, http.StatusOK, system.Info{
-		ID:              "berthd",
-		Images:          len(imgs),
-		Driver:          "overlay2",
-		DriverStatus:    [][2]string{{"Backing Filesystem", "berth storage (layers by diffID)"}},
-		MemoryLimit:     true,
-		CPUCfsPeriod:    true,
-		CPUCfsQuota:     true,
-		CPUShares:       true,
-		CPUSet:          true,
-		PidsLimit:       true,
-		SystemTime:      time.Now().Format(time.RFC3339Nano),
-		LoggingDriver:   "json-file",
-		CgroupDriver:    "cgroupfs",
-		CgroupVersion:   cgv,
-		KernelVersion:   kernelVersion(),
-		OperatingSystem: osName(),
-		OSType:          "linux",
-		Architecture:    runtime.GOARCH,
-		NCPU:            runtime.NumCPU(),
-		MemTotal:        int64(si.Totalram) * int64(si.Unit),
-		DockerRootDir:   s.b.DataRoot,
-		Name:            host,
-		ServerVersion:   s.b.Version,
-		DefaultRuntime:  "berth-runtime",
-		SecurityOptions: []string{"name=seccomp,profile=builtin"},
-		Swarm:           swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
+		ID:                "berthd",
+		Images:            len(imgs),
+		Containers:        running + paused + stopped,
+		ContainersRunning: running,
+		ContainersPaused:  paused,
+		ContainersStopped: stopped,
+		Driver:            "overlay2",
+		DriverStatus:      [][2]string{{"Backing Filesystem", "berth storage (layers by diffID)"}},
+		MemoryLimit:       true,
+		CPUCfsPeriod:      true,
+		CPUCfsQuota:       true,
+		CPUShares:         true,
+		CPUSet:            true,
+		PidsLimit:         true,
+		SystemTime:        time.Now().Format(time.RFC3339Nano),
+		LoggingDriver:     "json-file",
+		CgroupDriver:      "cgroupfs",
+		CgroupVersion:     cgv,
+		KernelVersion:     kernelVersion(),
+		OperatingSystem:   osName(),
+		OSType:            "linux",
+		Architecture:      runtime.GOARCH,
+		NCPU:              runtime.NumCPU(),
+		MemTotal:          int64(si.Totalram) * int64(si.Unit),
+		DockerRootDir:     s.b.DataRoot,
+		Name:              host,
+		ServerVersion:     s.b.Version,
+		DefaultRuntime:    "berth-runtime",
+		SecurityOptions:   []string{"name=seccomp,profile=builtin"},
+		Swarm:             swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
 	})
 }

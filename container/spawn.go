@@ -267,11 +267,20 @@ var closeInheritedOnExec = sync.OnceFunc(func() {
 
 // compileAsync compiles a seccomp filter in the background, so that it
 // overlaps the rest of the create path; the returned function waits for it
-// and may be called any number of times.
+// and may be called any number of times. A filter compiled before by this
+// process (a long-lived caller like berth-monitor sees the same profile
+// for most containers) is taken from filterCache instead: a compile costs
+// ~12 ms of CPU here.
 // A nil config yields a nil program.
 func compileAsync(cfg *specs.LinuxSeccomp) func() (*seccomp.Program, error) {
 	if cfg == nil {
 		return func() (*seccomp.Program, error) { return nil, nil }
+	}
+	key, kerr := json.Marshal(cfg)
+	if kerr == nil {
+		if p, ok := filterCache.get(string(key)); ok {
+			return func() (*seccomp.Program, error) { return p, nil }
+		}
 	}
 	type result struct {
 		p   *seccomp.Program
@@ -280,10 +289,48 @@ func compileAsync(cfg *specs.LinuxSeccomp) func() (*seccomp.Program, error) {
 	ch := make(chan result, 1)
 	go func() {
 		p, err := seccomp.Compile(cfg)
+		if err == nil && kerr == nil {
+			filterCache.put(string(key), p)
+		}
 		ch <- result{p, err}
 	}()
 	return sync.OnceValues(func() (*seccomp.Program, error) {
 		r := <-ch
 		return r.p, r.err
 	})
+}
+
+// filterCache holds the last few compiled filters by their config's JSON.
+// Programs are never modified once compiled, so they are shared.
+var filterCache = &programCache{max: 8}
+
+type programCache struct {
+	mu    sync.Mutex
+	max   int
+	keys  []string // oldest first
+	progs map[string]*seccomp.Program
+}
+
+func (c *programCache) get(key string) (*seccomp.Program, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.progs[key]
+	return p, ok
+}
+
+func (c *programCache) put(key string, p *seccomp.Program) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.progs == nil {
+		c.progs = map[string]*seccomp.Program{}
+	}
+	if _, ok := c.progs[key]; ok {
+		return
+	}
+	if len(c.keys) == c.max {
+		delete(c.progs, c.keys[0])
+		c.keys = c.keys[1:]
+	}
+	c.keys = append(c.keys, key)
+	c.progs[key] = p
 }

@@ -81,6 +81,7 @@ func (e *Engine) start(c *ctr) (err error) {
 	}()
 	var cu cleanup.Cleanup
 	defer cu.Run()
+	t0 := time.Now()
 	bundle := e.bundleDir(rec.ID)
 	root := filepath.Join(bundle, "rootfs")
 	if err := os.MkdirAll(root, 0o711); err != nil {
@@ -111,7 +112,9 @@ func (e *Engine) start(c *ctr) (err error) {
 		stdio.Height, stdio.Width = uint16(cs[0]), uint16(cs[1])
 	}
 	log := &monitor.LogConfig{Path: e.logPath(rec.ID), MaxSize: rec.LogOpts.MaxSize, MaxFiles: rec.LogOpts.MaxFiles}
+	t1 := time.Now()
 	pid, err := e.mon.Create(rec.ID, bundle, log, stdio)
+	t2 := time.Now()
 	if err != nil {
 		return fmt.Errorf("create container %s: %w", rec.ID, err)
 	}
@@ -154,6 +157,7 @@ func (e *Engine) start(c *ctr) (err error) {
 		return fmt.Errorf("start container %s: %w", rec.ID, err)
 	}
 	cu.Release()
+	e.log.Debug("started", "id", rec.ID, "bundle", t1.Sub(t0), "create", t2.Sub(t1), "start", time.Since(t2))
 	return nil
 }
 

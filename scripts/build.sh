@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# build.sh: build berth-runtime the way it ships — statically linked (glibc
-# and libseccomp), so that neither the runtime nor each container's init
-# pays for the dynamic loader. Usage: scripts/build.sh [output-dir]
+# build.sh: build Berth's binaries into a directory (default bin/):
+#   berth-runtime, berth-monitor  statically linked (glibc and libseccomp):
+#                                 each container's init is one of them
+#                                 re-executed, and pays no dynamic loader
+#   berthd, berth                 the daemon and the client
+# berthd finds berth-monitor beside itself. Usage: scripts/build.sh [dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
 out=${1:-bin}
 mkdir -p "$out"
-go build -tags netgo,osusergo -ldflags '-extldflags "-static"' -o "$out/berth-runtime" ./cmd/berth-runtime
+static=(-tags netgo,osusergo -ldflags '-extldflags "-static"')
+go build "${static[@]}" -o "$out/berth-runtime" ./cmd/berth-runtime
+go build "${static[@]}" -o "$out/berth-monitor" ./cmd/berth-monitor
+go build -o "$out/berthd" ./cmd/berthd
+go build -o "$out/berth" ./cmd/berth

@@ -1,35 +1,49 @@
 #!/usr/bin/env bash
-# demo.sh: build berth-runtime and run a container from a busybox rootfs
-# made from Debian's busybox-static. Needs root; no network beyond Debian's
-# package mirror (for busybox-static, if missing).
+# demo.sh: build Berth, start berthd on a private socket and data root,
+# make a busybox image from Debian's busybox-static, and run it with the
+# berth client: an interactive shell on a terminal, a greeting otherwise.
+# Needs root; no network beyond Debian's package mirror (for
+# busybox-static, if missing). Everything it starts is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
 scripts/deps.sh
 scripts/build.sh bin
 
-bundle=${BUNDLE:-/tmp/berth-demo}
-rm -rf "$bundle"
-mkdir -p "$bundle/rootfs"/{bin,proc,sys,dev,tmp,etc}
-cp "$(command -v busybox)" "$bundle/rootfs/bin/busybox"
-for a in $("$bundle/rootfs/bin/busybox" --list); do
-	[ "$a" = busybox ] || ln -sf busybox "$bundle/rootfs/bin/$a"
-done
-echo "root:x:0:0:root:/root:/bin/sh" > "$bundle/rootfs/etc/passwd"
-bin/berth-runtime spec --bundle "$bundle"
+work=${DEMO_DIR:-/tmp/berth-demo}
+berthd_pid=
+stop() {
+	set +e
+	if [ -n "$berthd_pid" ]; then
+		bin/berth ps -aq | xargs -r bin/berth rm -f >/dev/null
+		kill "$berthd_pid"
+		wait "$berthd_pid"
+	fi
+}
+trap stop EXIT
+mkdir -p "$work"
+export BERTH_HOST=unix://$work/berth.sock
+bin/berthd -H "$BERTH_HOST" --data-root "$work/data" --exec-root "$work/exec" \
+	--pidfile "$work/berthd.pid" --config-file /dev/null --log-level warn 2>>"$work/berthd.log" &
+berthd_pid=$!
+for _ in $(seq 100); do [ -S "$work/berth.sock" ] && break; sleep 0.05; done
+echo "berthd is listening on $BERTH_HOST (log: $work/berthd.log)"
 
-id=berth-demo-$$
+# The image: busybox-static with a link per applet, imported through the API.
+rootfs=$work/rootfs
+rm -rf "$rootfs"
+mkdir -p "$rootfs"/{bin,etc,tmp,root}
+cp "$(command -v busybox)" "$rootfs/bin/busybox"
+for a in $("$rootfs/bin/busybox" --list); do
+	[ "$a" = busybox ] || ln -sf busybox "$rootfs/bin/$a"
+done
+echo "root:x:0:0:root:/root:/bin/sh" >"$rootfs/etc/passwd"
+echo "root:x:0:" >"$rootfs/etc/group"
+tar -C "$rootfs" -cf - . | bin/berth import - busybox:latest >/dev/null
+
 if [ -t 0 ] && [ -t 1 ]; then
-	echo "berth-runtime run $id: an interactive busybox shell (type exit to leave)"
-	exec bin/berth-runtime run --bundle "$bundle" "$id"
+	echo "berth run -it --rm busybox sh: an interactive busybox shell (type exit to leave)"
+	bin/berth run -it --rm busybox sh
+else
+	bin/berth run --rm busybox sh -c 'echo "hello from $(hostname), pid $$, in a container"; uname -r'
 fi
-# Not on a terminal: run a command instead of an interactive shell.
-python3 - "$bundle/config.json" <<'PY'
-import json, sys
-p = sys.argv[1]
-c = json.load(open(p))
-c["process"]["terminal"] = False
-c["process"]["args"] = ["sh", "-c", "echo hello from $(hostname), pid $$, in a container; uname -r"]
-json.dump(c, open(p, "w"), indent=1)
-PY
-bin/berth-runtime run --bundle "$bundle" "$id"

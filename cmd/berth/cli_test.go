@@ -8,62 +8,136 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/test/berthd"
 	"github.com/berth-project/berth/test/registry"
 )
 
-// TestImageCommands drives the built berth binary: pull from a registry on
-// loopback, list, save, load into a second data root, verify, remove.
-func TestImageCommands(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: unpacking preserves ownership")
-	}
-	reg := registry.Start(t, registry.Options{})
-	tb := registry.Tar(t, registry.Entry{Name: "etc/", Type: tar.TypeDir}, registry.Entry{Name: "etc/hostname", Body: "box\n"})
-	reg.Push(t, "cli/app:v1", registry.Image(t, "amd64", nil, registry.Layer(t, tb, "gzip")))
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "berth")
+func TestMain(m *testing.M) { berthd.Main(m) }
+
+// berthCLI builds the berth binary once per test and returns a runner
+// against d.
+func berthCLI(t *testing.T, d *berthd.Daemon) func(stdin string, args ...string) (string, int) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "berth")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	berth := func(root string, args ...string) (string, error) {
-		out, err := exec.Command(bin, append([]string{"--data-root", filepath.Join(dir, root)}, args...)...).CombinedOutput()
-		return string(out), err
+	return func(stdin string, args ...string) (string, int) {
+		cmd := exec.Command(bin, append([]string{"-H", "unix://" + d.Sock}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
 	}
-	must := func(root string, args ...string) string {
+}
+
+// TestImageCommands drives the built berth binary against berthd: pull
+// from a registry on loopback, list, save, load, remove.
+func TestImageCommands(t *testing.T) {
+	d := berthd.Start(t)
+	reg := registry.Start(t, registry.Options{})
+	tb := registry.Tar(t, registry.Entry{Name: "etc/", Type: tar.TypeDir}, registry.Entry{Name: "etc/hostname", Body: "box\n"})
+	reg.Push(t, "cli/app:v1", registry.Image(t, "amd64", nil, registry.Layer(t, tb, "gzip")))
+	berth := berthCLI(t, d)
+	must := func(args ...string) string {
 		t.Helper()
-		out, err := berth(root, args...)
-		if err != nil {
-			t.Fatalf("berth %s: %v\n%s", strings.Join(args, " "), err, out)
+		out, code := berth("", args...)
+		if code != 0 {
+			t.Fatalf("berth %s: exit %d\n%s", strings.Join(args, " "), code, out)
 		}
 		return out
 	}
-	out := must("a", "pull", reg.Ref("cli/app:v1"))
+	out := must("pull", reg.Ref("cli/app:v1"))
 	for _, want := range []string{"Pulling fs layer", "Pull complete", "Status: Downloaded newer image for"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("pull output lacks %q:\n%s", want, out)
 		}
 	}
-	if out := must("a", "images"); !strings.Contains(out, reg.Ref("cli/app")+"   v1") {
+	if out := must("images"); !strings.Contains(out, reg.Ref("cli/app")+"   v1") {
 		t.Errorf("images:\n%s", out)
 	}
-	archive := filepath.Join(dir, "app.tar")
-	must("a", "save", "-o", archive, reg.Ref("cli/app:v1"))
-	if out := must("b", "load", "-i", archive); !strings.Contains(out, "Loaded image: "+reg.Ref("cli/app:v1")) {
+	archive := filepath.Join(t.TempDir(), "app.tar")
+	must("save", "-o", archive, reg.Ref("cli/app:v1"))
+	must("rmi", reg.Ref("cli/app:v1"))
+	if out := must("load", "-i", archive); !strings.Contains(out, "Loaded image: "+reg.Ref("cli/app:v1")) {
 		t.Errorf("load:\n%s", out)
 	}
-	if out := must("b", "image", "verify"); !strings.Contains(out, "consistent") {
-		t.Errorf("verify:\n%s", out)
+	if out, code := berth("", "pull", reg.Ref("cli/none:v1")); code == 0 || !strings.Contains(out, "not found") {
+		t.Errorf("pull of a missing image: %d\n%s", code, out)
 	}
-	if out, err := berth("b", "pull", reg.Ref("cli/none:v1")); err == nil || !strings.Contains(out, "berth: pull "+reg.Ref("cli/none:v1")+": image "+reg.Ref("cli/none:v1")+" not found") {
-		t.Errorf("pull of a missing image: %v\n%s", err, out)
-	}
-	if out := must("b", "rmi", reg.Ref("cli/app:v1")); !strings.Contains(out, "Deleted: sha256:") {
+	if out := must("rmi", reg.Ref("cli/app:v1")); !strings.Contains(out, "Deleted: sha256:") {
 		t.Errorf("rmi:\n%s", out)
 	}
-	if out := must("b", "images", "-q"); out != "" {
+	if out := must("images", "-q"); out != "" {
 		t.Errorf("images after rmi: %q", out)
+	}
+}
+
+// TestContainerCommands: berth run, ps, logs, exec, stop, rm against
+// berthd, with docker's exit statuses.
+func TestContainerCommands(t *testing.T) {
+	d := berthd.Start(t)
+	berth := berthCLI(t, d)
+	tarball := filepath.Join(t.TempDir(), "busybox.tar")
+	os.WriteFile(tarball, registry.BusyboxTar(t), 0o644)
+	if out, code := berth("", "import", tarball, "busybox"); code != 0 {
+		t.Fatalf("import: %s", out)
+	}
+	if out, code := berth("", "run", "--rm", "busybox", "echo", "hello"); out != "hello\n" || code != 0 {
+		t.Errorf("run --rm: %q %d", out, code)
+	}
+	if _, code := berth("", "run", "--rm", "busybox", "sh", "-c", "exit 9"); code != 9 {
+		t.Errorf("exit status %d, want 9", code)
+	}
+	if out, _ := berth("a\nb\n", "run", "-i", "--rm", "busybox", "wc", "-l"); strings.TrimSpace(out) != "2" {
+		t.Errorf("run -i: %q", out)
+	}
+	if out, code := berth("", "run", "--rm", "--memory", "32m", "--pids-limit", "20", "-e", "A=1", "-w", "/tmp", "busybox", "sh", "-c",
+		"echo $A $(pwd) $(cat /sys/fs/cgroup/pids/pids.max)"); out != "1 /tmp 20\n" || code != 0 {
+		t.Errorf("options: %q %d", out, code)
+	}
+	if out, code := berth("", "run", "--rm", "busybox", "nosuchcmd"); code != 127 || !strings.Contains(out, "not found") {
+		t.Errorf("missing command: %d %s", code, out)
+	}
+	out, code := berth("", "run", "-d", "--name", "bg", "busybox", "sh", "-c", "echo started; sleep 100")
+	if code != 0 || len(strings.TrimSpace(out)) != 64 {
+		t.Fatalf("run -d: %q %d", out, code)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if out, _ := berth("", "ps", "--format-less"); !strings.Contains(out, "unknown flag") {
+		t.Errorf("unknown flag: %s", out)
+	}
+	if out, _ := berth("", "ps"); !strings.Contains(out, "bg") || !strings.Contains(out, "Up ") {
+		t.Errorf("ps:\n%s", out)
+	}
+	if out, _ := berth("", "logs", "bg"); out != "started\n" {
+		t.Errorf("logs: %q", out)
+	}
+	if out, code := berth("", "exec", "bg", "sh", "-c", "echo in; exit 4"); out != "in\n" || code != 4 {
+		t.Errorf("exec: %q %d", out, code)
+	}
+	if out, code := berth("", "rm", "bg"); code == 0 || !strings.Contains(out, "container is running") {
+		t.Errorf("rm of a running container: %d %s", code, out)
+	}
+	if out, code := berth("", "stop", "-t", "1", "bg"); out != "bg\n" || code != 0 {
+		t.Errorf("stop: %q %d", out, code)
+	}
+	if out, _ := berth("", "inspect", "bg"); !strings.Contains(out, `"Status": "exited"`) {
+		t.Errorf("inspect:\n%s", out)
+	}
+	if out, code := berth("", "rm", "bg"); out != "bg\n" || code != 0 {
+		t.Errorf("rm: %q %d", out, code)
+	}
+	if out, code := berth("", "rm", "bg"); code == 0 || !strings.Contains(out, "No such container: bg") {
+		t.Errorf("rm again: %d %s", code, out)
 	}
 }
 

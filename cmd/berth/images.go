@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,12 +11,56 @@ import (
 	"text/tabwriter"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/moby/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/berth-project/berth/image"
 )
+
+// pull asks the daemon to pull ref and shows its progress stream on w.
+func pull(ctx context.Context, c *client.Client, ref string, w io.Writer) error {
+	return pullPlatform(ctx, c, ref, "", w)
+}
+
+func pullPlatform(ctx context.Context, c *client.Client, ref, platform string, w io.Writer) error {
+	o := client.ImagePullOptions{}
+	if platform != "" {
+		os, arch, _ := strings.Cut(platform, "/")
+		arch, variant, _ := strings.Cut(arch, "/")
+		o.Platforms = []ocispec.Platform{{OS: os, Architecture: arch, Variant: variant}}
+	}
+	resp, err := c.ImagePull(ctx, ref, o)
+	if err != nil {
+		return err
+	}
+	defer resp.Close()
+	var printer *progressPrinter
+	if w != nil {
+		tty := false
+		if f, ok := w.(*os.File); ok {
+			tty = term.IsTerminal(int(f.Fd()))
+		}
+		printer = newProgressPrinter(w, tty)
+	}
+	for m, err := range resp.JSONMessages(ctx) {
+		if err != nil {
+			return err
+		}
+		if m.Error != nil {
+			return errors.New(m.Error.Message)
+		}
+		if printer != nil {
+			ev := image.Progress{ID: m.ID, Status: m.Status}
+			if m.Progress != nil {
+				ev.Current, ev.Total = m.Progress.Current, m.Progress.Total
+			}
+			printer.Show(ev)
+		}
+	}
+	return nil
+}
 
 func pullCmd() *cobra.Command {
 	var platform string
@@ -25,26 +70,20 @@ func pullCmd() *cobra.Command {
 		Short: "Download an image from a registry",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var po image.PullOptions
-			if platform != "" {
-				p, err := v1.ParsePlatform(platform)
-				if err != nil {
-					return fmt.Errorf("--platform %q: %w", platform, err)
-				}
-				po.Platform = p
-			}
-			if !quiet {
-				po.Progress = newProgressPrinter(os.Stdout, term.IsTerminal(int(os.Stdout.Fd()))).Show
-			}
-			img, err := store.Pull(cmd.Context(), args[0], po)
+			c, err := apiClient()
 			if err != nil {
+				return err
+			}
+			var w io.Writer = os.Stdout
+			if quiet {
+				w = nil
+			}
+			if err := pullPlatform(cmd.Context(), c, args[0], platform, w); err != nil {
 				return err
 			}
 			if quiet {
 				fmt.Println(args[0])
-				return nil
 			}
-			fmt.Printf("Status: Downloaded newer image for %s (%s)\n", args[0], img.ID.Encoded()[:12])
 			return nil
 		},
 	}
@@ -60,31 +99,31 @@ func imagesCmd() *cobra.Command {
 		Short: "List images",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			imgs, err := store.List()
+			c, err := apiClient()
 			if err != nil {
 				return err
 			}
+			res, err := c.ImageList(cmd.Context(), client.ImageListOptions{})
+			if err != nil {
+				return err
+			}
+			short := func(id string) string { return strings.TrimPrefix(id, "sha256:")[:12] }
 			if quiet {
-				for _, img := range imgs {
-					fmt.Println(img.ID.Encoded()[:12])
+				for _, img := range res.Items {
+					fmt.Println(short(img.ID))
 				}
 				return nil
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
 			fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
-			for _, img := range imgs {
-				created := "N/A"
-				if img.Config.Created != nil {
-					created = ago(*img.Config.Created)
-				}
+			for _, img := range res.Items {
 				names := img.RepoTags
 				if len(names) == 0 {
 					names = []string{"<none>:<none>"}
 				}
 				for _, n := range names {
-					f := image.Familiar(n)
-					i := strings.LastIndex(f, ":")
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f[:i], f[i+1:], img.ID.Encoded()[:12], created, image.HumanSize(img.Size))
+					i := strings.LastIndex(n, ":")
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n[:i], n[i+1:], short(img.ID), ago(time.Unix(img.Created, 0)), image.HumanSize(img.Size))
 				}
 			}
 			return tw.Flush()
@@ -94,26 +133,18 @@ func imagesCmd() *cobra.Command {
 	return cmd
 }
 
-func ago(t time.Time) string {
-	d := time.Since(t)
-	switch {
-	case d < time.Minute:
-		return "Less than a minute ago"
-	case d < time.Hour:
-		return fmt.Sprintf("%d minutes ago", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%d hours ago", int(d.Hours()))
-	}
-	return fmt.Sprintf("%d days ago", int(d.Hours()/24))
-}
-
 func tagCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
 		Short: "Give an image another name",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return store.Tag(args[0], args[1])
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			_, err = c.ImageTag(cmd.Context(), client.ImageTagOptions{Source: args[0], Target: args[1]})
+			return err
 		},
 	}
 }
@@ -125,18 +156,24 @@ func rmiCmd() *cobra.Command {
 		Short: "Remove images",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
 			var errs []error
 			for _, ref := range args {
-				res, err := store.Remove(ref, force)
+				res, err := c.ImageRemove(cmd.Context(), ref, client.ImageRemoveOptions{Force: force})
 				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
-				for _, u := range res.Untagged {
-					fmt.Println("Untagged:", image.Familiar(u))
-				}
-				for _, d := range res.Deleted {
-					fmt.Println("Deleted:", d)
+				for _, d := range res.Items {
+					if d.Untagged != "" {
+						fmt.Println("Untagged:", d.Untagged)
+					}
+					if d.Deleted != "" {
+						fmt.Println("Deleted:", d.Deleted)
+					}
 				}
 			}
 			return errors.Join(errs...)
@@ -154,14 +191,24 @@ func imageCmd() *cobra.Command {
 		Short: "Remove unused images, blobs and layers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := store.Prune(all)
+			c, err := apiClient()
 			if err != nil {
 				return err
 			}
-			for _, d := range res.Deleted {
-				fmt.Println("deleted:", d)
+			f := client.Filters{}
+			if all {
+				f.Add("dangling", "false")
 			}
-			fmt.Printf("Total reclaimed space: %s\n", image.HumanSize(res.Reclaimed))
+			res, err := c.ImagePrune(cmd.Context(), client.ImagePruneOptions{Filters: f})
+			if err != nil {
+				return err
+			}
+			for _, d := range res.Report.ImagesDeleted {
+				if d.Deleted != "" {
+					fmt.Println("deleted:", d.Deleted)
+				}
+			}
+			fmt.Printf("Total reclaimed space: %s\n", image.HumanSize(int64(res.Report.SpaceReclaimed)))
 			return nil
 		},
 	}
@@ -171,20 +218,29 @@ func imageCmd() *cobra.Command {
 		Short: "Show an image's metadata and config",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			img, err := store.Get(args[0])
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			img, err := c.ImageInspect(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			enc := json.NewEncoder(os.Stdout)
 			enc.SetIndent("", "    ")
-			return enc.Encode(img)
+			return enc.Encode(img.InspectResponse)
 		},
 	}
 	verify := &cobra.Command{
 		Use:   "verify",
-		Short: "Check every blob, layer and name in the store",
+		Short: "Check every blob, layer and name in a data root (offline: berthd must be stopped)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			store, err := image.Open(image.Options{Root: global.dataRoot})
+			if err != nil {
+				return err
+			}
+			defer store.Close()
 			errs := store.Verify()
 			for _, e := range errs {
 				fmt.Fprintln(os.Stderr, e)
@@ -196,6 +252,7 @@ func imageCmd() *cobra.Command {
 			return nil
 		},
 	}
+	verify.Flags().StringVar(&global.dataRoot, "data-root", "/var/lib/berth", "berthd's data root")
 	cmd.AddCommand(prune, inspect, verify)
 	return cmd
 }
@@ -218,7 +275,17 @@ func saveCmd() *cobra.Command {
 			} else if term.IsTerminal(int(os.Stdout.Fd())) {
 				return errors.New("refusing to write an archive to a terminal: use -o FILE or redirect")
 			}
-			return store.Save(w, args)
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			rc, err := c.ImageSave(cmd.Context(), args)
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			_, err = io.Copy(w, rc)
+			return err
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to FILE instead of standard output")
@@ -237,14 +304,16 @@ func loadCmd() *cobra.Command {
 				return err
 			}
 			defer r.Close()
-			names, err := store.Load(r, nil)
+			c, err := apiClient()
 			if err != nil {
 				return err
 			}
-			for _, n := range names {
-				fmt.Println("Loaded image:", image.Familiar(n))
+			rc, err := c.ImageLoad(cmd.Context(), r)
+			if err != nil {
+				return err
 			}
-			return nil
+			defer rc.Close()
+			return printStream(rc)
 		},
 	}
 	cmd.Flags().StringVarP(&input, "input", "i", "", "read from FILE instead of standard input")
@@ -270,13 +339,43 @@ func importCmd() *cobra.Command {
 			if len(args) == 2 {
 				ref = args[1]
 			}
-			img, err := store.Import(r, ref)
+			c, err := apiClient()
 			if err != nil {
 				return err
 			}
-			fmt.Println(img.ID)
-			return nil
+			rc, err := c.ImageImport(cmd.Context(), client.ImageImportSource{Source: r, SourceName: "-"}, ref, client.ImageImportOptions{})
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			return printStream(rc)
 		},
+	}
+}
+
+// printStream prints a daemon's JSON message stream (load, import): its
+// "stream" and "status" lines, and fails on its error.
+func printStream(r io.Reader) error {
+	dec := json.NewDecoder(r)
+	for {
+		var m struct {
+			Stream, Status string
+			Error          string `json:"error"`
+		}
+		if err := dec.Decode(&m); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if m.Error != "" {
+			return errors.New(m.Error)
+		}
+		if m.Stream != "" {
+			fmt.Print(m.Stream)
+		}
+		if m.Status != "" {
+			fmt.Println(m.Status)
+		}
 	}
 }
 

@@ -1,23 +1,71 @@
-// Command berth is Berth's command line. Until berthd serves the Docker
-// Engine API, its image commands are thin wrappers that open the image
-// store on the data root directly (one process at a time holds it).
+// Command berth is Berth's client: a docker-style command line that talks
+// to berthd over the Docker Engine API (the Docker Go SDK, so any daemon
+// speaking that API will do). One file per group of commands; they parse
+// flags and call the API, nothing more.
+//
+// The daemon is found at -H/--host, else $BERTH_HOST, else $DOCKER_HOST,
+// else unix:///run/berth/berth.sock.
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 
+	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
-
-	"github.com/berth-project/berth/image"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
+// DefaultHost is berthd's default socket.
+const DefaultHost = "unix:///run/berth/berth.sock"
+
 var global struct {
-	dataRoot string
-	insecure []string
+	host     string
+	dataRoot string // image verify only: the store is read directly
+}
+
+// api is the client of the daemon, made on first use.
+var api *client.Client
+
+func apiClient() (*client.Client, error) {
+	if api != nil {
+		return api, nil
+	}
+	host := global.host
+	for _, env := range []string{"BERTH_HOST", "DOCKER_HOST"} {
+		if host == "" {
+			host = os.Getenv(env)
+		}
+	}
+	if host == "" {
+		host = DefaultHost
+	}
+	c, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, err
+	}
+	api = c
+	return api, nil
+}
+
+// statusError carries an exit status out of a command (run, exec): the
+// container's, or 125 with err when the command itself failed (docker
+// run's convention).
+type statusError struct {
+	code int
+	err  error
+}
+
+func (e statusError) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("exit status %d", e.code)
 }
 
 func main() {
@@ -27,25 +75,33 @@ func main() {
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		// Every command works on the image store; it is opened once here.
-		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			var err error
-			store, err = image.Open(image.Options{Root: global.dataRoot, InsecureRegistries: global.insecure})
-			return err
-		},
 	}
-	root.PersistentFlags().StringVar(&global.dataRoot, "data-root", "/var/lib/berth", "root of Berth's persistent state")
-	root.PersistentFlags().StringSliceVar(&global.insecure, "insecure-registry", nil, "registry host:port to speak plain HTTP to (repeatable)")
-	root.AddCommand(pullCmd(), imagesCmd(), tagCmd(), rmiCmd(), imageCmd(), saveCmd(), loadCmd(), importCmd())
-	err := root.Execute()
-	if store != nil {
-		store.Close()
+	root.PersistentFlags().StringVarP(&global.host, "host", "H", "", "daemon socket: unix:///path or tcp://host:port (default $BERTH_HOST, $DOCKER_HOST, "+DefaultHost+")")
+	root.AddCommand(
+		runCmd(), createCmd(), startCmd(), psCmd(), logsCmd(), execCmd(), stopCmd(), killCmd(), restartCmd(),
+		rmCmd(), inspectCmd(), waitCmd(), renameCmd(),
+		pullCmd(), imagesCmd(), tagCmd(), rmiCmd(), imageCmd(), saveCmd(), loadCmd(), importCmd(),
+		versionCmd(), infoCmd(),
+	)
+	err := root.ExecuteContext(context.Background())
+	if api != nil {
+		api.Close()
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "berth:", err)
-		os.Exit(1)
+	if err == nil {
+		return
 	}
+	code := 1
+	var st statusError
+	if errors.As(err, &st) {
+		code = st.code
+		if st.err == nil {
+			os.Exit(code)
+		}
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "Error") {
+		msg = "berth: " + msg
+	}
+	fmt.Fprintln(os.Stderr, msg)
+	os.Exit(code)
 }
-
-// store is the image store on the data root, open while a command runs.
-var store *image.Store

@@ -70,7 +70,7 @@ func (d *daemon) hostState(t *testing.T) hostState {
 			}
 		}
 	}
-	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.cmd.Process.Pid))
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.Pid()))
 	s.fds = len(fds)
 	return s
 }

@@ -5,182 +5,38 @@ package dockercli
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/berth-project/berth/test/berthd"
 	"github.com/berth-project/berth/test/registry"
 )
 
-// daemon is a berthd started for one test, with its own socket, data
-// root and exec root (so its own berth-monitor).
+// daemon is a berthd for one test, driven with the docker CLI.
 type daemon struct {
-	sock string
-	dir  string
-	bin  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	logf *os.File
+	*berthd.Daemon
+	sock, dir string
 }
 
-// startDaemon builds berthd and berth-monitor, starts berthd, and at the
-// end of the test removes every container left, stops berthd and makes
-// sure its monitor is gone (ending it by its PID if it lingers).
 func startDaemon(t *testing.T) *daemon {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: berthd unpacks images with their owners and mounts overlays")
-	}
 	if _, err := exec.LookPath("docker"); err != nil {
 		t.Skip("the docker CLI is not installed")
 	}
-	bin := buildDaemon(t)
-	dir := t.TempDir()
-	d := &daemon{sock: filepath.Join(dir, "berth.sock"), dir: dir, bin: bin}
-	logf, err := os.Create(filepath.Join(dir, "berthd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.logf = logf
-	d.start(t)
-	t.Cleanup(func() {
-		if d.cmd != nil {
-			if out, _ := d.docker("ps", "-aq"); strings.TrimSpace(out) != "" {
-				d.docker(append([]string{"rm", "-f"}, strings.Fields(out)...)...)
-			}
-		}
-		d.stop()
-		d.endMonitor(t)
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("berthd log:\n%s", b)
-			b, _ = os.ReadFile(filepath.Join(dir, "exec", "monitor", "monitor.log"))
-			t.Logf("monitor log:\n%s", b)
-		}
-	})
-	return d
+	d := berthd.Start(t)
+	return &daemon{Daemon: d, sock: d.Sock, dir: d.Dir}
 }
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
+func (d *daemon) start(t *testing.T) { d.Start(t) }
+func (d *daemon) kill9()             { d.Kill9() }
+func (d *daemon) monitorPid() int    { return d.MonitorPid() }
 
-// buildDaemon builds berthd and berth-monitor (side by side, as berthd
-// expects) once for the package's tests.
-func buildDaemon(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "berthd-test-bin-"); buildErr != nil {
-			return
-		}
-		for _, b := range []string{"berthd", "berth-monitor"} {
-			if out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, b), "github.com/berth-project/berth/cmd/"+b).CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("build %s: %v\n%s", b, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, "berthd")
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// start runs berthd and waits for its socket.
-func (d *daemon) start(t *testing.T) {
-	t.Helper()
-	d.cmd = exec.Command(d.bin, "-H", "unix://"+d.sock, "--data-root", filepath.Join(d.dir, "data"),
-		"--exec-root", filepath.Join(d.dir, "exec"), "--pidfile", filepath.Join(d.dir, "berthd.pid"),
-		"--config-file", "/dev/null", "--log-level", "debug")
-	d.cmd.Stdout, d.cmd.Stderr = d.logf, d.logf
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(d.cmd, d.done)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("unix", d.sock); err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-d.done:
-			t.Fatal("berthd exited at start (see its log)")
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("berthd did not open its socket")
-		}
-	}
-}
-
-// stop ends berthd with SIGINT (SIGKILL after 10 s).
-func (d *daemon) stop() {
-	if d.cmd == nil {
-		return
-	}
-	d.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-d.done:
-	case <-time.After(10 * time.Second):
-		d.cmd.Process.Kill()
-		<-d.done
-	}
-	d.cmd = nil
-}
-
-// kill9 ends berthd with SIGKILL, as a crash would.
-func (d *daemon) kill9() {
-	d.cmd.Process.Kill()
-	<-d.done
-	d.cmd = nil
-}
-
-// monitorPid is the pid of the daemon's berth-monitor, 0 if none.
-func (d *daemon) monitorPid() int {
-	b, err := os.ReadFile(filepath.Join(d.dir, "exec", "monitor", "monitor.pid"))
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return pid
-}
-
-// endMonitor waits for the monitor to exit by itself (it does, idle and
-// alone) and kills it by its PID if it does not.
-func (d *daemon) endMonitor(t *testing.T) {
-	pid := d.monitorPid()
-	if pid == 0 {
-		return
-	}
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if syscall.Kill(pid, 0) != nil {
-			return
-		}
-	}
-	t.Errorf("berth-monitor %d did not exit once idle; killing it", pid)
-	syscall.Kill(pid, syscall.SIGKILL)
-}
+func TestMain(m *testing.M) { berthd.Main(m) }
 
 // docker runs the docker CLI against the daemon.
 func (d *daemon) docker(args ...string) (string, error) {

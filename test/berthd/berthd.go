@@ -1,0 +1,219 @@
+// Package berthd starts berthd for tests: built once per test binary (with
+// berth-monitor beside it), one daemon per test on its own socket, data
+// root and exec root, and everything it made removed at the end (every
+// container, the daemon, its monitor). Needs root; Start skips otherwise.
+package berthd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Daemon is a berthd started for one test, with its own socket, data
+// root and exec root (so its own berth-monitor).
+type Daemon struct {
+	Sock string // the API socket
+	Dir  string // holds data/, exec/ and the logs
+	bin  string
+	cmd  *exec.Cmd
+	done chan struct{}
+	logf *os.File
+}
+
+// Start builds berthd and berth-monitor, starts berthd, and at the
+// end of the test removes every container left, stops berthd and makes
+// sure its monitor is gone (ending it by its PID if it lingers).
+func Start(t *testing.T) *Daemon {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: berthd unpacks images with their owners and mounts overlays")
+	}
+	bin := buildDaemon(t)
+	dir := t.TempDir()
+	d := &Daemon{Sock: filepath.Join(dir, "berth.sock"), Dir: dir, bin: bin}
+	logf, err := os.Create(filepath.Join(dir, "berthd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.logf = logf
+	d.Start(t)
+	t.Cleanup(func() {
+		if d.cmd != nil {
+			d.removeAll(t)
+		}
+		d.Stop()
+		d.endMonitor(t)
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("berthd log:\n%s", b)
+			b, _ = os.ReadFile(filepath.Join(dir, "exec", "monitor", "monitor.log"))
+			t.Logf("monitor log:\n%s", b)
+		}
+	})
+	return d
+}
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// buildDaemon builds berthd and berth-monitor (side by side, as berthd
+// expects) once for the package's tests.
+func buildDaemon(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if binDir, buildErr = os.MkdirTemp("", "berthd-test-bin-"); buildErr != nil {
+			return
+		}
+		for _, b := range []string{"berthd", "berth-monitor"} {
+			if out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, b), "github.com/berth-project/berth/cmd/"+b).CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("build %s: %v\n%s", b, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "berthd")
+}
+
+// Main runs a package's tests and removes the binaries built for them;
+// call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// Start runs berthd and waits for its socket.
+func (d *Daemon) Start(t *testing.T) {
+	t.Helper()
+	d.cmd = exec.Command(d.bin, "-H", "unix://"+d.Sock, "--data-root", filepath.Join(d.Dir, "data"),
+		"--exec-root", filepath.Join(d.Dir, "exec"), "--pidfile", filepath.Join(d.Dir, "berthd.pid"),
+		"--config-file", "/dev/null", "--log-level", "debug")
+	d.cmd.Stdout, d.cmd.Stderr = d.logf, d.logf
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(d.cmd, d.done)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("unix", d.Sock); err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-d.done:
+			t.Fatal("berthd exited at start (see its log)")
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("berthd did not open its socket")
+		}
+	}
+}
+
+// Stop ends berthd with SIGINT (SIGKILL after 10 s).
+func (d *Daemon) Stop() {
+	if d.cmd == nil {
+		return
+	}
+	d.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.done
+	}
+	d.cmd = nil
+}
+
+// Kill9 ends berthd with SIGKILL, as a crash would.
+func (d *Daemon) Kill9() {
+	d.cmd.Process.Kill()
+	<-d.done
+	d.cmd = nil
+}
+
+// MonitorPid is the pid of the daemon's berth-monitor, 0 if none.
+func (d *Daemon) MonitorPid() int {
+	b, err := os.ReadFile(filepath.Join(d.Dir, "exec", "monitor", "monitor.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// endMonitor waits for the monitor to exit by itself (it does, idle and
+// alone) and kills it by its PID if it does not.
+func (d *Daemon) endMonitor(t *testing.T) {
+	pid := d.MonitorPid()
+	if pid == 0 {
+		return
+	}
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+	}
+	t.Errorf("berth-monitor %d did not exit once idle; killing it", pid)
+	syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// Docker runs the docker CLI against the daemon and returns its combined
+// output.
+func (d *Daemon) Docker(args ...string) (string, error) {
+	cmd := exec.Command("docker", args...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+d.Sock, "DOCKER_CONFIG="+filepath.Join(d.Dir, "docker-config"))
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// Pid is berthd's pid (0 when stopped).
+func (d *Daemon) Pid() int {
+	if d.cmd == nil {
+		return 0
+	}
+	return d.cmd.Process.Pid
+}
+
+// removeAll force-removes every container, through the API.
+func (d *Daemon) removeAll(t *testing.T) {
+	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var dl net.Dialer
+		return dl.DialContext(ctx, "unix", d.Sock)
+	}}}
+	resp, err := c.Get("http://berthd/containers/json?all=1")
+	if err != nil {
+		t.Errorf("list containers: %v", err)
+		return
+	}
+	var list []struct{ Id string }
+	json.NewDecoder(resp.Body).Decode(&list)
+	resp.Body.Close()
+	for _, ctr := range list {
+		req, _ := http.NewRequest(http.MethodDelete, "http://berthd/containers/"+ctr.Id+"?force=1", nil)
+		if resp, err := c.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+}
