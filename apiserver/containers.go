@@ -35,6 +35,10 @@ func (s *Server) containerRoutes() {
 	s.mux.HandleFunc("POST /containers/{id}/attach", s.attachContainer)
 	s.mux.HandleFunc("GET /containers/{id}/logs", s.containerLogs)
 	s.mux.HandleFunc("DELETE /containers/{id}", s.removeContainer)
+	s.mux.HandleFunc("POST /containers/{id}/pause", s.pauseContainer)
+	s.mux.HandleFunc("POST /containers/{id}/unpause", s.unpauseContainer)
+	s.mux.HandleFunc("GET /containers/{id}/top", s.topContainer)
+	s.mux.HandleFunc("GET /containers/{id}/stats", s.containerStats)
 	s.mux.HandleFunc("POST /containers/{id}/exec", s.createExec)
 	s.mux.HandleFunc("POST /exec/{id}/start", s.startExec)
 	s.mux.HandleFunc("POST /exec/{id}/resize", s.resizeExec)
@@ -508,4 +512,61 @@ func watchClient(in io.Reader) (context.Context, io.Reader, func()) {
 		}
 	}()
 	return ctx, pr, cancel
+}
+
+func (s *Server) pauseContainer(w http.ResponseWriter, r *http.Request) {
+	if err := s.b.Engine.Pause(r.PathValue("id")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) unpauseContainer(w http.ResponseWriter, r *http.Request) {
+	if err := s.b.Engine.Unpause(r.PathValue("id")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) topContainer(w http.ResponseWriter, r *http.Request) {
+	resp, err := s.b.Engine.Top(r.PathValue("id"), r.URL.Query().Get("ps_args"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// containerStats answers one sample (stream=0, or one-shot=1 without the
+// previous CPU sample) or a stream of one per second.
+func (s *Server) containerStats(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	stream := r.URL.Query().Get("stream") == "" || boolParam(r, "stream")
+	if !stream {
+		first, err := s.b.Engine.Stats(id, nil)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if !boolParam(r, "one-shot") {
+			// docker's non-stream answer carries a previous sample a
+			// second earlier, for a CPU percentage.
+			time.Sleep(time.Second)
+			if next, err := s.b.Engine.Stats(id, first); err == nil {
+				first = next
+			}
+		}
+		writeJSON(w, http.StatusOK, first)
+		return
+	}
+	if _, err := s.b.Engine.Stats(id, nil); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(flushWriter{w})
+	s.b.Engine.StatsStream(r.Context(), id, func(st *ctypes.StatsResponse) error { return enc.Encode(st) })
 }

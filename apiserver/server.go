@@ -46,6 +46,7 @@ func New(b Backend) *Server {
 	s.mux.HandleFunc("HEAD /_ping", s.ping)
 	s.mux.HandleFunc("GET /version", s.version)
 	s.mux.HandleFunc("GET /info", s.info)
+	s.mux.HandleFunc("GET /events", s.events)
 	s.imageRoutes()
 	s.containerRoutes()
 	return s

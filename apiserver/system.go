@@ -1,11 +1,15 @@
 package apiserver
 
 import (
+	"encoding/json"
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/moby/moby/api/types/events"
 
 	"github.com/berth-project/berth/engine"
 	"github.com/moby/moby/api/types/swarm"
@@ -127,4 +131,48 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		SecurityOptions:   []string{"name=seccomp,profile=builtin"},
 		Swarm:             swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
 	})
+}
+
+// events streams engine events, as JSON lines, filtered by type,
+// container (id or name), event, image and label.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, err := parseFilters(q.Get("filters"), "type", "container", "event", "image", "label")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	since, err := unixTime(q.Get("since"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	until, err := unixTime(q.Get("until"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	keep := func(m events.Message) bool {
+		match := func(key string, ok func(string) bool) bool {
+			return len(f[key]) == 0 || slices.ContainsFunc(f[key], ok)
+		}
+		return match("type", func(v string) bool { return string(m.Type) == v }) &&
+			match("container", func(v string) bool {
+				return strings.HasPrefix(m.Actor.ID, v) || m.Actor.Attributes["name"] == strings.TrimPrefix(v, "/")
+			}) &&
+			match("event", func(v string) bool { a, _, _ := strings.Cut(string(m.Action), ":"); return a == v }) &&
+			match("image", func(v string) bool { return m.Actor.Attributes["image"] == v }) &&
+			match("label", func(v string) bool {
+				k, val, has := strings.Cut(v, "=")
+				got, ok := m.Actor.Attributes[k]
+				return ok && (!has || got == val)
+			})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	if fl, ok := w.(http.Flusher); ok {
+		fl.Flush()
+	}
+	enc := json.NewEncoder(flushWriter{w})
+	s.b.Engine.Events(r.Context(), since, until, keep, func(m events.Message) error { return enc.Encode(m) })
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/berth-project/berth/internal/cleanup"
 	"github.com/berth-project/berth/logfile"
 	ctypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -288,6 +289,7 @@ func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig) 
 		return CreateResult{}, err
 	}
 	cu.Release()
+	e.emit(c, events.ActionCreate, nil)
 	return CreateResult{ID: id, Warnings: warnings}, nil
 }
 
@@ -360,5 +362,6 @@ func (e *Engine) Rename(ref, newName string) error {
 		return err
 	}
 	delete(e.names, old)
+	go e.emit(c, events.ActionRename, map[string]string{"oldName": old})
 	return nil
 }

@@ -38,7 +38,10 @@ type Options struct {
 	// MonitorBinary is berth-monitor; "" looks beside this executable,
 	// then in $PATH.
 	MonitorBinary string
-	Log           *slog.Logger
+	// InitBinary is berth-init, for --init; "" looks beside this
+	// executable, then in $PATH.
+	InitBinary string
+	Log        *slog.Logger
 }
 
 // Engine runs containers.
@@ -52,6 +55,8 @@ type Engine struct {
 	ctrs  map[string]*ctr   // by id
 	names map[string]string // "/name" → id
 	execs map[string]*execProc
+
+	events eventLog
 
 	monMu  sync.Mutex      // starting the monitor
 	ctx    context.Context // ends at Close

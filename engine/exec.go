@@ -7,12 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/berth-project/berth/errdefs"
 	"github.com/berth-project/berth/monitor"
 	ctypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -52,6 +54,7 @@ func (e *Engine) ExecCreate(ref string, cfg ctypes.ExecCreateRequest) (string, e
 	}
 	id := newID()
 	e.execs[id] = &execProc{id: id, container: c.rec.ID, cfg: cfg, done: make(chan struct{})}
+	go e.emit(c, events.Action("exec_create: "+strings.Join(cfg.Cmd, " ")), map[string]string{"execID": id})
 	return id, nil
 }
 
@@ -107,6 +110,7 @@ func (e *Engine) ExecStart(execID string, detach bool, consoleSize *[2]uint) (ne
 	e.mu.Lock()
 	x.pid = pid
 	e.mu.Unlock()
+	e.emit(c, events.Action("exec_start: "+strings.Join(x.cfg.Cmd, " ")), map[string]string{"execID": execID})
 	return conn, x.cfg.Tty, nil
 }
 
@@ -157,6 +161,9 @@ func (e *Engine) handleExecExit(x monitor.Exit) {
 	code := x.ExitCode
 	p.exitCode = &code
 	close(p.done)
+	if c := e.ctrs[p.container]; c != nil {
+		go e.emit(c, events.ActionExecDie, map[string]string{"execID": execID, "exitCode": strconv.Itoa(code)})
+	}
 }
 
 // ExecInspect describes an exec instance.

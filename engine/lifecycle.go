@@ -16,6 +16,7 @@ import (
 	"github.com/berth-project/berth/internal/cleanup"
 	"github.com/berth-project/berth/monitor"
 	ctypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 )
@@ -157,6 +158,7 @@ func (e *Engine) start(c *ctr) (err error) {
 		return fmt.Errorf("start container %s: %w", rec.ID, err)
 	}
 	cu.Release()
+	e.emit(c, events.ActionStart, nil)
 	e.log.Debug("started", "id", rec.ID, "bundle", t1.Sub(t0), "create", t2.Sub(t1), "start", time.Since(t2))
 	return nil
 }
@@ -217,6 +219,7 @@ func (e *Engine) handleExit(x monitor.Exit, why ...string) {
 	restart, delay := e.restartDecision(c)
 	e.mu.Unlock()
 	e.log.Info("container exited", "id", x.ID, "code", x.ExitCode)
+	e.emit(c, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(x.ExitCode)})
 	switch {
 	case autoRemove:
 		go func() {
@@ -333,6 +336,7 @@ func (e *Engine) Kill(ref, signal string) error {
 		}
 		return err
 	}
+	e.emit(c, events.ActionKill, map[string]string{"signal": strconv.Itoa(int(sig))})
 	return nil
 }
 
@@ -387,15 +391,18 @@ func (e *Engine) Stop(ref, signal string, timeout *int) error {
 	if err := e.mon.Kill(id, int(sig), false); err != nil && !errdefs.Conflict(err) {
 		return err
 	}
+	e.emit(c, events.ActionKill, map[string]string{"signal": strconv.Itoa(int(sig))})
 	var deadline <-chan time.Time
 	if wait >= 0 {
 		deadline = time.After(time.Duration(wait) * time.Second)
 	}
+	defer e.emit(c, events.ActionStop, nil)
 	select {
 	case <-exited:
 		return nil
 	case <-deadline:
 	}
+	e.thaw(id)
 	if err := e.mon.Kill(id, int(unix.SIGKILL), true); err != nil && !errdefs.Conflict(err) {
 		return err
 	}
@@ -412,7 +419,13 @@ func (e *Engine) Restart(ref, signal string, timeout *int) error {
 	if err := e.Stop(ref, signal, timeout); err != nil && !errors.Is(err, errdefs.ErrNotModified) {
 		return err
 	}
-	return e.Start(ref)
+	if err := e.Start(ref); err != nil {
+		return err
+	}
+	if c, err := e.get(ref); err == nil {
+		e.emit(c, events.ActionRestart, nil)
+	}
+	return nil
 }
 
 // RemoveOptions are docker rm's flags.
@@ -450,6 +463,7 @@ func (e *Engine) Remove(ref string, o RemoveOptions) error {
 	id, exited, running := c.rec.ID, c.exited, c.rec.State.Running()
 	e.mu.Unlock()
 	if running {
+		e.thaw(id)
 		if err := e.mon.Kill(id, int(unix.SIGKILL), true); err != nil && !errdefs.Conflict(err) && !errdefs.NotFound(err) {
 			e.unbusy(c)
 			return err
@@ -492,6 +506,7 @@ func (e *Engine) Remove(ref string, o RemoveOptions) error {
 	}
 	c.attaches = nil
 	close(c.removed)
+	go e.emit(c, events.ActionDestroy, nil)
 	return nil
 }
 
@@ -627,4 +642,17 @@ func (e *Engine) runningPid(ref string) (int, error) {
 		return 0, errdefs.New(errdefs.ErrConflict, fmt.Sprintf("Container %s is not running", c.rec.ID))
 	}
 	return c.rec.State.Pid, nil
+}
+
+// thaw resumes a paused container so that signals reach its processes.
+func (e *Engine) thaw(id string) {
+	e.mu.Lock()
+	c := e.ctrs[id]
+	paused := c != nil && c.rec.State.Status == ctypes.StatePaused
+	e.mu.Unlock()
+	if paused {
+		if err := e.Unpause(id); err != nil {
+			e.log.Warn("thaw before kill", "id", id, "err", err)
+		}
+	}
 }

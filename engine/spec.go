@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -20,6 +21,26 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
+
+// InitPath is where `--init` puts berth-init in the container.
+const InitPath = "/sbin/berth-init"
+
+// initBinary finds berth-init: Options.InitBinary, beside this
+// executable, or in $PATH.
+func (e *Engine) initBinary() (string, error) {
+	if e.o.InitBinary != "" {
+		return e.o.InitBinary, nil
+	}
+	if self, err := os.Executable(); err == nil {
+		if p := filepath.Join(filepath.Dir(self), "berth-init"); fileExists(p) {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("berth-init"); err == nil {
+		return p, nil
+	}
+	return "", errdefs.New(errdefs.ErrUnavailable, "--init: berth-init is neither beside berthd nor in $PATH (scripts/build.sh builds it)")
+}
 
 // defaultCaps are docker's default capabilities.
 var defaultCaps = []string{
@@ -42,9 +63,6 @@ func validateHostConfig(hc *ctypes.HostConfig) ([]string, error) {
 	}
 	if len(hc.PortBindings) > 0 || hc.PublishAllPorts {
 		return invalid("publishing ports needs bridge networking, which berthd does not have yet")
-	}
-	if hc.Init != nil && *hc.Init {
-		return invalid("--init: berthd has no init process to run in front of the command yet")
 	}
 	for _, b := range hc.Binds {
 		if _, err := parseBind(b); err != nil {
@@ -204,6 +222,14 @@ func (e *Engine) buildSpec(r *Record, rootPath string, etc files) (*specs.Spec, 
 	p := s.Process
 	p.Terminal = cfg.Tty
 	p.Args = append([]string{r.Path}, r.Args...)
+	if hc.Init != nil && *hc.Init {
+		init, err := e.initBinary()
+		if err != nil {
+			return nil, err
+		}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: InitPath, Type: "bind", Source: init, Options: []string{"bind", "ro", "nosuid", "nodev"}})
+		p.Args = append([]string{InitPath, "--"}, p.Args...)
+	}
 	p.Env = slices.Clone(cfg.Env)
 	if cfg.Tty && !slices.ContainsFunc(p.Env, func(kv string) bool { return strings.HasPrefix(kv, "TERM=") }) {
 		p.Env = append(p.Env, "TERM=xterm")

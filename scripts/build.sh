@@ -4,7 +4,9 @@
 #                                 each container's init is one of them
 #                                 re-executed, and pays no dynamic loader
 #   berthd, berth                 the daemon and the client
-# berthd finds berth-monitor beside itself. Usage: scripts/build.sh [dir]
+#   berth-init                    the static C reaper of `run --init`
+# berthd finds berth-monitor and berth-init beside itself.
+# Usage: scripts/build.sh [dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
@@ -15,3 +17,4 @@ go build "${static[@]}" -o "$out/berth-runtime" ./cmd/berth-runtime
 go build "${static[@]}" -o "$out/berth-monitor" ./cmd/berth-monitor
 go build -o "$out/berthd" ./cmd/berthd
 go build -o "$out/berth" ./cmd/berth
+gcc -O2 -static -Wall -o "$out/berth-init" cmd/berth-init/berth-init.c

@@ -124,6 +124,19 @@ func TestContainerCommands(t *testing.T) {
 	if out, code := berth("", "exec", "bg", "sh", "-c", "echo in; exit 4"); out != "in\n" || code != 4 {
 		t.Errorf("exec: %q %d", out, code)
 	}
+	if out, _ := berth("", "top", "bg"); !strings.Contains(out, "sleep 100") {
+		t.Errorf("top:\n%s", out)
+	}
+	if out, _ := berth("", "stats", "--no-stream", "bg"); !strings.Contains(out, "MEM USAGE / LIMIT") || !strings.Contains(out, " bg ") {
+		t.Errorf("stats:\n%s", out)
+	}
+	if out, code := berth("", "pause", "bg"); code != 0 || out != "bg\n" {
+		t.Errorf("pause: %q", out)
+	}
+	if out, _ := berth("", "ps", "-f", "status=paused", "-q"); len(strings.TrimSpace(out)) != 12 {
+		t.Errorf("ps -f status=paused: %q", out)
+	}
+	berth("", "unpause", "bg")
 	if out, code := berth("", "rm", "bg"); code == 0 || !strings.Contains(out, "container is running") {
 		t.Errorf("rm of a running container: %d %s", code, out)
 	}

@@ -79,7 +79,7 @@ func main() {
 	root.PersistentFlags().StringVarP(&global.host, "host", "H", "", "daemon socket: unix:///path or tcp://host:port (default $BERTH_HOST, $DOCKER_HOST, "+DefaultHost+")")
 	root.AddCommand(
 		runCmd(), createCmd(), startCmd(), psCmd(), logsCmd(), execCmd(), stopCmd(), killCmd(), restartCmd(),
-		rmCmd(), inspectCmd(), waitCmd(), renameCmd(),
+		rmCmd(), inspectCmd(), waitCmd(), renameCmd(), topCmd(), statsCmd(), pauseCmd(), unpauseCmd(),
 		pullCmd(), imagesCmd(), tagCmd(), rmiCmd(), imageCmd(), saveCmd(), loadCmd(), importCmd(),
 		versionCmd(), infoCmd(),
 	)

@@ -80,6 +80,10 @@ func buildDaemon(t *testing.T) string {
 		if binDir, buildErr = os.MkdirTemp("", "berthd-test-bin-"); buildErr != nil {
 			return
 		}
+		if out, err := exec.Command("gcc", "-O2", "-static", "-o", filepath.Join(binDir, "berth-init"), filepath.Join(repoRoot(), "cmd", "berth-init", "berth-init.c")).CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build berth-init: %v\n%s", err, out)
+			return
+		}
 		for _, b := range []string{"berthd", "berth-monitor"} {
 			if out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, b), "github.com/berth-project/berth/cmd/"+b).CombinedOutput(); err != nil {
 				buildErr = fmt.Errorf("build %s: %v\n%s", b, err, out)
@@ -216,4 +220,13 @@ func (d *Daemon) removeAll(t *testing.T) {
 			resp.Body.Close()
 		}
 	}
+}
+
+// repoRoot is the module's root directory.
+func repoRoot() string {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		return "."
+	}
+	return strings.TrimSpace(string(out))
 }

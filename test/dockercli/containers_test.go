@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -357,5 +358,108 @@ func unixDialer(sock string) func(ctx context.Context, _, _ string) (net.Conn, e
 	return func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", sock)
+	}
+}
+
+// TestRuntimeOpsWithDockerCLI: top, stats, pause/unpause, events, --init,
+// restart policies and log rotation, as the docker CLI shows them.
+func TestRuntimeOpsWithDockerCLI(t *testing.T) {
+	d := startDaemon(t)
+	withBusybox(t, d)
+	before := d.hostState(t)
+
+	events := exec.Command("docker", "events", "--filter", "type=container", "--format", "{{.Action}} {{.Actor.Attributes.name}}")
+	events.Env = append(os.Environ(), "DOCKER_HOST=unix://"+d.sock)
+	var evOut bytes.Buffer
+	events.Stdout = &evOut
+	if err := events.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+
+	d.must(t, "run", "-d", "--name", "spin", "--memory", "64m", "busybox", "sh", "-c", "while true; do :; done")
+	time.Sleep(500 * time.Millisecond)
+	if out := d.must(t, "top", "spin"); !strings.Contains(out, "while true") || !strings.Contains(out, "PID") {
+		t.Errorf("top:\n%s", out)
+	}
+	out := d.must(t, "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}} {{.PIDs}} {{.CPUPerc}}", "spin")
+	f := strings.Fields(out)
+	if len(f) < 6 || f[0] != "spin" || f[3] != "64MiB" || f[4] != "1" {
+		t.Errorf("stats: %q", out)
+	} else if cpu, _ := strconv.ParseFloat(strings.TrimSuffix(f[5], "%"), 64); cpu < 50 {
+		t.Errorf("a spinning shell uses %v%% CPU", cpu)
+	}
+	d.must(t, "pause", "spin")
+	if out := d.must(t, "inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "spin"); strings.TrimSpace(out) != "paused true" {
+		t.Errorf("after pause: %q", out)
+	}
+	if out, _ := d.docker("exec", "spin", "true"); !strings.Contains(out, "is paused") {
+		t.Errorf("exec in a paused container: %s", out)
+	}
+	d.must(t, "unpause", "spin")
+	d.must(t, "pause", "spin")
+	d.must(t, "rm", "-f", "spin") // a paused container is thawed to be killed
+
+	// --init: berth-init is PID 1 and passes the stop signal on.
+	if out, code := d.stdout(t, "", "run", "--rm", "--init", "busybox", "sh", "-c", "cat /proc/1/comm; exit 4"); out != "berth-init\n" || code != 4 {
+		t.Errorf("--init: %q exit %d", out, code)
+	}
+	d.must(t, "run", "-d", "--init", "--name", "sleeper", "busybox", "sleep", "100")
+	start := time.Now()
+	d.must(t, "stop", "sleeper")
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("stop of an --init container took %v: the signal did not reach sleep", time.Since(start))
+	}
+	if out := d.must(t, "inspect", "-f", "{{.State.ExitCode}}", "sleeper"); strings.TrimSpace(out) != "143" {
+		t.Errorf("exit after stop with --init: %q", out)
+	}
+
+	// on-failure:2 restarts twice, then leaves it exited.
+	d.must(t, "run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo run; exit 3")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := d.must(t, "inspect", "-f", "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}", "flaky")
+		if strings.TrimSpace(out) == "exited 2 3" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("on-failure:2 did not settle: %q", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out := d.must(t, "logs", "flaky"); out != "run\nrun\nrun\n" {
+		t.Errorf("logs of three runs: %q", out)
+	}
+
+	// Rotation: max-size 1k, max-file 2 keeps at most ~2 KiB, the last
+	// lines readable.
+	d.must(t, "run", "--name", "chatty", "--log-opt", "max-size=1k", "--log-opt", "max-file=2", "busybox", "sh", "-c",
+		"i=0; while [ $i -lt 200 ]; do echo line $i; i=$((i+1)); done")
+	logPath := strings.TrimSpace(d.must(t, "inspect", "-f", "{{.LogPath}}", "chatty"))
+	for _, p := range []string{logPath, logPath + ".1"} {
+		if st, err := os.Stat(p); err != nil || st.Size() > 1024 {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(logPath + ".2"); err == nil {
+		t.Errorf("a third log file was kept")
+	}
+	if out := d.must(t, "logs", "--tail", "1", "chatty"); out != "line 199\n" {
+		t.Errorf("last line after rotation: %q", out)
+	}
+	d.must(t, "rm", "flaky", "sleeper", "chatty")
+
+	time.Sleep(300 * time.Millisecond)
+	events.Process.Kill()
+	events.Wait()
+	time.Sleep(100 * time.Millisecond) // berthd sees the stream end
+	got := evOut.String()
+	for _, want := range []string{"create spin", "start spin", "pause spin", "unpause spin", "die spin", "destroy spin", "kill sleeper", "stop sleeper", "die flaky"} {
+		if !strings.Contains(got, want+"\n") {
+			t.Errorf("events lack %q:\n%s", want, got)
+		}
+	}
+	if after := d.hostState(t); after != before {
+		t.Errorf("left behind: before %+v, after %+v", before, after)
 	}
 }
