@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,14 +18,22 @@ import (
 
 func TestMain(m *testing.M) { berthd.Main(m) }
 
-// berthCLI builds the berth binary once per test and returns a runner
-// against d.
-func berthCLI(t *testing.T, d *berthd.Daemon) func(stdin string, args ...string) (string, int) {
+// buildBerth builds the berth binary for a test.
+func buildBerth(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "berth")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// berthCLI builds the berth binary and returns a runner against d.
+func berthCLI(t *testing.T, d *berthd.Daemon) func(stdin string, args ...string) (string, int) {
+	return berthRunner(t, d, buildBerth(t))
+}
+
+func berthRunner(t *testing.T, d *berthd.Daemon, bin string) func(stdin string, args ...string) (string, int) {
 	return func(stdin string, args ...string) (string, int) {
 		cmd := exec.Command(bin, append([]string{"-H", "unix://" + d.Sock}, args...)...)
 		cmd.Stdin = strings.NewReader(stdin)
@@ -172,4 +181,59 @@ func TestProgressPrinter(t *testing.T) {
 	if plain.String() != want {
 		t.Errorf("plain output:\n%s\nwant:\n%s", plain.String(), want)
 	}
+}
+
+// TestRunTTY: berth run -it through a pty (script): a raw terminal of the
+// caller's size, and ctrl-p ctrl-q detaching from a container left running.
+func TestRunTTY(t *testing.T) {
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("script (util-linux) is not installed")
+	}
+	d := berthd.Start(t)
+	client := buildBerth(t)
+	berth := berthRunner(t, d, client)
+	tarball := filepath.Join(t.TempDir(), "busybox.tar")
+	os.WriteFile(tarball, registry.BusyboxTar(t), 0o644)
+	if out, code := berth("", "import", tarball, "busybox"); code != 0 {
+		t.Fatalf("import: %s", out)
+	}
+	session := func(command string, keys ...string) (string, int) {
+		cmd := exec.Command("script", "-qfec", "stty cols 90 rows 20; "+command, "/dev/null")
+		in, _ := cmd.StdinPipe()
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			time.Sleep(700 * time.Millisecond)
+			io.WriteString(in, k)
+		}
+		done := make(chan error)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			return out.String(), code
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("terminal session did not end:\n%s", out.String())
+		}
+		return "", 0
+	}
+	out, code := session(client+" -H unix://"+d.Sock+" run -it --rm busybox sh", "echo hi-$((3*4))\n", "stty size\n", "exit 6\n")
+	if !strings.Contains(out, "hi-12") || !strings.Contains(out, "20 90") || code != 6 {
+		t.Errorf("run -it: exit %d\n%s", code, out)
+	}
+	out, code = session(client+" -H unix://"+d.Sock+" run -it --name stay busybox sh", "echo before\n", "\x10\x11")
+	if !strings.Contains(out, "read escape sequence") || code != 0 {
+		t.Errorf("detach: exit %d\n%s", code, out)
+	}
+	if out, _ := berth("", "inspect", "stay"); !strings.Contains(out, `"Running": true`) {
+		t.Errorf("the container did not keep running after detach:\n%s", out)
+	}
+	berth("", "rm", "-f", "stay")
 }
