@@ -38,6 +38,9 @@ type Options struct {
 	// MonitorBinary is berth-monitor; "" looks beside this executable,
 	// then in $PATH.
 	MonitorBinary string
+	// CgroupParent is the cgroup under which every container's is made
+	// (<parent>/<id>); "" means "/berth".
+	CgroupParent string
 	// InitBinary is berth-init, for --init; "" looks beside this
 	// executable, then in $PATH.
 	InitBinary string

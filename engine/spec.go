@@ -282,7 +282,11 @@ func (e *Engine) buildSpec(r *Record, rootPath string, etc files) (*specs.Spec, 
 	}
 	s.Linux.Sysctl = hc.Sysctls
 	s.Annotations = hc.Annotations
-	s.Linux.CgroupsPath = "/berth/" + r.ID
+	parent := e.o.CgroupParent
+	if parent == "" {
+		parent = "/berth"
+	}
+	s.Linux.CgroupsPath = filepath.Join(parent, r.ID)
 
 	// Namespaces: docker's defaults and its host/container modes.
 	drop := map[specs.LinuxNamespaceType]bool{}

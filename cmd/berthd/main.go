@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -40,6 +41,7 @@ type config struct {
 	Pidfile            string   `json:"pidfile"`
 	LogLevel           string   `json:"log-level"`
 	InsecureRegistries []string `json:"insecure-registries"`
+	CgroupParent       string   `json:"cgroup-parent"`
 }
 
 func main() {
@@ -66,6 +68,7 @@ func main() {
 	f.StringVarP(&cfg.Pidfile, "pidfile", "p", "/run/berth/berthd.pid", "file to write the daemon's PID to")
 	f.StringVarP(&cfg.LogLevel, "log-level", "l", "info", "debug, info, warn or error")
 	f.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry host:port to speak plain HTTP to")
+	f.StringVar(&cfg.CgroupParent, "cgroup-parent", "/berth", "cgroup under which containers' cgroups are made")
 	f.StringVar(&configFile, "config-file", "/etc/berth/daemon.json", "daemon.json with defaults for these options")
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "berthd:", err)
@@ -123,6 +126,11 @@ func mergeFile(cfg *config, path string, cmd *cobra.Command) error {
 			cfg.LogLevel = file.LogLevel
 		}
 	})
+	set("cgroup-parent", func() {
+		if file.CgroupParent != "" {
+			cfg.CgroupParent = file.CgroupParent
+		}
+	})
 	set("insecure-registry", func() { cfg.InsecureRegistries = append(cfg.InsecureRegistries, file.InsecureRegistries...) })
 	return nil
 }
@@ -150,7 +158,7 @@ func run(cfg config) error {
 		return err
 	}
 	defer images.Close()
-	eng, err := engine.Open(engine.Options{DataRoot: cfg.DataRoot, ExecRoot: cfg.ExecRoot, Images: images, Log: log})
+	eng, err := engine.Open(engine.Options{DataRoot: cfg.DataRoot, ExecRoot: cfg.ExecRoot, Images: images, Log: log, CgroupParent: cfg.CgroupParent})
 	if err != nil {
 		return err
 	}
@@ -159,7 +167,11 @@ func run(cfg config) error {
 	defer eng.Close()
 
 	api := apiserver.New(apiserver.Backend{Images: images, Engine: eng, DataRoot: cfg.DataRoot, Version: version})
-	srv := &http.Server{Handler: logRequests(log, api), ReadHeaderTimeout: 30 * time.Second}
+	var handler http.Handler = api
+	if level <= slog.LevelDebug {
+		handler = withPprof(api)
+	}
+	srv := &http.Server{Handler: logRequests(log, handler), ReadHeaderTimeout: 30 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
 	defer stop()
 	errc := make(chan error, len(cfg.Hosts))
@@ -227,6 +239,19 @@ func listen(host string) (net.Listener, error) {
 		return net.Listen("tcp", addr)
 	}
 	return nil, fmt.Errorf("--host %q: unknown protocol %q", host, proto)
+}
+
+// withPprof serves Go's profiles under /debug/pprof/ beside the API, as
+// dockerd does in debug mode: tests count berthd's goroutines with it.
+func withPprof(api http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", api)
+	return mux
 }
 
 // logRequests logs each request at debug level.

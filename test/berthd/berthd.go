@@ -6,6 +6,8 @@ package berthd
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -26,10 +28,12 @@ import (
 type Daemon struct {
 	Sock string // the API socket
 	Dir  string // holds data/, exec/ and the logs
-	bin  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	logf *os.File
+	// CgroupParent holds this daemon's container cgroups alone.
+	CgroupParent string
+	bin          string
+	cmd          *exec.Cmd
+	done         chan struct{}
+	logf         *os.File
 }
 
 // Start builds berthd and berth-monitor, starts berthd, and at the
@@ -42,7 +46,7 @@ func Start(t *testing.T) *Daemon {
 	}
 	bin := buildDaemon(t)
 	dir := t.TempDir()
-	d := &Daemon{Sock: filepath.Join(dir, "berth.sock"), Dir: dir, bin: bin}
+	d := &Daemon{Sock: filepath.Join(dir, "berth.sock"), Dir: dir, bin: bin, CgroupParent: "/berth-test-" + randomHex()}
 	logf, err := os.Create(filepath.Join(dir, "berthd.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +59,7 @@ func Start(t *testing.T) *Daemon {
 		}
 		d.Stop()
 		d.endMonitor(t)
+		d.removeCgroupParent(t)
 		logf.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
@@ -112,7 +117,7 @@ func (d *Daemon) Start(t *testing.T) {
 	t.Helper()
 	d.cmd = exec.Command(d.bin, "-H", "unix://"+d.Sock, "--data-root", filepath.Join(d.Dir, "data"),
 		"--exec-root", filepath.Join(d.Dir, "exec"), "--pidfile", filepath.Join(d.Dir, "berthd.pid"),
-		"--config-file", "/dev/null", "--log-level", "debug")
+		"--config-file", "/dev/null", "--log-level", "debug", "--cgroup-parent", d.CgroupParent)
 	d.cmd.Stdout, d.cmd.Stderr = d.logf, d.logf
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -229,4 +234,29 @@ func repoRoot() string {
 		return "."
 	}
 	return strings.TrimSpace(string(out))
+}
+
+func randomHex() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// removeCgroupParent removes the daemon's cgroup parent from every
+// hierarchy; one still holding a cgroup is a leak, reported.
+func (d *Daemon) removeCgroupParent(t *testing.T) {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", d.CgroupParent))
+	if dir := filepath.Join("/sys/fs/cgroup", d.CgroupParent); fileExists(dir) {
+		dirs = append(dirs, dir)
+	}
+	for _, dir := range dirs {
+		if err := syscall.Rmdir(dir); err != nil && !os.IsNotExist(err) {
+			t.Errorf("cgroup %s left behind: %v", dir, err)
+		}
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -51,8 +51,9 @@ func (d *daemon) stdout(t *testing.T, stdin string, args ...string) (string, int
 }
 
 // hostState counts what containers leave on the host: mounts under the
-// daemon's directory, berth cgroups, and berthd's open descriptors.
-type hostState struct{ mounts, cgroups, fds int }
+// daemon's directory, berth cgroups, berthd's open descriptors and its
+// goroutines (from /debug/pprof, served in debug mode).
+type hostState struct{ mounts, cgroups, fds, goroutines int }
 
 func (d *daemon) hostState(t *testing.T) hostState {
 	t.Helper()
@@ -63,8 +64,8 @@ func (d *daemon) hostState(t *testing.T) hostState {
 			s.mounts++
 		}
 	}
-	for _, ctl := range []string{"memory", "pids", "cpu,cpuacct", "freezer", "devices"} {
-		ents, _ := os.ReadDir(filepath.Join("/sys/fs/cgroup", ctl, "berth"))
+	for _, ctl := range []string{"memory", "pids", "cpu,cpuacct", "freezer", "devices", "blkio", "cpuset"} {
+		ents, _ := os.ReadDir(filepath.Join("/sys/fs/cgroup", ctl, d.CgroupParent))
 		for _, e := range ents {
 			if e.IsDir() {
 				s.cgroups++
@@ -73,6 +74,22 @@ func (d *daemon) hostState(t *testing.T) hostState {
 	}
 	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.Pid()))
 	s.fds = len(fds)
+	c := http.Client{Transport: &http.Transport{DialContext: unixDialer(d.sock), DisableKeepAlives: true}}
+	// Goroutines wind down a moment after their connections close.
+	for range 20 {
+		resp, err := c.Get("http://berthd/debug/pprof/goroutine?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		fmt.Fscanf(resp.Body, "goroutine profile: total %d", &n)
+		resp.Body.Close()
+		if n == s.goroutines {
+			break
+		}
+		s.goroutines = n
+		time.Sleep(50 * time.Millisecond)
+	}
 	return s
 }
 
@@ -289,7 +306,7 @@ func TestContainerBadInput(t *testing.T) {
 	d := startDaemon(t)
 	withBusybox(t, d)
 	post := func(path, body string) (int, string) {
-		c := http.Client{Transport: &http.Transport{DialContext: unixDialer(d.sock)}}
+		c := http.Client{Transport: &http.Transport{DialContext: unixDialer(d.sock), DisableKeepAlives: true}}
 		resp, err := c.Post("http://berthd"+path, "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
@@ -344,6 +361,17 @@ func TestContainerBadInput(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // attach handlers notice the closed streams
 	if after := d.hostState(t); after != before {
 		t.Errorf("left behind: before %+v, after %+v", before, after)
+	}
+	// A container that exits while an exec runs in it: the exec ends with
+	// the container, its status is reported, nothing is left.
+	d.must(t, "run", "-d", "--name", "short", "busybox", "sleep", "1")
+	if _, code := d.stdout(t, "", "exec", "short", "sleep", "30"); code != 137 {
+		t.Errorf("exec in a container that exited: exit %d, want 137", code)
+	}
+	d.must(t, "wait", "short") // the container's own exit may be reported just after the exec's
+	d.must(t, "rm", "short")
+	if after := d.hostState(t); after != before {
+		t.Errorf("left behind after the exec: before %+v, after %+v", before, after)
 	}
 	// Starting a running container is 304, as in docker; stopping an
 	// exited one too.
