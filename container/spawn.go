@@ -126,7 +126,7 @@ func spawn(o spawnOpts) (pid int, err error) {
 		_ = cmd.Wait()
 	}()
 
-	if o.cgroup != nil {
+	if o.cgroup != nil && !selfJoin(&o) {
 		if err := o.cgroup.Apply(first); err != nil {
 			return pid, err
 		}
@@ -190,6 +190,24 @@ func spawn(o spawnOpts) (pid int, err error) {
 			return pid, fmt.Errorf("sync pipe: unexpected %q", m.Type)
 		}
 	}
+}
+
+// selfJoin lets the constructor put the process into its cgroups itself
+// (cgroups.SelfJoin: no global lock, no RCU wait) and reports whether it
+// will. It does not when a user namespace is created or joined: moving
+// into a cgroup from inside one needs rights the parent has and the child
+// may not, so the parent writes cgroup.procs as before.
+func selfJoin(o *spawnOpts) bool {
+	if o.boot.CloneFlags&unix.CLONE_NEWUSER != 0 || os.Geteuid() != 0 {
+		return false
+	}
+	for _, j := range o.boot.Join {
+		if j.Type == string(specs.UserNamespace) {
+			return false
+		}
+	}
+	o.boot.CgroupTasks, o.boot.CgroupClone = cgroups.SelfJoin(o.cgroup)
+	return true
 }
 
 func initError(err error) error {

@@ -2,10 +2,10 @@ package image
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
-	"strings"
 	"sync"
+
+	"github.com/berth-project/berth/internal/units"
 )
 
 // Progress is one step of a pull (or load) as docker reports it: a layer's
@@ -42,7 +42,7 @@ func JSONProgress(w io.Writer) func(Progress) {
 		m := jsonMessage{ID: p.ID, Status: p.Status}
 		if p.Total > 0 || p.Current > 0 {
 			m.ProgressDetail = &progressDetail{Current: p.Current, Total: p.Total}
-			m.Progress = Bar(p.Current, p.Total, 50)
+			m.Progress = units.Bar(p.Current, p.Total, 50)
 		}
 		mu.Lock()
 		defer mu.Unlock()
@@ -51,32 +51,4 @@ func JSONProgress(w io.Writer) func(Progress) {
 			f.Flush()
 		}
 	}
-}
-
-// Bar renders "[=====>     ]  1.2MB/3.4MB", docker's progress bar.
-func Bar(current, total int64, width int) string {
-	if total <= 0 {
-		return HumanSize(current)
-	}
-	n := min(int(float64(width)*float64(current)/float64(total)), width)
-	bar := strings.Repeat("=", n)
-	if n < width {
-		bar += ">" + strings.Repeat(" ", width-n-1)
-	}
-	return fmt.Sprintf("[%s] %8s/%s", bar, HumanSize(current), HumanSize(total))
-}
-
-// HumanSize prints a byte count in decimal units, as docker does: "1.23MB".
-func HumanSize(n int64) string {
-	units := []string{"B", "kB", "MB", "GB", "TB"}
-	f := float64(n)
-	i := 0
-	for f >= 1000 && i < len(units)-1 {
-		f /= 1000
-		i++
-	}
-	if i == 0 {
-		return fmt.Sprintf("%dB", n)
-	}
-	return fmt.Sprintf("%.3g%s", f, units[i])
 }

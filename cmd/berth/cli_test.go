@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/test/berthd"
 	"github.com/berth-project/berth/test/registry"
 )
@@ -166,12 +165,12 @@ func TestContainerCommands(t *testing.T) {
 func TestProgressPrinter(t *testing.T) {
 	var tty, plain bytes.Buffer
 	for _, p := range []*progressPrinter{newProgressPrinter(&tty, true), newProgressPrinter(&plain, false)} {
-		p.Show(image.Progress{ID: "v1", Status: "Pulling from app"})
-		p.Show(image.Progress{ID: "aaaaaaaaaaaa", Status: "Pulling fs layer"})
-		p.Show(image.Progress{ID: "bbbbbbbbbbbb", Status: "Pulling fs layer"})
-		p.Show(image.Progress{ID: "aaaaaaaaaaaa", Status: "Downloading", Current: 500, Total: 1000})
-		p.Show(image.Progress{ID: "aaaaaaaaaaaa", Status: "Downloading", Current: 900, Total: 1000})
-		p.Show(image.Progress{ID: "aaaaaaaaaaaa", Status: "Pull complete"})
+		p.Show(pullEvent{ID: "v1", Status: "Pulling from app"})
+		p.Show(pullEvent{ID: "aaaaaaaaaaaa", Status: "Pulling fs layer"})
+		p.Show(pullEvent{ID: "bbbbbbbbbbbb", Status: "Pulling fs layer"})
+		p.Show(pullEvent{ID: "aaaaaaaaaaaa", Status: "Downloading", Current: 500, Total: 1000})
+		p.Show(pullEvent{ID: "aaaaaaaaaaaa", Status: "Downloading", Current: 900, Total: 1000})
+		p.Show(pullEvent{ID: "aaaaaaaaaaaa", Status: "Pull complete"})
 	}
 	// On a terminal the first layer's line (two up) is redrawn with a bar.
 	if !strings.Contains(tty.String(), "\x1b[2A\x1b[2K\raaaaaaaaaaaa: Downloading [====================>") {

@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/internal/units"
 )
 
 // pull asks the daemon to pull ref and shows its progress stream on w.
@@ -52,7 +52,7 @@ func pullPlatform(ctx context.Context, c *client.Client, ref, platform string, w
 			return errors.New(m.Error.Message)
 		}
 		if printer != nil {
-			ev := image.Progress{ID: m.ID, Status: m.Status}
+			ev := pullEvent{ID: m.ID, Status: m.Status}
 			if m.Progress != nil {
 				ev.Current, ev.Total = m.Progress.Current, m.Progress.Total
 			}
@@ -123,7 +123,7 @@ func imagesCmd() *cobra.Command {
 				}
 				for _, n := range names {
 					i := strings.LastIndex(n, ":")
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n[:i], n[i+1:], short(img.ID), ago(time.Unix(img.Created, 0)), image.HumanSize(img.Size))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n[:i], n[i+1:], short(img.ID), ago(time.Unix(img.Created, 0)), units.HumanSize(img.Size))
 				}
 			}
 			return tw.Flush()
@@ -208,7 +208,7 @@ func imageCmd() *cobra.Command {
 					fmt.Println("deleted:", d.Deleted)
 				}
 			}
-			fmt.Printf("Total reclaimed space: %s\n", image.HumanSize(int64(res.Report.SpaceReclaimed)))
+			fmt.Printf("Total reclaimed space: %s\n", units.HumanSize(int64(res.Report.SpaceReclaimed)))
 			return nil
 		},
 	}
@@ -231,29 +231,7 @@ func imageCmd() *cobra.Command {
 			return enc.Encode(img.InspectResponse)
 		},
 	}
-	verify := &cobra.Command{
-		Use:   "verify",
-		Short: "Check every blob, layer and name in a data root (offline: berthd must be stopped)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := image.Open(image.Options{Root: global.dataRoot})
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			errs := store.Verify()
-			for _, e := range errs {
-				fmt.Fprintln(os.Stderr, e)
-			}
-			if len(errs) > 0 {
-				return fmt.Errorf("%d problem(s) in %s", len(errs), global.dataRoot)
-			}
-			fmt.Println("consistent")
-			return nil
-		},
-	}
-	verify.Flags().StringVar(&global.dataRoot, "data-root", "/var/lib/berth", "berthd's data root")
-	cmd.AddCommand(prune, inspect, verify)
+	cmd.AddCommand(prune, inspect)
 	return cmd
 }
 

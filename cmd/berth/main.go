@@ -25,8 +25,7 @@ var version = "dev"
 const DefaultHost = "unix:///run/berth/berth.sock"
 
 var global struct {
-	host     string
-	dataRoot string // image verify only: the store is read directly
+	host string
 }
 
 // api is the client of the daemon, made on first use.

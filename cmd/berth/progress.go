@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/internal/units"
 )
 
 // progressPrinter shows pull progress as docker does: on a terminal one
@@ -25,8 +25,16 @@ func newProgressPrinter(w io.Writer, tty bool) *progressPrinter {
 	return &progressPrinter{w: w, tty: tty, state: map[string]string{}}
 }
 
-// Show is an image.PullOptions.Progress callback.
-func (p *progressPrinter) Show(ev image.Progress) {
+// pullEvent is one line of a pull's progress stream.
+type pullEvent struct {
+	ID      string // short layer digest, or a tag for image-wide lines
+	Status  string
+	Current int64 // bytes so far, with Total, while downloading
+	Total   int64
+}
+
+// Show prints one event.
+func (p *progressPrinter) Show(ev pullEvent) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	layer := len(ev.ID) == 12 && ev.Status != "" && !isImageLine(ev.Status)
@@ -40,7 +48,7 @@ func (p *progressPrinter) Show(ev image.Progress) {
 	}
 	line := ev.ID + ": " + ev.Status
 	if ev.Total > 0 {
-		line += " " + image.Bar(ev.Current, ev.Total, 40)
+		line += " " + units.Bar(ev.Current, ev.Total, 40)
 	}
 	i := slices.Index(p.ids, ev.ID)
 	if !p.tty {

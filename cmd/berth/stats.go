@@ -9,7 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/internal/units"
 	ctypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
@@ -124,6 +124,6 @@ func printStats(s *ctypes.StatsResponse) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(tw, "CONTAINER ID\tNAME\tCPU %\tMEM USAGE / LIMIT\tMEM %\tPIDS")
 	fmt.Fprintf(tw, "%s\t%s\t%.2f%%\t%s / %s\t%.2f%%\t%d\n", s.ID[:12], strings.TrimPrefix(s.Name, "/"), cpu,
-		image.HumanSize(int64(mem)), image.HumanSize(int64(s.MemoryStats.Limit)), memPct, s.PidsStats.Current)
+		units.HumanSize(int64(mem)), units.HumanSize(int64(s.MemoryStats.Limit)), memPct, s.PidsStats.Current)
 	tw.Flush()
 }

@@ -70,10 +70,40 @@ func main() {
 	f.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry host:port to speak plain HTTP to")
 	f.StringVar(&cfg.CgroupParent, "cgroup-parent", "/berth", "cgroup under which containers' cgroups are made")
 	f.StringVar(&configFile, "config-file", "/etc/berth/daemon.json", "daemon.json with defaults for these options")
+	cmd.AddCommand(verifyCmd(&cfg))
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "berthd:", err)
 		os.Exit(1)
 	}
+}
+
+// verifyCmd checks a data root's image store offline: every blob against
+// its digest, every unpacked layer, every name. berthd must not be running
+// on that data root (the store is locked while it is).
+func verifyCmd(cfg *config) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "verify",
+		Short: "Check every blob, layer and name of the image store (offline)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, err := image.Open(image.Options{Root: cfg.DataRoot})
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			errs := store.Verify()
+			for _, e := range errs {
+				fmt.Fprintln(os.Stderr, e)
+			}
+			if len(errs) > 0 {
+				return fmt.Errorf("%d problem(s) in %s", len(errs), cfg.DataRoot)
+			}
+			fmt.Println("consistent")
+			return nil
+		},
+	}
+	c.Flags().StringVar(&cfg.DataRoot, "data-root", "/var/lib/berth", "root of persistent state")
+	return c
 }
 
 // mergeFile fills the options not given as flags from daemon.json, which

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/berth-project/berth/seccomp"
@@ -150,6 +151,11 @@ type Bootstrap struct {
 	Join        []Join // existing namespaces to enter
 	CloneFlags  uintptr
 	TimeOffsets []string // lines for /proc/self/timens_offsets
+	// CgroupTasks are v1 `tasks` files the constructor writes "0" to, and
+	// CgroupClone a cgroup2 directory it clones the container process
+	// into (see cgroups.SelfJoin). Empty: the parent places the process.
+	CgroupTasks []string
+	CgroupClone string
 }
 
 // Join names one namespace to enter.
@@ -172,6 +178,17 @@ func (c *Conn) WriteBootstrap(b Bootstrap) error {
 	}
 	for _, l := range b.TimeOffsets {
 		fmt.Fprintf(&sb, "timens %s\n", l)
+	}
+	for _, p := range append(slices.Clone(b.CgroupTasks), b.CgroupClone) {
+		if strings.ContainsAny(p, "\n") {
+			return fmt.Errorf("cgroup path %q: invalid characters", p)
+		}
+	}
+	for _, p := range b.CgroupTasks {
+		fmt.Fprintf(&sb, "cgtasks %s\n", p)
+	}
+	if b.CgroupClone != "" {
+		fmt.Fprintf(&sb, "cgclone %s\n", b.CgroupClone)
 	}
 	buf := make([]byte, 4, 4+sb.Len())
 	binary.LittleEndian.PutUint32(buf, uint32(sb.Len()))

@@ -57,6 +57,21 @@ type hostState struct{ mounts, cgroups, fds, goroutines int }
 
 func (d *daemon) hostState(t *testing.T) hostState {
 	t.Helper()
+	// Connections and goroutines wind down a moment after a client is
+	// done: read until two readings agree.
+	var prev hostState
+	for i := range 40 {
+		s := d.readHostState(t)
+		if i > 0 && s == prev {
+			return s
+		}
+		prev = s
+		time.Sleep(50 * time.Millisecond)
+	}
+	return prev
+}
+
+func (d *daemon) readHostState(t *testing.T) hostState {
 	var s hostState
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	for _, line := range strings.Split(string(mi), "\n") {
@@ -75,21 +90,12 @@ func (d *daemon) hostState(t *testing.T) hostState {
 	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.Pid()))
 	s.fds = len(fds)
 	c := http.Client{Transport: &http.Transport{DialContext: unixDialer(d.sock), DisableKeepAlives: true}}
-	// Goroutines wind down a moment after their connections close.
-	for range 20 {
-		resp, err := c.Get("http://berthd/debug/pprof/goroutine?debug=1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var n int
-		fmt.Fscanf(resp.Body, "goroutine profile: total %d", &n)
-		resp.Body.Close()
-		if n == s.goroutines {
-			break
-		}
-		s.goroutines = n
-		time.Sleep(50 * time.Millisecond)
+	resp, err := c.Get("http://berthd/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
 	}
+	fmt.Fscanf(resp.Body, "goroutine profile: total %d", &s.goroutines)
+	resp.Body.Close()
 	return s
 }
 
