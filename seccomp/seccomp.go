@@ -40,6 +40,12 @@ var operators = map[specs.LinuxSeccompOperator]libseccomp.ScmpCompareOp{
 	specs.OpMaskedEqual:  libseccomp.CompareMaskedEqual,
 }
 
+// LibraryVersion is libseccomp's version, "major.minor.micro".
+func LibraryVersion() string {
+	a, b, c := libseccomp.GetLibraryVersion()
+	return fmt.Sprintf("%d.%d.%d", a, b, c)
+}
+
 // Flags the kernel and libseccomp may support, as named by the spec.
 const (
 	flagLog             = "SECCOMP_FILTER_FLAG_LOG"

@@ -16,7 +16,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/berth-project/berth/container"
 
 	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/container/initproc"
@@ -62,6 +65,8 @@ func main() {
 				return fmt.Errorf("--log-format %q: must be text or json", global.logFormat)
 			}
 			cgroups.Warnf = func(format string, args ...any) { logMsg("warning", fmt.Sprintf(format, args...)) }
+			// Not a container directory: ids cannot start with a dot.
+			container.FilterCacheDir = filepath.Join(global.root, ".seccomp-cache")
 			return nil
 		},
 	}
