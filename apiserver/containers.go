@@ -39,6 +39,7 @@ func (s *Server) containerRoutes() {
 	s.mux.HandleFunc("POST /containers/{id}/unpause", s.unpauseContainer)
 	s.mux.HandleFunc("GET /containers/{id}/top", s.topContainer)
 	s.mux.HandleFunc("GET /containers/{id}/stats", s.containerStats)
+	s.mux.HandleFunc("GET /containers/{id}/export", s.exportContainer)
 	s.mux.HandleFunc("POST /containers/{id}/exec", s.createExec)
 	s.mux.HandleFunc("POST /exec/{id}/start", s.startExec)
 	s.mux.HandleFunc("POST /exec/{id}/resize", s.resizeExec)
@@ -569,4 +570,15 @@ func (s *Server) containerStats(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(flushWriter{w})
 	s.b.Engine.StatsStream(r.Context(), id, func(st *ctypes.StatsResponse) error { return enc.Encode(st) })
+}
+
+func (s *Server) exportContainer(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := s.b.Engine.Inspect(id, false); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-tar")
+	// Once the tar has begun, an error can only cut it short.
+	s.b.Engine.Export(id, w)
 }

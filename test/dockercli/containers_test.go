@@ -211,6 +211,18 @@ func TestDetachedLogsExecStopWithDockerCLI(t *testing.T) {
 	if out := d.must(t, "wait", "ticker"); strings.TrimSpace(out) != "137" {
 		t.Errorf("wait after kill: %q", out)
 	}
+	// export: the merged filesystem, with what the container wrote.
+	d.must(t, "start", "ticker")
+	d.must(t, "exec", "ticker", "sh", "-c", "echo exported > /tmp/mark")
+	d.must(t, "stop", "-t", "1", "ticker")
+	archive := filepath.Join(t.TempDir(), "ticker.tar")
+	d.must(t, "export", "-o", archive, "ticker")
+	if out, err := exec.Command("tar", "-xOf", archive, "tmp/mark").Output(); err != nil || string(out) != "exported\n" {
+		t.Errorf("export lacks the container's file: %v %q", err, out)
+	}
+	if out, err := exec.Command("tar", "-tvf", archive, "bin/sh").Output(); err != nil || !strings.Contains(string(out), "bin/sh -> /bin/busybox") {
+		t.Errorf("export: the symlink bin/sh: %v %q", err, out)
+	}
 	d.must(t, "rename", "ticker", "tocker")
 	d.must(t, "rm", "tocker")
 	if out, _ := d.docker("rm", "tocker"); !strings.Contains(out, "No such container: tocker") {
