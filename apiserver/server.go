@@ -15,6 +15,7 @@ import (
 
 	"github.com/berth-project/berth/engine"
 	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/volume"
 )
 
 // The API versions served: what the docker 28 CLI asks for, down to the
@@ -28,6 +29,7 @@ const (
 type Backend struct {
 	Images   *image.Store
 	Engine   *engine.Engine
+	Volumes  *volume.Store
 	DataRoot string
 	// Version is berthd's own version, for /version and /info.
 	Version string
@@ -49,6 +51,7 @@ func New(b Backend) *Server {
 	s.mux.HandleFunc("GET /events", s.events)
 	s.imageRoutes()
 	s.containerRoutes()
+	s.volumeRoutes()
 	return s
 }
 

@@ -34,6 +34,9 @@ type Record struct {
 	// RestartCount counts restarts by the restart policy since the last
 	// start by a user.
 	RestartCount int
+	// Volumes are the named and anonymous volumes mounted in the
+	// container, resolved at create.
+	Volumes []VolumeMount
 	// ManualStop: the user stopped it; "unless-stopped" and "always" do
 	// not restart it until it is started again (always does at boot).
 	ManualStop bool
@@ -272,8 +275,14 @@ func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig) 
 	}
 	cu.Add(func() { _ = e.o.Images.RemoveRootfs(id) })
 
+	vols, err := e.createVolumes(&final, hc)
+	if err != nil {
+		return CreateResult{}, err
+	}
+	cu.Add(func() { e.removeAnonymous(vols) })
 	rec := Record{
-		ID: id, Name: name, Created: time.Now().UTC(), Path: d.Args[0], Args: d.Args[1:],
+		Volumes: vols,
+		ID:      id, Name: name, Created: time.Now().UTC(), Path: d.Args[0], Args: d.Args[1:],
 		Image: img.ID.String(), Config: &final, HostConfig: hc,
 		State:   State{Status: ctypes.StateCreated},
 		LogOpts: logOpts,

@@ -27,6 +27,7 @@ import (
 
 	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/monitor"
+	"github.com/berth-project/berth/volume"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -35,6 +36,7 @@ type Options struct {
 	DataRoot string // persistent: containers.db, containers/<id>/ (logs, hosts files)
 	ExecRoot string // runtime: bundles, the monitor's socket and state
 	Images   *image.Store
+	Volumes  *volume.Store
 	// MonitorBinary is berth-monitor; "" looks beside this executable,
 	// then in $PATH.
 	MonitorBinary string

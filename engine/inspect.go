@@ -9,6 +9,7 @@ import (
 
 	"github.com/berth-project/berth/errdefs"
 	ctypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/storage"
 )
@@ -46,7 +47,7 @@ func (e *Engine) Inspect(ref string, size bool) (*ctypes.InspectResponse, error)
 		ExecIDs:        execIDs,
 		HostConfig:     r.HostConfig,
 		GraphDriver:    &storage.DriverData{Name: "overlay2", Data: map[string]string{}},
-		Mounts:         mountPoints(r.HostConfig),
+		Mounts:         e.mountPoints(r),
 		Config:         r.Config,
 		NetworkSettings: &ctypes.NetworkSettings{
 			Networks: map[string]*network.EndpointSettings{},
@@ -81,14 +82,25 @@ func timeOrZero(t time.Time) string {
 	return t.Format(time.RFC3339Nano)
 }
 
-func mountPoints(hc *ctypes.HostConfig) []ctypes.MountPoint {
+func (e *Engine) mountPoints(r Record) []ctypes.MountPoint {
+	hc := r.HostConfig
 	out := []ctypes.MountPoint{}
+	for _, vm := range r.Volumes {
+		src := ""
+		if v, err := e.o.Volumes.Get(vm.Name); err == nil {
+			src = v.Mountpoint
+		}
+		out = append(out, ctypes.MountPoint{Type: "volume", Name: vm.Name, Source: src, Destination: vm.Destination, Driver: "local", RW: !vm.ReadOnly})
+	}
 	for _, raw := range hc.Binds {
-		if b, err := parseBind(raw); err == nil {
+		if b, err := parseBind(raw); err == nil && !b.volume {
 			out = append(out, ctypes.MountPoint{Type: "bind", Source: b.src, Destination: b.dst, RW: !b.ro, Propagation: "rprivate"})
 		}
 	}
 	for _, m := range hc.Mounts {
+		if m.Type == mount.TypeVolume {
+			continue
+		}
 		out = append(out, ctypes.MountPoint{Type: m.Type, Source: m.Source, Destination: m.Target, RW: !m.ReadOnly})
 	}
 	for dst := range hc.Tmpfs {
@@ -141,7 +153,7 @@ func (e *Engine) List(o ListOptions) ([]ctypes.Summary, error) {
 			ID: r.ID, Names: []string{r.Name}, Image: r.Config.Image, ImageID: r.Image,
 			Command: strings.Join(append([]string{r.Path}, r.Args...), " "),
 			Created: r.Created.Unix(), Ports: []ctypes.PortSummary{}, Labels: r.Config.Labels,
-			State: r.State.Status, Status: statusText(r), Mounts: mountPoints(r.HostConfig),
+			State: r.State.Status, Status: statusText(r), Mounts: e.mountPoints(r),
 			NetworkSettings: &ctypes.NetworkSettingsSummary{Networks: map[string]*network.EndpointSettings{}},
 		}
 		s.HostConfig.NetworkMode = string(r.HostConfig.NetworkMode)

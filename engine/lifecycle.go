@@ -223,7 +223,7 @@ func (e *Engine) handleExit(x monitor.Exit, why ...string) {
 	switch {
 	case autoRemove:
 		go func() {
-			if err := e.Remove(x.ID, RemoveOptions{Force: true}); err != nil && !errdefs.NotFound(err) {
+			if err := e.Remove(x.ID, RemoveOptions{Force: true, Volumes: true}); err != nil && !errdefs.NotFound(err) {
 				e.log.Warn("auto-remove", "id", x.ID, "err", err)
 			}
 		}()
@@ -486,6 +486,9 @@ func (e *Engine) Remove(ref string, o RemoveOptions) error {
 	if err := os.RemoveAll(e.containerDir(id)); err != nil {
 		e.unbusy(c)
 		return err
+	}
+	if o.Volumes {
+		defer e.removeAnonymous(c.rec.Volumes)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -70,8 +70,8 @@ func validateHostConfig(hc *ctypes.HostConfig) ([]string, error) {
 		}
 	}
 	for _, m := range hc.Mounts {
-		if m.Type != mount.TypeBind && m.Type != mount.TypeTmpfs {
-			return invalid("mount type %q is not supported yet (bind and tmpfs are)", m.Type)
+		if m.Type != mount.TypeBind && m.Type != mount.TypeTmpfs && m.Type != mount.TypeVolume {
+			return invalid("mount type %q is not supported (bind, volume and tmpfs are)", m.Type)
 		}
 		if m.Type == mount.TypeBind {
 			if _, err := os.Stat(m.Source); err != nil {
@@ -110,10 +110,13 @@ func validateHostConfig(hc *ctypes.HostConfig) ([]string, error) {
 	return nil, nil
 }
 
-// bind is a parsed -v source:destination[:options].
+// bind is a parsed -v source:destination[:options]; a source that is not
+// an absolute path names a volume.
 type bind struct {
 	src, dst string
 	ro       bool
+	nocopy   bool
+	volume   bool
 }
 
 func parseBind(s string) (bind, error) {
@@ -121,10 +124,7 @@ func parseBind(s string) (bind, error) {
 	if len(parts) < 2 || len(parts) > 3 {
 		return bind{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid volume specification: '%s'", s))
 	}
-	b := bind{src: parts[0], dst: parts[1]}
-	if !filepath.IsAbs(b.src) {
-		return bind{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("named volume %q: berthd has no volumes yet; bind an absolute host path", b.src))
-	}
+	b := bind{src: parts[0], dst: parts[1], volume: !filepath.IsAbs(parts[0])}
 	if !filepath.IsAbs(b.dst) {
 		return bind{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid volume specification: '%s': invalid mount config for type \"bind\": invalid mount path: '%s' mount path must be absolute", s, b.dst))
 	}
@@ -133,7 +133,9 @@ func parseBind(s string) (bind, error) {
 			switch o {
 			case "ro":
 				b.ro = true
-			case "rw", "z", "Z", "rprivate", "private", "rshared", "shared", "rslave", "slave", "nocopy":
+			case "nocopy":
+				b.nocopy = true
+			case "rw", "z", "Z", "rprivate", "private", "rshared", "shared", "rslave", "slave":
 			default:
 				return bind{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid mode: %s", o))
 			}
@@ -348,6 +350,9 @@ func (e *Engine) buildSpec(r *Record, rootPath string, etc files) (*specs.Spec, 
 		if err != nil {
 			return nil, err
 		}
+		if b.volume {
+			continue // in r.Volumes
+		}
 		if err := os.MkdirAll(b.src, 0o755); err != nil { // docker creates a missing -v source
 			return nil, fmt.Errorf("bind source %s: %w", b.src, err)
 		}
@@ -365,6 +370,8 @@ func (e *Engine) buildSpec(r *Record, rootPath string, etc files) (*specs.Spec, 
 				opts = append(opts, "ro")
 			}
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Target, Type: "bind", Source: m.Source, Options: opts})
+		case mount.TypeVolume:
+			// in r.Volumes
 		case mount.TypeTmpfs:
 			opts := []string{"nosuid", "nodev"}
 			if m.TmpfsOptions != nil {
@@ -385,6 +392,12 @@ func (e *Engine) buildSpec(r *Record, rootPath string, etc files) (*specs.Spec, 
 		}
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: dst, Type: "tmpfs", Source: "tmpfs", Options: opts})
 	}
+
+	vms, err := e.volumeMounts(r, rootPath)
+	if err != nil {
+		return nil, err
+	}
+	s.Mounts = append(s.Mounts, vms...)
 
 	res, err := resources(hc)
 	if err != nil {

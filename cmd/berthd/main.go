@@ -28,6 +28,7 @@ import (
 	"github.com/berth-project/berth/apiserver"
 	"github.com/berth-project/berth/engine"
 	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/volume"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -188,7 +189,11 @@ func run(cfg config) error {
 		return err
 	}
 	defer images.Close()
-	eng, err := engine.Open(engine.Options{DataRoot: cfg.DataRoot, ExecRoot: cfg.ExecRoot, Images: images, Log: log, CgroupParent: cfg.CgroupParent})
+	volumes, err := volume.Open(cfg.DataRoot)
+	if err != nil {
+		return err
+	}
+	eng, err := engine.Open(engine.Options{DataRoot: cfg.DataRoot, ExecRoot: cfg.ExecRoot, Images: images, Volumes: volumes, Log: log, CgroupParent: cfg.CgroupParent})
 	if err != nil {
 		return err
 	}
@@ -196,7 +201,7 @@ func run(cfg config) error {
 	// monitor.
 	defer eng.Close()
 
-	api := apiserver.New(apiserver.Backend{Images: images, Engine: eng, DataRoot: cfg.DataRoot, Version: version})
+	api := apiserver.New(apiserver.Backend{Images: images, Engine: eng, Volumes: volumes, DataRoot: cfg.DataRoot, Version: version})
 	var handler http.Handler = api
 	if level <= slog.LevelDebug {
 		handler = withPprof(api)

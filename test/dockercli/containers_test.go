@@ -343,7 +343,8 @@ func TestContainerBadInput(t *testing.T) {
 		{"/containers/create", `{"Image": "nosuch:1"}`, 404, "No such image: nosuch:1"},
 		{"/containers/create?name=a%20b", `{"Image": "busybox"}`, 400, "Invalid container name"},
 		{"/containers/create", `{"Image": "busybox", "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}`, 400, "invalid restart policy"},
-		{"/containers/create", `{"Image": "busybox", "HostConfig": {"Binds": ["vol:/x"]}}`, 400, "no volumes yet"},
+		{"/containers/create", `{"Image": "busybox", "Cmd": ["true"], "HostConfig": {"Binds": ["bad/vol:/x"]}}`, 400, "includes invalid characters for a local volume name"},
+		{"/containers/create", `{"Image": "busybox", "Cmd": ["true"], "HostConfig": {"Binds": ["/nosuch/dir:/x"], "Mounts": [{"Type": "bind", "Source": "/nosuch/dir2", "Target": "/y"}]}}`, 400, "bind source path does not exist: /nosuch/dir2"},
 		{"/containers/nosuch/start", ``, 404, "No such container: nosuch"},
 		{"/containers/nosuch/wait", ``, 404, "No such container: nosuch"},
 		{"/v1.12/containers/create", `{"Image": "busybox"}`, 400, "client version 1.12 is too old"},
@@ -506,6 +507,79 @@ func TestRuntimeOpsWithDockerCLI(t *testing.T) {
 		}
 	}
 	if after := d.hostState(t); after != before {
+		t.Errorf("left behind: before %+v, after %+v", before, after)
+	}
+}
+
+// TestVolumesWithDockerCLI: named volumes outlive containers and berthd
+// restarts, honour ro, cannot be removed in use; anonymous volumes get the
+// image's content copied in and go with `rm -v`; bad input is refused.
+func TestVolumesWithDockerCLI(t *testing.T) {
+	d := startDaemon(t)
+	withBusybox(t, d)
+	before := d.hostState(t)
+
+	d.must(t, "volume", "create", "--label", "team=a", "data")
+	if out, _ := d.stdout(t, "", "run", "--rm", "-v", "data:/data", "busybox", "sh", "-c", "echo kept > /data/f"); out != "" {
+		t.Errorf("write: %q", out)
+	}
+	if out, _ := d.stdout(t, "", "run", "--rm", "-v", "data:/data:ro", "busybox", "sh", "-c", "cat /data/f; touch /data/g 2>/dev/null || echo ro"); out != "kept\nro\n" {
+		t.Errorf("read-only volume: %q", out)
+	}
+	// --mount type=volume, and a volume created on first use.
+	if out, _ := d.stdout(t, "", "run", "--rm", "--mount", "type=volume,source=auto,target=/x", "busybox", "sh", "-c", "echo m > /x/m; cat /x/m"); out != "m\n" {
+		t.Errorf("--mount type=volume: %q", out)
+	}
+	if out := d.must(t, "volume", "ls", "-q", "--filter", "label=team=a"); strings.TrimSpace(out) != "data" {
+		t.Errorf("volume ls by label: %q", out)
+	}
+	d.must(t, "run", "-d", "--name", "holder", "-v", "data:/data", "busybox", "sleep", "100")
+	if out, _ := d.docker("volume", "rm", "data"); !strings.Contains(out, "volume is in use") {
+		t.Errorf("rm of a volume in use: %s", out)
+	}
+	d.must(t, "rm", "-f", "holder")
+	d.stop()
+	d.start(t)
+	if out, _ := d.stdout(t, "", "run", "--rm", "-v", "data:/data", "busybox", "cat", "/data/f"); out != "kept\n" {
+		t.Errorf("after a berthd restart: %q", out)
+	}
+
+	// Anonymous volume over an image path: the image's files copied in.
+	d.must(t, "create", "--name", "anon", "-v", "/etc", "busybox", "cat", "/etc/passwd")
+	if out := d.must(t, "start", "-a", "anon"); !strings.HasPrefix(out, "root:x:0:0") {
+		t.Errorf("copy-up into an anonymous volume: %q", out)
+	}
+	name := strings.TrimSpace(d.must(t, "inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", "anon"))
+	if len(name) != 64 {
+		t.Fatalf("anonymous volume name %q", name)
+	}
+	d.must(t, "rm", "-v", "anon")
+	if out, _ := d.docker("volume", "inspect", name); !strings.Contains(out, "no such volume") {
+		t.Errorf("the anonymous volume outlived rm -v: %s", out)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"volume", "create", "--opt", "size=1g", "q"}, "no quota backend"},
+		{[]string{"volume", "create", "--driver", "nfsish", "q"}, `plugin "nfsish" not found`},
+		{[]string{"volume", "create", "bad/name"}, "includes invalid characters"},
+		{[]string{"volume", "rm", "nosuch"}, "no such volume"},
+		{[]string{"run", "--rm", "-v", "data:/a", "-v", "auto:/a", "busybox", "true"}, "Duplicate mount point"},
+	} {
+		if out, err := d.docker(c.args...); err == nil || !strings.Contains(out, c.want) {
+			t.Errorf("docker %v: %v %s (want %q)", c.args, err, out, c.want)
+		}
+	}
+	if out := d.must(t, "volume", "ls", "-q"); strings.Fields(out)[0] != "auto" || len(strings.Fields(out)) != 2 {
+		t.Errorf("volumes left: %q", out)
+	}
+	d.must(t, "volume", "prune", "-a", "-f")
+	if out := d.must(t, "volume", "ls", "-q"); strings.TrimSpace(out) != "" {
+		t.Errorf("after prune -a: %q", out)
+	}
+	if after := d.hostState(t); after.mounts != before.mounts || after.cgroups != before.cgroups {
 		t.Errorf("left behind: before %+v, after %+v", before, after)
 	}
 }

@@ -33,6 +33,7 @@ func startDaemon(t *testing.T) *daemon {
 }
 
 func (d *daemon) start(t *testing.T) { d.Start(t) }
+func (d *daemon) stop()              { d.Stop() }
 func (d *daemon) kill9()             { d.Kill9() }
 func (d *daemon) monitorPid() int    { return d.MonitorPid() }
 
