@@ -586,15 +586,22 @@ func resolveUser(root, spec string, groupAdd []string) (specs.User, error) {
 	return u, nil
 }
 
+// openInRoot resolves path inside the directory root, as the kernel would
+// if root were "/" (no symlink leads out), and returns an O_PATH
+// descriptor.
+func openInRoot(root, path string) (int, error) {
+	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(rootfd)
+	return rootfs.OpenInRoot(rootfd, path)
+}
+
 // readDB reads a colon-separated database inside root; a missing file is
 // empty.
 func readDB(root, path string) [][]string {
-	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil
-	}
-	defer unix.Close(rootfd)
-	fd, err := rootfs.OpenInRoot(rootfd, path)
+	fd, err := openInRoot(root, path)
 	if err != nil {
 		return nil
 	}

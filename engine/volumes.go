@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/berth-project/berth/container/rootfs"
 	"github.com/berth-project/berth/errdefs"
 	"github.com/berth-project/berth/volume"
 	ctypes "github.com/moby/moby/api/types/container"
@@ -191,12 +190,7 @@ func copyUp(root, dst, volDir string) error {
 	if ents, err := os.ReadDir(volDir); err != nil || len(ents) > 0 {
 		return err
 	}
-	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(rootfd)
-	fd, err := rootfs.OpenInRoot(rootfd, dst)
+	fd, err := openInRoot(root, dst)
 	if err != nil {
 		return nil // nothing there in the image
 	}
