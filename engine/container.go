@@ -270,7 +270,8 @@ func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig) 
 		return CreateResult{}, err
 	}
 	cu.Add(func() { os.RemoveAll(dir) })
-	if _, err := e.o.Images.PrepareRootfs(id, img.ID.String()); err != nil {
+	size, _ := storageSize(hc) // validated above
+	if _, err := e.o.Images.PrepareRootfsSized(id, img.ID.String(), size); err != nil {
 		return CreateResult{}, err
 	}
 	cu.Add(func() { _ = e.o.Images.RemoveRootfs(id) })

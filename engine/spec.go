@@ -14,7 +14,9 @@ import (
 	"github.com/berth-project/berth/container/capabilities"
 	"github.com/berth-project/berth/container/rootfs"
 	"github.com/berth-project/berth/errdefs"
+	"github.com/berth-project/berth/logfile"
 	"github.com/berth-project/berth/seccomp"
+	"github.com/berth-project/berth/storage/quota"
 	ctypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
@@ -79,6 +81,9 @@ func validateHostConfig(hc *ctypes.HostConfig) ([]string, error) {
 			}
 		}
 	}
+	if _, err := storageSize(hc); err != nil {
+		return nil, err
+	}
 	if hc.Memory != 0 && hc.Memory < 6*1024*1024 {
 		return invalid("Minimum memory limit allowed is 6MB")
 	}
@@ -108,6 +113,26 @@ func validateHostConfig(hc *ctypes.HostConfig) ([]string, error) {
 		return invalid("can't create 'AutoRemove' container with restart policy")
 	}
 	return nil, nil
+}
+
+// storageSize reads --storage-opt size= (0 when not given); any other
+// option is refused, naming it.
+func storageSize(hc *ctypes.HostConfig) (int64, error) {
+	var size int64
+	for k, v := range hc.StorageOpt {
+		if k != "size" {
+			return 0, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("unknown storage option %q: berthd knows only size", k))
+		}
+		n, err := logfile.ParseSize(v)
+		if err != nil || n <= 0 {
+			return 0, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid storage option size=%q: want a size such as 512m or 10G", v))
+		}
+		if n < quota.MinSize {
+			return 0, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("storage option size=%s is below the smallest quota, %dMB", v, quota.MinSize>>20))
+		}
+		size = n
+	}
+	return size, nil
 }
 
 // bind is a parsed -v source:destination[:options]; a source that is not

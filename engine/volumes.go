@@ -166,6 +166,9 @@ func (e *Engine) volumeMounts(r *Record, rootPath string) ([]specs.Mount, error)
 			out = append(out, specs.Mount{Destination: vm.Destination, Type: "tmpfs", Source: "tmpfs", Options: topts})
 			continue
 		case "dir":
+			if err := e.o.Volumes.Ready(v); err != nil {
+				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+			}
 			if !v.CopiedUp {
 				if !vm.NoCopy {
 					if err := copyUp(rootPath, vm.Destination, v.Mountpoint); err != nil {

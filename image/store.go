@@ -598,6 +598,12 @@ func (s *Store) Verify() []error {
 // PrepareRootfs makes the writable layer for a container (key) on top of
 // the image ref names, and records that the container uses the image.
 func (s *Store) PrepareRootfs(key, ref string) (*Image, error) {
+	return s.PrepareRootfsSized(key, ref, 0)
+}
+
+// PrepareRootfsSized is PrepareRootfs with the writable layer limited to
+// size bytes (0: unlimited).
+func (s *Store) PrepareRootfsSized(key, ref string, size int64) (*Image, error) {
 	s.gc.Lock()
 	defer s.gc.Unlock()
 	var img *Image
@@ -620,7 +626,7 @@ func (s *Store) PrepareRootfs(key, ref string) (*Image, error) {
 		for i, l := range r.Layers {
 			diffIDs[i] = l.DiffID
 		}
-		if err := s.snaps.Prepare(key, diffIDs); err != nil {
+		if err := s.snaps.PrepareSized(key, diffIDs, size); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketRootfs).Put([]byte(key), []byte(id)); err != nil {

@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/errdefs"
+	"github.com/berth-project/berth/storage/quota"
 	"github.com/berth-project/berth/storage/unpack"
 )
 
@@ -155,6 +156,13 @@ func (s *Snapshotter) rwDir(key string) string { return filepath.Join(s.root, "r
 // Prepare makes the writable layer for key on top of layers (base first).
 // Every layer must be unpacked.
 func (s *Snapshotter) Prepare(key string, layers []digest.Digest) error {
+	return s.PrepareSized(key, layers, 0)
+}
+
+// PrepareSized is Prepare with the writable layer limited to size bytes
+// (0: unlimited): its upper and work directories live in a quota image
+// (storage/quota) mounted at rw/<key>/fs.
+func (s *Snapshotter) PrepareSized(key string, layers []digest.Digest, size int64) error {
 	if !keyRE.MatchString(key) {
 		return fmt.Errorf("snapshot key %q: %w", key, errdefs.ErrInvalid)
 	}
@@ -174,8 +182,17 @@ func (s *Snapshotter) Prepare(key string, layers []digest.Digest) error {
 	for i, l := range layers {
 		lower[len(layers)-1-i] = l.Encoded()
 	}
+	base := dir
+	if size > 0 {
+		base = filepath.Join(dir, "fs")
+		if err := quota.Create(filepath.Join(dir, "disk.img"), base, size); err != nil {
+			os.RemoveAll(dir)
+			return err
+		}
+	}
 	for _, d := range []string{"upper", "work"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+		if err := os.Mkdir(filepath.Join(base, d), 0o755); err != nil {
+			quota.Unmount(base)
 			os.RemoveAll(dir)
 			return err
 		}
@@ -243,7 +260,10 @@ func (s *Snapshotter) MountOptions(key string) (string, error) {
 		}
 		dirs = []string{empty}
 	}
-	rw := s.rwDir(key)
+	rw, err := s.rwBase(key)
+	if err != nil {
+		return "", err
+	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,index=off", strings.Join(dirs, ":"), filepath.Join(rw, "upper"), filepath.Join(rw, "work"))
 	if len(opts) > maxMountData {
 		return "", fmt.Errorf("snapshot %q: %d layers make overlay options longer than the kernel accepts: %w", key, len(lower), errdefs.ErrUnavailable)
@@ -272,10 +292,29 @@ func Unmount(target string) error {
 	return err
 }
 
+// rwBase is the directory holding key's upper and work: rw/<key>, or the
+// mounted quota image rw/<key>/fs (mounted again if it is not, after a
+// reboot say).
+func (s *Snapshotter) rwBase(key string) (string, error) {
+	dir := s.rwDir(key)
+	img := filepath.Join(dir, "disk.img")
+	if _, err := os.Stat(img); err != nil {
+		return dir, nil
+	}
+	base := filepath.Join(dir, "fs")
+	if err := quota.Mount(img, base); err != nil {
+		return "", err
+	}
+	return base, nil
+}
+
 // Remove deletes key's writable layer. The caller unmounts it first.
 func (s *Snapshotter) Remove(key string) error {
 	if !keyRE.MatchString(key) {
 		return fmt.Errorf("snapshot key %q: %w", key, errdefs.ErrInvalid)
+	}
+	if err := quota.Unmount(filepath.Join(s.rwDir(key), "fs")); err != nil {
+		return fmt.Errorf("unmount the quota image of %q: %w", key, err)
 	}
 	return os.RemoveAll(s.rwDir(key))
 }
@@ -286,7 +325,11 @@ func (s *Snapshotter) Usage(key string) (int64, error) {
 	if !keyRE.MatchString(key) {
 		return 0, fmt.Errorf("snapshot key %q: %w", key, errdefs.ErrInvalid)
 	}
-	return DirSize(filepath.Join(s.rwDir(key), "upper"))
+	base, err := s.rwBase(key)
+	if err != nil {
+		return 0, err
+	}
+	return DirSize(filepath.Join(base, "upper"))
 }
 
 // DirSize sums the sizes of the regular files under dir, counting each

@@ -2,7 +2,8 @@
 // <data-root>/volumes/<name>/_data (docker's layout) with their metadata in
 // <name>/volume.json, written atomically. Only the `local` driver exists;
 // its options are docker's: none (a directory), or type=tmpfs with o=…
-// (a tmpfs mounted at each use), or o=bind with device=/host/path.
+// (a tmpfs mounted at each use), or o=bind with device=/host/path; and
+// size= (Berth's) limits a directory volume, through storage/quota.
 //
 // The store does not know which containers use a volume: the engine asks
 // before removing (see Remove's inUse).
@@ -28,6 +29,8 @@ import (
 	"time"
 
 	"github.com/berth-project/berth/errdefs"
+	"github.com/berth-project/berth/logfile"
+	"github.com/berth-project/berth/storage/quota"
 )
 
 // Volume is one named volume.
@@ -114,6 +117,13 @@ func (s *Store) Create(o CreateOptions) (*Volume, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "_data"), 0o755); err != nil {
 		return nil, err
 	}
+	if sz := o.Options["size"]; sz != "" {
+		n, _ := logfile.ParseSize(sz) // checked above
+		if err := quota.Create(filepath.Join(dir, "disk.img"), filepath.Join(dir, "_data"), n); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
 	v := &Volume{
 		Name: o.Name, Driver: "local", CreatedAt: time.Now().UTC().Truncate(time.Second),
 		Labels: o.Labels, Options: o.Options, Anonymous: o.Anonymous,
@@ -125,6 +135,7 @@ func (s *Store) Create(o CreateOptions) (*Volume, error) {
 		v.Options = map[string]string{}
 	}
 	if err := s.save(v); err != nil {
+		quota.Unmount(filepath.Join(dir, "_data"))
 		os.RemoveAll(dir)
 		return nil, err
 	}
@@ -138,7 +149,16 @@ func checkOptions(opts map[string]string) error {
 		switch k {
 		case "type", "o", "device":
 		case "size":
-			return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("volume option size=%s: berthd has no quota backend for volumes yet", v))
+			n, err := logfile.ParseSize(v)
+			if err != nil || n <= 0 {
+				return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid volume option size=%q: want a size such as 512m or 10G", v))
+			}
+			if n < quota.MinSize {
+				return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("volume option size=%s is below the smallest quota, %dMB", v, quota.MinSize>>20))
+			}
+			if opts["type"] != "" || opts["o"] != "" {
+				return errdefs.New(errdefs.ErrInvalid, "volume option size= applies to a plain volume, not with type= or o=")
+			}
 		default:
 			return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid option: %q", k))
 		}
@@ -246,7 +266,20 @@ func (s *Store) Remove(name string, inUse []string) error {
 	if len(inUse) > 0 {
 		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("remove %s: volume is in use - [%s]", name, strings.Join(inUse, ", ")))
 	}
+	if err := quota.Unmount(filepath.Join(s.root, name, "_data")); err != nil {
+		return fmt.Errorf("remove %s: unmount its quota image: %w", name, err)
+	}
 	return os.RemoveAll(filepath.Join(s.root, name))
+}
+
+// Ready makes a volume usable: a size-limited one has its image mounted
+// (again, after a reboot).
+func (s *Store) Ready(v *Volume) error {
+	img := filepath.Join(s.root, v.Name, "disk.img")
+	if _, err := os.Stat(img); err != nil {
+		return nil
+	}
+	return quota.Mount(img, filepath.Join(s.root, v.Name, "_data"))
 }
 
 // Size is the bytes of the files in a directory volume (0 for others).

@@ -562,7 +562,7 @@ func TestVolumesWithDockerCLI(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"volume", "create", "--opt", "size=1g", "q"}, "no quota backend"},
+		{[]string{"volume", "create", "--opt", "size=1g", "--opt", "type=tmpfs", "qq"}, "applies to a plain volume"},
 		{[]string{"volume", "create", "--driver", "nfsish", "q"}, `plugin "nfsish" not found`},
 		{[]string{"volume", "create", "bad/name"}, "includes invalid characters"},
 		{[]string{"volume", "rm", "nosuch"}, "no such volume"},
@@ -578,6 +578,73 @@ func TestVolumesWithDockerCLI(t *testing.T) {
 	d.must(t, "volume", "prune", "-a", "-f")
 	if out := d.must(t, "volume", "ls", "-q"); strings.TrimSpace(out) != "" {
 		t.Errorf("after prune -a: %q", out)
+	}
+	if after := d.hostState(t); after.mounts != before.mounts || after.cgroups != before.cgroups {
+		t.Errorf("left behind: before %+v, after %+v", before, after)
+	}
+}
+
+// TestDiskQuotas: --storage-opt size= limits a container's writable layer
+// and a volume's size= limits the volume; writing until failure stops
+// within 1% of the limit with "No space left on device", and nothing of
+// the quota images is left after removal.
+func TestDiskQuotas(t *testing.T) {
+	d := startDaemon(t)
+	withBusybox(t, d)
+	before := d.hostState(t)
+	written := func(out string) int64 {
+		// dd prints "N bytes (…) copied"; busybox dd: "N+0 records out".
+		var n int64
+		for _, l := range strings.Split(out, "\n") {
+			var recs int64
+			if _, err := fmt.Sscanf(l, "%d+0 records out", &recs); err == nil {
+				n = recs * 64 * 1024
+			}
+		}
+		return n
+	}
+	const limit = 32 << 20
+	out, _ := d.stdout(t, "", "run", "--name", "quota", "--storage-opt", "size=32m", "busybox", "sh", "-c",
+		"dd if=/dev/zero of=/big bs=64k count=2000 2>&1")
+	if n := written(out); n < limit*99/100 || n > limit*101/100 || !strings.Contains(out, "No space left on device") {
+		t.Errorf("rootfs quota: wrote %d bytes of a %d limit:\n%s", n, limit, out)
+	}
+	if out := d.must(t, "inspect", "-s", "-f", "{{.SizeRw}}", "quota"); strings.TrimSpace(out) != strconv.Itoa(limit) {
+		t.Errorf("SizeRw: %q", out)
+	}
+	d.must(t, "rm", "quota")
+
+	d.must(t, "volume", "create", "--opt", "size=16m", "small")
+	out, _ = d.stdout(t, "", "run", "--rm", "-v", "small:/v", "busybox", "sh", "-c", "dd if=/dev/zero of=/v/big bs=64k count=2000 2>&1; ls -a /v")
+	if n := written(out); n < (16<<20)*99/100 || n > (16<<20)*101/100 || !strings.Contains(out, "No space left on device") {
+		t.Errorf("volume quota: wrote %d bytes of a %d limit:\n%s", n, 16<<20, out)
+	}
+	if strings.Contains(out, "lost+found") {
+		t.Errorf("the volume shows its filesystem's lost+found:\n%s", out)
+	}
+	if out := d.must(t, "volume", "inspect", "-f", "{{.UsageData.Size}}", "small"); strings.TrimSpace(out) != strconv.Itoa(16<<20) {
+		t.Errorf("volume usage: %q", out)
+	}
+	d.must(t, "volume", "rm", "small")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--rm", "--storage-opt", "size=lots", "busybox", "true"}, `invalid storage option size="lots"`},
+		{[]string{"run", "--rm", "--storage-opt", "size=1k", "busybox", "true"}, "below the smallest quota"},
+		{[]string{"run", "--rm", "--storage-opt", "iops=5", "busybox", "true"}, `unknown storage option "iops"`},
+		{[]string{"volume", "create", "--opt", "size=-1", "neg"}, "invalid volume option size"},
+	} {
+		if out, err := d.docker(c.args...); err == nil || !strings.Contains(out, c.want) {
+			t.Errorf("docker %v: %v %s (want %q)", c.args, err, out, c.want)
+		}
+	}
+	if out := d.must(t, "ps", "-aq"); strings.TrimSpace(out) != "" {
+		t.Errorf("refused runs left containers: %q", out)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), d.dir) {
+		t.Errorf("quota images still mounted under %s", d.dir)
 	}
 	if after := d.hostState(t); after.mounts != before.mounts || after.cgroups != before.cgroups {
 		t.Errorf("left behind: before %+v, after %+v", before, after)
