@@ -49,6 +49,7 @@ func New(b Backend) *Server {
 	s.mux.HandleFunc("GET /version", s.version)
 	s.mux.HandleFunc("GET /info", s.info)
 	s.mux.HandleFunc("GET /events", s.events)
+	s.mux.HandleFunc("GET /system/df", s.systemDF)
 	s.imageRoutes()
 	s.containerRoutes()
 	s.volumeRoutes()

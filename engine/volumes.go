@@ -75,6 +75,37 @@ func (e *Engine) createVolumes(cfg *ctypes.Config, hc *ctypes.HostConfig) ([]Vol
 			return fail(err)
 		}
 	}
+	// --volumes-from: the volumes and host binds of other containers, at
+	// the same paths, read-only with ":ro"; never removed with this one.
+	for _, from := range hc.VolumesFrom {
+		ref, mode, _ := strings.Cut(from, ":")
+		if mode != "" && mode != "ro" && mode != "rw" {
+			return fail(errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid mode for volumes-from: %s", mode)))
+		}
+		src, err := e.get(ref)
+		if err != nil {
+			return fail(err)
+		}
+		e.mu.Lock()
+		vols, binds := slices.Clone(src.rec.Volumes), slices.Clone(src.rec.HostConfig.Binds)
+		e.mu.Unlock()
+		for _, vm := range vols {
+			if err := add(vm.Name, vm.Destination, mode == "ro" || mode == "" && vm.ReadOnly, true); err != nil {
+				return fail(err)
+			}
+		}
+		for _, raw := range binds {
+			b, err := parseBind(raw)
+			if err != nil || b.volume || taken[filepath.Clean(b.dst)] {
+				continue
+			}
+			taken[filepath.Clean(b.dst)] = true
+			if mode == "ro" && !b.ro {
+				raw = b.src + ":" + b.dst + ":ro"
+			}
+			hc.Binds = append(hc.Binds, raw)
+		}
+	}
 	for dst := range cfg.Volumes {
 		if !taken[filepath.Clean(dst)] {
 			if err := add("", dst, false, false); err != nil {

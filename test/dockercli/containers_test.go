@@ -544,6 +544,19 @@ func TestVolumesWithDockerCLI(t *testing.T) {
 		t.Errorf("after a berthd restart: %q", out)
 	}
 
+	// --volumes-from: the volume and the host bind, here read-only.
+	host := t.TempDir()
+	os.WriteFile(filepath.Join(host, "h"), []byte("host file"), 0o644)
+	d.must(t, "create", "--name", "src", "-v", "data:/data", "-v", host+":/h", "busybox", "true")
+	if out, _ := d.stdout(t, "", "run", "--rm", "--volumes-from", "src:ro", "busybox", "sh", "-c",
+		"cat /data/f /h/h; echo; touch /data/x 2>/dev/null || echo ro"); out != "kept\nhost file\nro\n" {
+		t.Errorf("--volumes-from: %q", out)
+	}
+	d.must(t, "rm", "src")
+	if out := d.must(t, "system", "df"); !strings.Contains(out, "Local Volumes") || !strings.Contains(out, "Images") {
+		t.Errorf("system df:\n%s", out)
+	}
+
 	// Anonymous volume over an image path: the image's files copied in.
 	d.must(t, "create", "--name", "anon", "-v", "/etc", "busybox", "cat", "/etc/passwd")
 	if out := d.must(t, "start", "-a", "anon"); !strings.HasPrefix(out, "root:x:0:0") {
