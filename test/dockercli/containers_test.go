@@ -1,6 +1,7 @@
 package dockercli
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
@@ -555,6 +556,21 @@ func TestVolumesWithDockerCLI(t *testing.T) {
 	d.must(t, "rm", "src")
 	if out := d.must(t, "system", "df"); !strings.Contains(out, "Local Volumes") || !strings.Contains(out, "Images") {
 		t.Errorf("system df:\n%s", out)
+	}
+
+	// A symlink in the image pointing out of it cannot send a volume's
+	// mount (or its copy-up) outside: the destination is resolved in the
+	// root filesystem.
+	outside := filepath.Join(t.TempDir(), "outside")
+	evil := append(registry.BusyboxEntries(t), registry.Entry{Name: "escape", Type: tar.TypeSymlink, Linkname: "../../../../../../../.." + outside})
+	evilTar := filepath.Join(t.TempDir(), "evil.tar")
+	os.WriteFile(evilTar, registry.Tar(t, evil...), 0o644)
+	d.must(t, "import", evilTar, "evil:1")
+	if out, _ := d.stdout(t, "", "run", "--rm", "-v", "data:/escape/x", "evil:1", "cat", "/escape/x/f"); out != "kept\n" {
+		t.Errorf("volume under a symlinked path: %q", out)
+	}
+	if _, err := os.Stat(outside); err == nil {
+		t.Errorf("a volume mount followed the image's symlink out to %s", outside)
 	}
 
 	// Anonymous volume over an image path: the image's files copied in.

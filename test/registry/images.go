@@ -74,6 +74,12 @@ func Image(t testing.TB, arch string, cmd []string, layers ...v1.Layer) v1.Image
 // BusyboxTar is a rootfs of Debian's static busybox.
 func BusyboxTar(t testing.TB) []byte {
 	t.Helper()
+	return Tar(t, BusyboxEntries(t)...)
+}
+
+// BusyboxEntries are BusyboxTar's entries, for images that add to them.
+func BusyboxEntries(t testing.TB) []Entry {
+	t.Helper()
 	bb, err := exec.LookPath("busybox")
 	if err != nil {
 		t.Skip("busybox not installed (Debian's busybox-static)")
@@ -99,5 +105,5 @@ func BusyboxTar(t testing.TB) []byte {
 			entries = append(entries, Entry{Name: "bin/" + applet, Type: tar.TypeSymlink, Linkname: "/bin/busybox"})
 		}
 	}
-	return Tar(t, entries...)
+	return entries
 }
