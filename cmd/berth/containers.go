@@ -79,11 +79,7 @@ func psCmd() *cobra.Command {
 		Aliases: []string{"ls"},
 		Short:   "List containers",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient()
-			if err != nil {
-				return err
-			}
+		RunE: withAPI(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			f := client.Filters{}
 			for _, kv := range filters {
 				k, v, ok := strings.Cut(kv, "=")
@@ -122,7 +118,7 @@ func psCmd() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%q\t%s\t%s\t\t%s\n", short(s.ID), s.Image, command, ago(time.Unix(s.Created, 0)), s.Status, strings.Join(names, ","))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "all containers, not only running ones")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only ids")
@@ -138,11 +134,7 @@ func logsCmd() *cobra.Command {
 		Use:   "logs [OPTIONS] CONTAINER",
 		Short: "Show a container's output",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient()
-			if err != nil {
-				return err
-			}
+		RunE: withAPI(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			ctx := cmd.Context()
 			info, err := c.ContainerInspect(ctx, args[0], client.ContainerInspectOptions{})
 			if err != nil {
@@ -160,7 +152,7 @@ func logsCmd() *cobra.Command {
 				_, err = stdcopy.StdCopy(os.Stdout, os.Stderr, rc)
 			}
 			return err
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&o.Follow, "follow", "f", false, "follow the output until the container stops")
 	cmd.Flags().BoolVarP(&o.Timestamps, "timestamps", "t", false, "show timestamps")
@@ -178,11 +170,7 @@ func execCmd() *cobra.Command {
 		Use:   "exec [OPTIONS] CONTAINER COMMAND [ARG...]",
 		Short: "Run a command in a running container",
 		Args:  cobra.MinimumNArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient()
-			if err != nil {
-				return err
-			}
+		RunE: withAPI(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			ctx := cmd.Context()
 			o.Cmd = args[1:]
 			o.AttachStdout, o.AttachStderr = !detach, !detach
@@ -217,7 +205,7 @@ func execCmd() *cobra.Command {
 				return err
 			}
 			return statusError{code: res.ExitCode}
-		},
+		}),
 	}
 	cmd.Flags().SetInterspersed(false)
 	cmd.Flags().BoolVarP(&o.TTY, "tty", "t", false, "allocate a terminal")
@@ -315,11 +303,7 @@ func waitCmd() *cobra.Command {
 		Use:   "wait CONTAINER [CONTAINER...]",
 		Short: "Wait for containers to stop and print their exit codes",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient()
-			if err != nil {
-				return err
-			}
+		RunE: withAPI(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			var errs []error
 			for _, id := range args {
 				w := c.ContainerWait(cmd.Context(), id, client.ContainerWaitOptions{Condition: ctypes.WaitConditionNotRunning})
@@ -331,7 +315,7 @@ func waitCmd() *cobra.Command {
 				}
 			}
 			return errors.Join(errs...)
-		},
+		}),
 	}
 }
 
@@ -340,14 +324,10 @@ func renameCmd() *cobra.Command {
 		Use:   "rename CONTAINER NEW_NAME",
 		Short: "Rename a container",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient()
-			if err != nil {
-				return err
-			}
-			_, err = c.ContainerRename(cmd.Context(), args[0], client.ContainerRenameOptions{NewName: args[1]})
+		RunE: withAPI(func(cmd *cobra.Command, c *client.Client, args []string) error {
+			_, err := c.ContainerRename(cmd.Context(), args[0], client.ContainerRenameOptions{NewName: args[1]})
 			return err
-		},
+		}),
 	}
 }
 
@@ -357,11 +337,7 @@ func inspectCmd() *cobra.Command {
 		Use:   "inspect [OPTIONS] CONTAINER|IMAGE [...]",
 		Short: "Show containers' or images' details as JSON",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient()
-			if err != nil {
-				return err
-			}
+		RunE: withAPI(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			var out []json.RawMessage
 			var errs []error
 			for _, ref := range args {
@@ -390,7 +366,7 @@ func inspectCmd() *cobra.Command {
 				}
 			}
 			return errors.Join(errs...)
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&size, "size", "s", false, "measure the writable layer")
 	return cmd

@@ -69,11 +69,7 @@ func pullCmd() *cobra.Command {
 		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
 		Short: "Download an image from a registry",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient()
-			if err != nil {
-				return err
-			}
+		RunE: withAPI(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			var w io.Writer = os.Stdout
 			if quiet {
 				w = nil
@@ -85,7 +81,7 @@ func pullCmd() *cobra.Command {
 				fmt.Println(args[0])
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&platform, "platform", "", "os/arch[/variant] to pick from a multi-platform image")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress output")
@@ -98,11 +94,7 @@ func imagesCmd() *cobra.Command {
 		Use:   "images",
 		Short: "List images",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient()
-			if err != nil {
-				return err
-			}
+		RunE: withAPI(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			res, err := c.ImageList(cmd.Context(), client.ImageListOptions{})
 			if err != nil {
 				return err
@@ -127,7 +119,7 @@ func imagesCmd() *cobra.Command {
 				}
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only image IDs")
 	return cmd
@@ -138,14 +130,10 @@ func tagCmd() *cobra.Command {
 		Use:   "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
 		Short: "Give an image another name",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient()
-			if err != nil {
-				return err
-			}
-			_, err = c.ImageTag(cmd.Context(), client.ImageTagOptions{Source: args[0], Target: args[1]})
+		RunE: withAPI(func(cmd *cobra.Command, c *client.Client, args []string) error {
+			_, err := c.ImageTag(cmd.Context(), client.ImageTagOptions{Source: args[0], Target: args[1]})
 			return err
-		},
+		}),
 	}
 }
 
@@ -155,11 +143,7 @@ func rmiCmd() *cobra.Command {
 		Use:   "rmi [OPTIONS] IMAGE [IMAGE...]",
 		Short: "Remove images",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient()
-			if err != nil {
-				return err
-			}
+		RunE: withAPI(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			var errs []error
 			for _, ref := range args {
 				res, err := c.ImageRemove(cmd.Context(), ref, client.ImageRemoveOptions{Force: force})
@@ -177,7 +161,7 @@ func rmiCmd() *cobra.Command {
 				}
 			}
 			return errors.Join(errs...)
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove even if named several times or in use (in use: untag only)")
 	return cmd
@@ -190,11 +174,7 @@ func imageCmd() *cobra.Command {
 		Use:   "prune",
 		Short: "Remove unused images, blobs and layers",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient()
-			if err != nil {
-				return err
-			}
+		RunE: withAPI(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			f := client.Filters{}
 			if all {
 				f.Add("dangling", "false")
@@ -210,18 +190,14 @@ func imageCmd() *cobra.Command {
 			}
 			fmt.Printf("Total reclaimed space: %s\n", units.HumanSize(int64(res.Report.SpaceReclaimed)))
 			return nil
-		},
+		}),
 	}
 	prune.Flags().BoolVarP(&all, "all", "a", false, "remove every image no container uses, not only untagged ones")
 	inspect := &cobra.Command{
 		Use:   "inspect IMAGE",
 		Short: "Show an image's metadata and config",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient()
-			if err != nil {
-				return err
-			}
+		RunE: withAPI(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			img, err := c.ImageInspect(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -229,7 +205,7 @@ func imageCmd() *cobra.Command {
 			enc := json.NewEncoder(os.Stdout)
 			enc.SetIndent("", "    ")
 			return enc.Encode(img.InspectResponse)
-		},
+		}),
 	}
 	cmd.AddCommand(prune, inspect)
 	return cmd

@@ -52,6 +52,18 @@ func apiClient() (*client.Client, error) {
 	return api, nil
 }
 
+// withAPI adapts a command body that talks to the daemon: the client is
+// made (once) before it runs.
+func withAPI(run func(cmd *cobra.Command, c *client.Client, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := apiClient()
+		if err != nil {
+			return err
+		}
+		return run(cmd, c, args)
+	}
+}
+
 // statusError carries an exit status out of a command (run, exec): the
 // container's, or 125 with err when the command itself failed (docker
 // run's convention).

@@ -212,18 +212,14 @@ func createCmd() *cobra.Command {
 		Use:   "create [OPTIONS] IMAGE [COMMAND] [ARG...]",
 		Short: "Create a container",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient()
-			if err != nil {
-				return err
-			}
+		RunE: withAPI(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			id, err := create(cmd.Context(), c, &f, args)
 			if err != nil {
 				return err
 			}
 			fmt.Println(id)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().SetInterspersed(false)
 	f.register(cmd.Flags())

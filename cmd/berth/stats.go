@@ -20,11 +20,7 @@ func topCmd() *cobra.Command {
 		Use:   "top CONTAINER [ps OPTIONS]",
 		Short: "Show a container's processes",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient()
-			if err != nil {
-				return err
-			}
+		RunE: withAPI(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			res, err := c.ContainerTop(cmd.Context(), args[0], client.ContainerTopOptions{Arguments: args[1:]})
 			if err != nil {
 				return err
@@ -35,7 +31,7 @@ func topCmd() *cobra.Command {
 				fmt.Fprintln(tw, strings.Join(p, "\t"))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 }
 
@@ -73,11 +69,7 @@ func statsCmd() *cobra.Command {
 		Use:   "stats [OPTIONS] CONTAINER",
 		Short: "Show a container's resource use (live, or once with --no-stream)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient()
-			if err != nil {
-				return err
-			}
+		RunE: withAPI(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			res, err := c.ContainerStats(cmd.Context(), args[0], client.ContainerStatsOptions{Stream: !noStream, IncludePreviousSample: noStream})
 			if err != nil {
 				return err
@@ -96,7 +88,7 @@ func statsCmd() *cobra.Command {
 				}
 				printStats(&s)
 			}
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&noStream, "no-stream", false, "one sample, then exit")
 	return cmd

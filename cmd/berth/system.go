@@ -34,11 +34,7 @@ func infoCmd() *cobra.Command {
 		Use:   "info",
 		Short: "Show the daemon's system-wide information",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient()
-			if err != nil {
-				return err
-			}
+		RunE: withAPI(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			res, err := c.Info(cmd.Context(), client.InfoOptions{})
 			if err != nil {
 				return err
@@ -49,6 +45,6 @@ func infoCmd() *cobra.Command {
 				i.Driver, i.LoggingDriver, i.CgroupDriver, i.CgroupVersion, i.KernelVersion, i.OperatingSystem,
 				i.Architecture, i.NCPU, i.MemTotal, i.Name, i.DockerRootDir)
 			return nil
-		},
+		}),
 	}
 }
