@@ -108,10 +108,8 @@ func (s *Server) pruneContainers(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := ctypes.PruneReport{ContainersDeleted: []string{}}
 	for _, c := range list {
-		if c.State == ctypes.StateCreated && c.Status == "Created" || c.State == ctypes.StateExited || c.State == ctypes.StateDead {
-			if err := s.b.Engine.Remove(c.ID, engine.RemoveOptions{}); err == nil {
-				resp.ContainersDeleted = append(resp.ContainersDeleted, c.ID)
-			}
+		if err := s.b.Engine.Remove(c.ID, engine.RemoveOptions{}); err == nil {
+			resp.ContainersDeleted = append(resp.ContainersDeleted, c.ID)
 		}
 	}
 	writeJSON(w, http.StatusOK, resp)

@@ -64,7 +64,7 @@ func (e *Engine) Inspect(ref string, size bool) (*ctypes.InspectResponse, error)
 func dockerState(r Record) *ctypes.State {
 	st := r.State
 	status := st.Status
-	if c := status; c == "" {
+	if status == "" {
 		status = ctypes.StateCreated
 	}
 	return &ctypes.State{

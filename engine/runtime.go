@@ -45,29 +45,14 @@ func (e *Engine) running(ref string) (*container.Container, *ctr, error) {
 }
 
 // Pause freezes every process of a running container.
-func (e *Engine) Pause(ref string) error {
-	rc, c, err := e.running(ref)
-	if err != nil {
-		return err
-	}
-	e.mu.Lock()
-	paused := c.rec.State.Status == ctypes.StatePaused
-	e.mu.Unlock()
-	if paused {
-		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("Container %s is already paused", c.rec.ID))
-	}
-	if err := rc.Pause(); err != nil {
-		return err
-	}
-	if err := e.saveState(c, func(r *Record) { r.State.Status = ctypes.StatePaused }); err != nil {
-		return err
-	}
-	e.emit(c, events.ActionPause, nil)
-	return nil
-}
+func (e *Engine) Pause(ref string) error { return e.setPaused(ref, true) }
 
 // Unpause thaws a paused container.
-func (e *Engine) Unpause(ref string) error {
+func (e *Engine) Unpause(ref string) error { return e.setPaused(ref, false) }
+
+// setPaused freezes (pause) or thaws a running container, refusing with
+// docker's messages when it already is in that state.
+func (e *Engine) setPaused(ref string, pause bool) error {
 	rc, c, err := e.running(ref)
 	if err != nil {
 		return err
@@ -75,16 +60,23 @@ func (e *Engine) Unpause(ref string) error {
 	e.mu.Lock()
 	paused := c.rec.State.Status == ctypes.StatePaused
 	e.mu.Unlock()
-	if !paused {
+	status, action, change := ctypes.StatePaused, events.ActionPause, rc.Pause
+	if !pause {
+		status, action, change = ctypes.StateRunning, events.ActionUnPause, rc.Resume
+	}
+	switch {
+	case pause && paused:
+		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("Container %s is already paused", c.rec.ID))
+	case !pause && !paused:
 		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("Container %s is not paused", c.rec.ID))
 	}
-	if err := rc.Resume(); err != nil {
+	if err := change(); err != nil {
 		return err
 	}
-	if err := e.saveState(c, func(r *Record) { r.State.Status = ctypes.StateRunning }); err != nil {
+	if err := e.saveState(c, func(r *Record) { r.State.Status = status }); err != nil {
 		return err
 	}
-	e.emit(c, events.ActionUnPause, nil)
+	e.emit(c, action, nil)
 	return nil
 }
 
