@@ -55,13 +55,12 @@ func (e *Engine) Start(ref string) error {
 	autoRemove := c.rec.HostConfig.AutoRemove
 	e.mu.Unlock()
 	err = e.start(c)
-	e.mu.Lock()
-	c.busy = ""
-	e.mu.Unlock()
+	e.unbusy(c)
 	if err != nil && autoRemove {
-		// As docker: a --rm container that cannot start is removed (its
-		// client waits for that).
-		if rerr := e.Remove(c.rec.ID, RemoveOptions{Force: true}); rerr != nil {
+		// As docker: a --rm container that cannot start is removed, with
+		// its anonymous volumes as after an exit (its client waits for
+		// that).
+		if rerr := e.Remove(c.rec.ID, RemoveOptions{Force: true, Volumes: true}); rerr != nil {
 			e.log.Warn("auto-remove after a failed start", "id", c.rec.ID, "err", rerr)
 		}
 	}

@@ -583,6 +583,13 @@ func TestVolumesWithDockerCLI(t *testing.T) {
 		t.Fatalf("anonymous volume name %q", name)
 	}
 	d.must(t, "rm", "-v", "anon")
+	// A --rm container that cannot start goes with its anonymous volume.
+	if _, code := d.stdout(t, "", "run", "--rm", "-v", "/scratch", "busybox", "nosuchcommand"); code != 127 {
+		t.Errorf("a missing command: exit %d", code)
+	}
+	if out := d.must(t, "volume", "ls", "-q"); len(strings.Fields(out)) != 2 {
+		t.Errorf("volumes after a --rm container failed to start: %q", out)
+	}
 	if out, _ := d.docker("volume", "inspect", name); !strings.Contains(out, "no such volume") {
 		t.Errorf("the anonymous volume outlived rm -v: %s", out)
 	}
