@@ -53,6 +53,7 @@ func New(b Backend) *Server {
 	s.imageRoutes()
 	s.containerRoutes()
 	s.volumeRoutes()
+	s.networkRoutes()
 	return s
 }
 

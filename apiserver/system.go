@@ -12,7 +12,6 @@ import (
 	"github.com/moby/moby/api/types/events"
 
 	"github.com/berth-project/berth/engine"
-	"github.com/berth-project/berth/storage/quota"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
 	"golang.org/x/sys/unix"
@@ -108,7 +107,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		ContainersPaused:  paused,
 		ContainersStopped: stopped,
 		Driver:            "overlay2",
-		DriverStatus:      [][2]string{{"Backing Filesystem", "berth storage (layers by diffID)"}, {"Quota backend", quota.Backend}},
+		DriverStatus:      [][2]string{{"Backing Filesystem", "berth storage (layers by diffID)"}, {"Quota backend", s.b.Images.QuotaBackend()}, {"Volume quota backend", s.b.Volumes.QuotaBackend()}},
 		MemoryLimit:       true,
 		CPUCfsPeriod:      true,
 		CPUCfsQuota:       true,

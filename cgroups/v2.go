@@ -12,9 +12,8 @@ import (
 )
 
 // v2 manages one directory of the unified hierarchy.
-//
-// Device rules need an eBPF program on v2, which the cgroups issue brings;
-// until then Set warns (Warnf) that they are not enforced.
+// Device rules become an eBPF program attached to the directory
+// (devices_v2.go).
 type v2 struct {
 	dir string
 }
@@ -133,6 +132,18 @@ func (m *v2) Set(r *specs.LinuxResources) error {
 				return err
 			}
 		}
+		if mem.Kernel != nil && *mem.Kernel != 0 {
+			Warnf("linux.resources.memory.kernel: not enforced; cgroup v2 counts kernel memory in memory.max")
+		}
+		if mem.KernelTCP != nil && *mem.KernelTCP != 0 {
+			Warnf("linux.resources.memory.kernelTCP: not enforced; cgroup v2 counts socket memory in memory.max")
+		}
+		if mem.Swappiness != nil && *mem.Swappiness != ^uint64(0) {
+			return fmt.Errorf("linux.resources.memory.swappiness: cgroup v2 has no per-cgroup swappiness: %w", errdefs.ErrUnavailable)
+		}
+		if mem.UseHierarchy != nil && !*mem.UseHierarchy {
+			return fmt.Errorf("linux.resources.memory.useHierarchy: cgroup v2 is always hierarchical: %w", errdefs.ErrUnavailable)
+		}
 		if mem.DisableOOMKiller != nil && *mem.DisableOOMKiller {
 			return fmt.Errorf("linux.resources.memory.disableOOMKiller: cgroup v2 cannot disable the OOM killer: %w", errdefs.ErrUnavailable)
 		}
@@ -149,6 +160,17 @@ func (m *v2) Set(r *specs.LinuxResources) error {
 	if b := r.BlockIO; b != nil {
 		if err := w(b.Weight != nil && *b.Weight != 0, "io.weight", "linux.resources.blockIO.weight", strconv.FormatUint(ConvertBlkIOToIOWeight(deref16(b.Weight)), 10)); err != nil {
 			return err
+		}
+		for _, d := range b.WeightDevice {
+			if d.Weight == nil {
+				continue
+			}
+			if err := w(true, "io.weight", "linux.resources.blockIO.weightDevice", fmt.Sprintf("%d:%d %d", d.Major, d.Minor, ConvertBlkIOToIOWeight(*d.Weight))); err != nil {
+				return err
+			}
+		}
+		if b.LeafWeight != nil && *b.LeafWeight != 0 {
+			return fmt.Errorf("linux.resources.blockIO.leafWeight: cgroup v2 has no leaf weight: %w", errdefs.ErrUnavailable)
 		}
 		lim := []struct {
 			list []specs.LinuxThrottleDevice
@@ -170,20 +192,10 @@ func (m *v2) Set(r *specs.LinuxResources) error {
 	if r.Network != nil && (r.Network.ClassID != nil || len(r.Network.Priorities) > 0) {
 		return fmt.Errorf("linux.resources.network: net_cls and net_prio exist only on cgroup v1: %w", errdefs.ErrUnavailable)
 	}
-	if !defaultDenyOnly(r.Devices) {
-		Warnf("linux.resources.devices: not enforced on cgroup v2 until the eBPF device program lands (docs/architecture.md)")
+	if err := setDevicesV2(m.dir, r.Devices); err != nil {
+		return err
 	}
 	return setUnified(m.dir, r.Unified)
-}
-
-// defaultDenyOnly reports whether rules hold nothing but deny-all rules.
-func defaultDenyOnly(rules []specs.LinuxDeviceCgroup) bool {
-	for _, r := range rules {
-		if r.Allow || (r.Type != "" && r.Type != "a") {
-			return false
-		}
-	}
-	return true
 }
 
 func deref(p *uint64) uint64 {
@@ -200,7 +212,11 @@ func deref16(p *uint16) uint16 {
 	return *p
 }
 
+// maxOr renders a limit, negative as "max"; nil (unset, not written) as "".
 func maxOr(p *int64) string {
+	if p == nil {
+		return ""
+	}
 	if *p < 0 {
 		return "max"
 	}

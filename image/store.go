@@ -656,3 +656,6 @@ func (s *Store) RemoveRootfs(key string) error {
 		return tx.Bucket(bucketRootfs).Delete([]byte(key))
 	})
 }
+
+// QuotaBackend names how size-limited writable layers are limited here.
+func (s *Store) QuotaBackend() string { return s.snaps.QuotaBackend() }

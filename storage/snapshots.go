@@ -36,7 +36,8 @@ import (
 
 // Snapshotter owns the layers/ and rw/ directories under root.
 type Snapshotter struct {
-	root string
+	root  string
+	quota quota.Backend // for sized writable layers, chosen at Open
 }
 
 // Open makes the directories and removes unfinished unpacks.
@@ -50,8 +51,12 @@ func Open(root string) (*Snapshotter, error) {
 			return nil, err
 		}
 	}
+	s.quota = quota.Detect(filepath.Join(root, "rw"))
 	return s, nil
 }
+
+// QuotaBackend names how sized writable layers are limited on this host.
+func (s *Snapshotter) QuotaBackend() string { return s.quota.Name() }
 
 func (s *Snapshotter) tmpDir() string { return filepath.Join(s.root, "layers", "tmp") }
 
@@ -160,8 +165,8 @@ func (s *Snapshotter) Prepare(key string, layers []digest.Digest) error {
 }
 
 // PrepareSized is Prepare with the writable layer limited to size bytes
-// (0: unlimited): its upper and work directories live in a quota image
-// (storage/quota) mounted at rw/<key>/fs.
+// (0: unlimited): its upper and work directories live in rw/<key>/fs, a
+// directory limited by the host's quota backend (storage/quota).
 func (s *Snapshotter) PrepareSized(key string, layers []digest.Digest, size int64) error {
 	if !keyRE.MatchString(key) {
 		return fmt.Errorf("snapshot key %q: %w", key, errdefs.ErrInvalid)
@@ -185,14 +190,14 @@ func (s *Snapshotter) PrepareSized(key string, layers []digest.Digest, size int6
 	base := dir
 	if size > 0 {
 		base = filepath.Join(dir, "fs")
-		if err := quota.Create(filepath.Join(dir, "disk.img"), base, size); err != nil {
+		if err := s.quota.Create(base, size); err != nil {
 			os.RemoveAll(dir)
 			return err
 		}
 	}
 	for _, d := range []string{"upper", "work"} {
 		if err := os.Mkdir(filepath.Join(base, d), 0o755); err != nil {
-			quota.Unmount(base)
+			quota.Remove(base)
 			os.RemoveAll(dir)
 			return err
 		}
@@ -293,16 +298,15 @@ func Unmount(target string) error {
 }
 
 // rwBase is the directory holding key's upper and work: rw/<key>, or the
-// mounted quota image rw/<key>/fs (mounted again if it is not, after a
-// reboot say).
+// limited directory rw/<key>/fs, made ready (a loop image mounted again
+// after a reboot, say).
 func (s *Snapshotter) rwBase(key string) (string, error) {
 	dir := s.rwDir(key)
-	img := filepath.Join(dir, "disk.img")
-	if _, err := os.Stat(img); err != nil {
+	base := filepath.Join(dir, "fs")
+	if _, err := os.Stat(base); err != nil {
 		return dir, nil
 	}
-	base := filepath.Join(dir, "fs")
-	if err := quota.Mount(img, base); err != nil {
+	if err := quota.Ready(base); err != nil {
 		return "", err
 	}
 	return base, nil
@@ -313,8 +317,8 @@ func (s *Snapshotter) Remove(key string) error {
 	if !keyRE.MatchString(key) {
 		return fmt.Errorf("snapshot key %q: %w", key, errdefs.ErrInvalid)
 	}
-	if err := quota.Unmount(filepath.Join(s.rwDir(key), "fs")); err != nil {
-		return fmt.Errorf("unmount the quota image of %q: %w", key, err)
+	if err := quota.Remove(filepath.Join(s.rwDir(key), "fs")); err != nil {
+		return fmt.Errorf("snapshot %q: %w", key, err)
 	}
 	return os.RemoveAll(s.rwDir(key))
 }

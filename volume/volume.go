@@ -63,8 +63,9 @@ func (v *Volume) Kind() string {
 
 // Store holds the volumes of one data root.
 type Store struct {
-	root string
-	mu   sync.Mutex
+	root  string
+	quota quota.Backend // for size= volumes, chosen at Open
+	mu    sync.Mutex
 }
 
 // Open opens (creating) the volume directory under dataRoot.
@@ -73,8 +74,11 @@ func Open(dataRoot string) (*Store, error) {
 	if err := os.MkdirAll(root, 0o711); err != nil {
 		return nil, err
 	}
-	return &Store{root: root}, nil
+	return &Store{root: root, quota: quota.Detect(root)}, nil
 }
+
+// QuotaBackend names how size= volumes are limited on this host.
+func (s *Store) QuotaBackend() string { return s.quota.Name() }
 
 var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 
@@ -114,15 +118,19 @@ func (s *Store) Create(o CreateOptions) (*Volume, error) {
 		return v, nil
 	}
 	dir := filepath.Join(s.root, o.Name)
-	if err := os.MkdirAll(filepath.Join(dir, "_data"), 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	data := filepath.Join(dir, "_data")
 	if sz := o.Options["size"]; sz != "" {
 		n, _ := logfile.ParseSize(sz) // checked above
-		if err := quota.Create(filepath.Join(dir, "disk.img"), filepath.Join(dir, "_data"), n); err != nil {
+		if err := s.quota.Create(data, n); err != nil {
 			os.RemoveAll(dir)
 			return nil, err
 		}
+	} else if err := os.Mkdir(data, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
 	}
 	v := &Volume{
 		Name: o.Name, Driver: "local", CreatedAt: time.Now().UTC().Truncate(time.Second),
@@ -135,7 +143,7 @@ func (s *Store) Create(o CreateOptions) (*Volume, error) {
 		v.Options = map[string]string{}
 	}
 	if err := s.save(v); err != nil {
-		quota.Unmount(filepath.Join(dir, "_data"))
+		quota.Remove(data)
 		os.RemoveAll(dir)
 		return nil, err
 	}
@@ -266,20 +274,16 @@ func (s *Store) Remove(name string, inUse []string) error {
 	if len(inUse) > 0 {
 		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("remove %s: volume is in use - [%s]", name, strings.Join(inUse, ", ")))
 	}
-	if err := quota.Unmount(filepath.Join(s.root, name, "_data")); err != nil {
-		return fmt.Errorf("remove %s: unmount its quota image: %w", name, err)
+	if err := quota.Remove(filepath.Join(s.root, name, "_data")); err != nil {
+		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	return os.RemoveAll(filepath.Join(s.root, name))
 }
 
-// Ready makes a volume usable: a size-limited one has its image mounted
-// (again, after a reboot).
+// Ready makes a volume usable: a size-limited one is made ready by its
+// quota backend (a loop image mounted again after a reboot).
 func (s *Store) Ready(v *Volume) error {
-	img := filepath.Join(s.root, v.Name, "disk.img")
-	if _, err := os.Stat(img); err != nil {
-		return nil
-	}
-	return quota.Mount(img, filepath.Join(s.root, v.Name, "_data"))
+	return quota.Ready(filepath.Join(s.root, v.Name, "_data"))
 }
 
 // Size is the bytes of the files in a directory volume (0 for others).

@@ -49,13 +49,10 @@ func berthRunner(t *testing.T, d *berthd.Daemon, bin string) func(stdin string, 
 
 // TestImageCommands drives the built berth binary against berthd: pull
 // from a registry on loopback, list, save, load, remove.
-func TestImageCommands(t *testing.T) {
-	d := berthd.Start(t)
-	reg := registry.Start(t, registry.Options{})
-	tb := registry.Tar(t, registry.Entry{Name: "etc/", Type: tar.TypeDir}, registry.Entry{Name: "etc/hostname", Body: "box\n"})
-	reg.Push(t, "cli/app:v1", registry.Image(t, "amd64", nil, registry.Layer(t, tb, "gzip")))
-	berth := berthCLI(t, d)
-	must := func(args ...string) string {
+// mustSucceed wraps a runner from berthCLI: the command's output, or the
+// test ends if it exits non-zero.
+func mustSucceed(t *testing.T, berth func(stdin string, args ...string) (string, int)) func(args ...string) string {
+	return func(args ...string) string {
 		t.Helper()
 		out, code := berth("", args...)
 		if code != 0 {
@@ -63,6 +60,15 @@ func TestImageCommands(t *testing.T) {
 		}
 		return out
 	}
+}
+
+func TestImageCommands(t *testing.T) {
+	d := berthd.Start(t)
+	reg := registry.Start(t, registry.Options{})
+	tb := registry.Tar(t, registry.Entry{Name: "etc/", Type: tar.TypeDir}, registry.Entry{Name: "etc/hostname", Body: "box\n"})
+	reg.Push(t, "cli/app:v1", registry.Image(t, "amd64", nil, registry.Layer(t, tb, "gzip")))
+	berth := berthCLI(t, d)
+	must := mustSucceed(t, berth)
 	out := must("pull", reg.Ref("cli/app:v1"))
 	for _, want := range []string{"Pulling fs layer", "Pull complete", "Status: Downloaded newer image for"} {
 		if !strings.Contains(out, want) {
@@ -235,4 +241,48 @@ func TestRunTTY(t *testing.T) {
 		t.Errorf("the container did not keep running after detach:\n%s", out)
 	}
 	berth("", "rm", "-f", "stay")
+}
+
+// TestVolumeAndSystemCommands: berth volume create (with a size limit the
+// container hits) / ls / inspect / rm (refused in use) / prune, info
+// naming the quota backends, and system prune.
+func TestVolumeAndSystemCommands(t *testing.T) {
+	d := berthd.Start(t)
+	berth := berthCLI(t, d)
+	must := mustSucceed(t, berth)
+	tarball := filepath.Join(t.TempDir(), "busybox.tar")
+	os.WriteFile(tarball, registry.BusyboxTar(t), 0o644)
+	must("import", tarball, "busybox")
+	if out := must("volume", "create", "--opt", "size=8m", "--label", "k=v", "small"); out != "small\n" {
+		t.Errorf("volume create: %q", out)
+	}
+	if out := must("volume", "ls"); !strings.Contains(strings.Join(strings.Fields(out), " "), "DRIVER VOLUME NAME local small") {
+		t.Errorf("volume ls:\n%s", out)
+	}
+	if out := must("volume", "inspect", "small"); !strings.Contains(out, `"size": "8m"`) || !strings.Contains(out, `"k": "v"`) {
+		t.Errorf("volume inspect:\n%s", out)
+	}
+	out, _ := berth("", "run", "--rm", "-v", "small:/v", "busybox", "sh", "-c", "dd if=/dev/zero of=/v/f bs=1M count=20; ls -l /v/f")
+	if !strings.Contains(out, "No space left on device") && !strings.Contains(out, "Disk quota exceeded") {
+		t.Errorf("20 MiB into an 8 MiB volume:\n%s", out)
+	}
+	if out, code := berth("", "volume", "create", "--opt", "size", "x"); code == 0 || !strings.Contains(out, "want key=value") {
+		t.Errorf("bad --opt: %d %s", code, out)
+	}
+	must("create", "--name", "user", "-v", "small:/v", "busybox", "true")
+	if out, code := berth("", "volume", "rm", "small"); code == 0 || !strings.Contains(out, "volume is in use") {
+		t.Errorf("rm of a volume in use: %d %s", code, out)
+	}
+	if out := must("info"); !strings.Contains(out, "Quota backend: ") || !strings.Contains(out, "Volume quota backend: ") {
+		t.Errorf("info lacks the quota backends:\n%s", out)
+	}
+	if out := must("system", "prune"); !strings.Contains(out, "deleted container:") || !strings.Contains(out, "Total reclaimed space") {
+		t.Errorf("system prune:\n%s", out)
+	}
+	if out := must("volume", "rm", "small"); out != "small\n" {
+		t.Errorf("volume rm: %q", out)
+	}
+	if out := must("volume", "ls", "-q"); out != "" {
+		t.Errorf("volumes left: %q", out)
+	}
 }

@@ -92,7 +92,7 @@ func main() {
 		runCmd(), createCmd(), startCmd(), psCmd(), logsCmd(), execCmd(), stopCmd(), killCmd(), restartCmd(),
 		rmCmd(), inspectCmd(), waitCmd(), renameCmd(), topCmd(), statsCmd(), pauseCmd(), unpauseCmd(),
 		pullCmd(), imagesCmd(), tagCmd(), rmiCmd(), imageCmd(), saveCmd(), loadCmd(), importCmd(),
-		versionCmd(), infoCmd(),
+		volumeCmd(), systemCmd(), versionCmd(), infoCmd(),
 	)
 	err := root.ExecuteContext(context.Background())
 	if api != nil {

@@ -44,6 +44,9 @@ func infoCmd() *cobra.Command {
 				i.Containers, i.ContainersRunning, i.ContainersPaused, i.ContainersStopped, i.Images, i.ServerVersion,
 				i.Driver, i.LoggingDriver, i.CgroupDriver, i.CgroupVersion, i.KernelVersion, i.OperatingSystem,
 				i.Architecture, i.NCPU, i.MemTotal, i.Name, i.DockerRootDir)
+			for _, kv := range i.DriverStatus {
+				fmt.Printf(" %s: %s\n", kv[0], kv[1])
+			}
 			return nil
 		}),
 	}

@@ -1,133 +1,100 @@
-// Package quota limits the disk space of a directory on hosts without
-// project quotas (this kind of machine: XFS and ext4 quota are compiled
-// out of its kernel): the directory is a loop-mounted ext4 image whose free
-// space is the limit. A write past it fails with ENOSPC inside the image;
-// nothing outside is affected.
+// Package quota limits the disk space of a directory, with the best
+// mechanism the filesystem under it offers, chosen once by Detect:
 //
-// The image is sparse (only what is written takes host space), without a
-// journal or reserved blocks, and sized in two passes so that the free
-// space of the mounted filesystem is the requested size within a block
-// group's metadata: mkfs, measure, grow by what is missing, mkfs again.
+//   - project quotas (XFS mounted with pquota, ext4 with prjquota): the
+//     directory gets a project ID, inherited by everything made in it, and
+//     the project a block limit (project.go);
+//   - btrfs: the directory is a subvolume whose qgroup has a limit on the
+//     bytes it references (btrfs.go);
+//   - anywhere else, a loop-mounted ext4 image whose free space is the
+//     limit (loop.go).
+//
+// A write past the limit fails inside (EDQUOT or ENOSPC); nothing outside
+// is affected. A limited directory tells by itself how it was made, so
+// Ready and Remove handle it whatever backend Detect chooses today.
 package quota
 
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 
 	"github.com/berth-project/berth/errdefs"
 	"golang.org/x/sys/unix"
 )
 
-// Backend names the mechanism, for `info`.
-const Backend = "loop-mounted ext4 image per writable layer or volume (no project quota on this host)"
-
-// MinSize is the smallest limit accepted: below it ext4's own metadata
-// dominates.
+// MinSize is the smallest limit accepted: below it a filesystem's own
+// metadata dominates.
 const MinSize = 4 << 20
 
-// Create makes the image file img whose filesystem has size bytes free,
-// and mounts it on dir (made if missing). On error nothing is left.
-func Create(img, dir string, size int64) (err error) {
+// A Backend limits directories on one filesystem.
+type Backend interface {
+	// Name says which mechanism it is, for `info`.
+	Name() string
+	// Create makes dir, which must not exist (its parent must, and belongs
+	// to dir's owner: the loop backend keeps its image there), holding at
+	// most size bytes. On error nothing is left.
+	Create(dir string, size int64) error
+}
+
+// Detect returns the backend for directories under root, an existing
+// directory: project quota if its filesystem enforces them, btrfs qgroups
+// on btrfs, else loop images.
+func Detect(root string) Backend {
+	if p, ok := detectProject(root); ok {
+		return p
+	}
+	if isBtrfs(root) {
+		return btrfsBackend{}
+	}
+	return loopBackend{}
+}
+
+// Ready makes a limited directory usable after a reboot: a loop image is
+// mounted again. Other directories need nothing.
+func Ready(dir string) error {
+	if img := loopImage(dir); img != "" {
+		return mountImage(img, dir)
+	}
+	return nil
+}
+
+// Remove deletes dir with everything in it and releases its limit, for a
+// directory of any backend or none. A missing dir is not an error.
+func Remove(dir string) error {
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	var err error
+	switch {
+	case loopImage(dir) != "":
+		err = removeLoop(dir)
+	case isSubvolume(dir):
+		err = removeSubvolume(dir)
+	default:
+		err = removeProject(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("remove the limited directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// checkSize refuses a limit below MinSize, or above the size of the
+// filesystem dir would be made on: no backend can honour that, and a loop
+// image that large would cost its inode tables for nothing.
+func checkSize(dir string, size int64) error {
 	if size < MinSize {
 		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("size %d bytes is below the smallest quota, %d bytes", size, int64(MinSize)))
 	}
-	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
-		return errdefs.New(errdefs.ErrUnavailable, "disk quotas need mkfs.ext4 (Debian's e2fsprogs)")
-	}
-	defer func() {
-		if err != nil {
-			_ = Unmount(dir)
-			os.Remove(img)
-		}
-	}()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	var st unix.Statfs_t
+	if err := unix.Statfs(filepath.Dir(dir), &st); err != nil {
 		return err
 	}
-	// First guess: ext4 without a journal keeps ~97% of a small image.
-	guess := size + size/32 + 1<<20
-	for pass := 0; pass < 3; pass++ {
-		if err := mkfs(img, guess); err != nil {
-			return err
-		}
-		if err := Mount(img, dir); err != nil {
-			return err
-		}
-		var st unix.Statfs_t
-		if err := unix.Statfs(dir, &st); err != nil {
-			return err
-		}
-		free := int64(st.Bavail) * st.Bsize
-		missing := size - free
-		if max(missing, -missing) <= size/200+int64(st.Bsize) {
-			// An empty directory for its user (a volume is copied into
-			// only when empty); fsck would make it again if needed.
-			return os.Remove(filepath.Join(dir, "lost+found"))
-		}
-		if err := Unmount(dir); err != nil {
-			return err
-		}
-		guess += missing
-	}
-	return fmt.Errorf("quota: could not size an image to %d bytes free", size)
-}
-
-func mkfs(img string, size int64) error {
-	f, err := os.OpenFile(img, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	err = f.Truncate(size)
-	f.Close()
-	if err != nil {
-		return err
-	}
-	// -N: few inodes (a writable layer or a volume rarely needs many, and
-	// each costs space); 1 per 16 KiB is ext4's default ratio for small
-	// filesystems, kept, so that a layer of small files does not run out of
-	// inodes before bytes.
-	out, err := exec.Command("mkfs.ext4", "-q", "-F", "-b", "4096", "-m", "0", "-i", "16384",
-		"-O", "^has_journal,^resize_inode", "-E", "root_owner=0:0,lazy_itable_init=0", img).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("mkfs.ext4 %s: %v: %s", img, err, strings.TrimSpace(string(out)))
+	if fsSize := int64(st.Blocks) * st.Bsize; size > fsSize {
+		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("size %d bytes is larger than the filesystem that would hold it (%d bytes)", size, fsSize))
 	}
 	return nil
-}
-
-// Mount loop-mounts img on dir unless something is mounted there already.
-// The loop device is released when the mount goes (autoclear).
-func Mount(img, dir string) error {
-	if mounted(dir) {
-		return nil
-	}
-	out, err := exec.Command("mount", "-t", "ext4", "-o", "loop,nosuid,nodev", img, dir).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("mount %s on %s: %v: %s", img, dir, err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
-// Unmount detaches dir's mount; nothing mounted is not an error.
-func Unmount(dir string) error {
-	err := unix.Unmount(dir, 0)
-	if errors.Is(err, unix.EBUSY) {
-		err = unix.Unmount(dir, unix.MNT_DETACH)
-	}
-	if err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	return err
-}
-
-// mounted reports whether dir is a mount point (its device differs from
-// its parent's).
-func mounted(dir string) bool {
-	var a, b unix.Stat_t
-	if unix.Stat(dir, &a) != nil || unix.Stat(filepath.Dir(dir), &b) != nil {
-		return false
-	}
-	return a.Dev != b.Dev
 }

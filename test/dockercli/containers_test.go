@@ -557,6 +557,18 @@ func TestVolumesWithDockerCLI(t *testing.T) {
 	if out := d.must(t, "system", "df"); !strings.Contains(out, "Local Volumes") || !strings.Contains(out, "Images") {
 		t.Errorf("system df:\n%s", out)
 	}
+	// system prune: stopped containers and unused anonymous volumes go;
+	// the named volume and the image in use stay.
+	d.must(t, "create", "--name", "stopped", "-v", "/anon", "busybox", "true")
+	if out := d.must(t, "system", "prune", "-f", "--volumes"); !strings.Contains(out, "Deleted Containers:") || !strings.Contains(out, "Total reclaimed space") {
+		t.Errorf("system prune:\n%s", out)
+	}
+	if out := d.must(t, "ps", "-aq"); out != "" {
+		t.Errorf("containers after system prune: %q", out)
+	}
+	if out := d.must(t, "volume", "ls", "-q"); strings.Fields(out)[0] != "auto" || !strings.Contains(out, "data") || len(strings.Fields(out)) != 2 {
+		t.Errorf("volumes after system prune: %q", out)
+	}
 
 	// A symlink in the image pointing out of it cannot send a volume's
 	// mount (or its copy-up) outside: the destination is resolved in the
@@ -670,6 +682,8 @@ func TestDiskQuotas(t *testing.T) {
 		{[]string{"run", "--rm", "--storage-opt", "size=1k", "busybox", "true"}, "below the smallest quota"},
 		{[]string{"run", "--rm", "--storage-opt", "iops=5", "busybox", "true"}, `unknown storage option "iops"`},
 		{[]string{"volume", "create", "--opt", "size=-1", "neg"}, "invalid volume option size"},
+		{[]string{"run", "--rm", "--storage-opt", "size=10T", "busybox", "true"}, "larger than the filesystem"},
+		{[]string{"volume", "create", "--opt", "size=10T", "huge"}, "larger than the filesystem"},
 	} {
 		if out, err := d.docker(c.args...); err == nil || !strings.Contains(out, c.want) {
 			t.Errorf("docker %v: %v %s (want %q)", c.args, err, out, c.want)
@@ -677,6 +691,9 @@ func TestDiskQuotas(t *testing.T) {
 	}
 	if out := d.must(t, "ps", "-aq"); strings.TrimSpace(out) != "" {
 		t.Errorf("refused runs left containers: %q", out)
+	}
+	if out := d.must(t, "volume", "ls", "-q"); strings.TrimSpace(out) != "" {
+		t.Errorf("refused volumes left: %q", out)
 	}
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	if strings.Contains(string(mi), d.dir) {

@@ -41,30 +41,19 @@ func Main(m *testing.M) {
 			return m.Run() // every test skips itself
 		}
 		var err error
-		if binDir, err = os.MkdirTemp("", "berth-test-bin-"); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(binDir)
-		runtimeBin = filepath.Join(binDir, "berth-runtime")
-		checkerBin = filepath.Join(binDir, "checker")
-		// The runtime is built as it ships, by scripts/build.sh.
-		_, self, _, _ := goruntime.Caller(0)
-		builds := [][]string{
-			{filepath.Join(filepath.Dir(self), "../../scripts/build.sh"), binDir},
-			{"go", "build", "-o", checkerBin, "github.com/berth-project/berth/test/checker"},
-		}
-		for _, b := range builds {
-			cmd := exec.Command(b[0], b[1:]...)
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if b[0] != "go" {
-				cmd.Env = os.Environ()
+		if binDir = os.Getenv(PrebuiltEnv); binDir == "" {
+			if binDir, err = os.MkdirTemp("", "berth-test-bin-"); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
 			}
-			if out, err := cmd.CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "%s: %v\n%s", strings.Join(b, " "), err, out)
+			defer os.RemoveAll(binDir)
+			if err := build(binDir); err != nil {
+				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}
 		}
+		runtimeBin = filepath.Join(binDir, "berth-runtime")
+		checkerBin = filepath.Join(binDir, "checker")
 		busybox, err = exec.LookPath("busybox")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "busybox not found: install Debian's busybox-static")
@@ -74,6 +63,32 @@ func Main(m *testing.M) {
 		return m.Run()
 	}()
 	os.Exit(code)
+}
+
+// PrebuiltEnv names a directory holding berth-runtime and checker already
+// built (as in the cgroup v2 guest, which has no Go toolchain); unset, Main
+// builds them into a temporary directory.
+const PrebuiltEnv = "BERTH_TEST_BIN_DIR"
+
+// build makes the runtime as it ships (scripts/build.sh) and the checker
+// in dir.
+func build(dir string) error {
+	_, self, _, _ := goruntime.Caller(0)
+	builds := [][]string{
+		{filepath.Join(filepath.Dir(self), "../../scripts/build.sh"), dir},
+		{"go", "build", "-o", filepath.Join(dir, "checker"), "github.com/berth-project/berth/test/checker"},
+	}
+	for _, b := range builds {
+		cmd := exec.Command(b[0], b[1:]...)
+		cmd.Env = os.Environ()
+		if b[0] == "go" {
+			cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %v\n%s", strings.Join(b, " "), err, out)
+		}
+	}
+	return nil
 }
 
 // RequireRoot skips the test unless it runs as root.

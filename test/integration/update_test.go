@@ -6,10 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/test/harness"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -30,7 +32,6 @@ func readCount(b *harness.Bundle) string {
 }
 
 func TestPauseResume(t *testing.T) {
-	requireV1(t)
 	b := counterBundle(t)
 	time.Sleep(100 * time.Millisecond)
 	b.MustRuntime("pause", b.ID)
@@ -63,30 +64,26 @@ func TestPauseResume(t *testing.T) {
 }
 
 func TestUpdate(t *testing.T) {
-	requireV1(t)
 	b := harness.NewBundle(t)
 	b.Spec.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr(int64(64 << 20))}
 	b.Spec.Process.Args = []string{"sleep", "60"}
 	b.Write()
 	b.MustRuntime("run", "-d", b.ID)
 	b.MustRuntime("update", "--memory", "32m", "--pids-limit", "12", "--cpu-quota", "20000", "--cpu-period", "100000", "--cpu-share", "256", b.ID)
-	for _, c := range []struct{ ctrl, file, want string }{
-		{"memory", "memory.limit_in_bytes", "33554432"}, {"pids", "pids.max", "12"},
-		{"cpu", "cpu.cfs_quota_us", "20000"}, {"cpu", "cpu.shares", "256"},
-	} {
-		if got := readCg(t, b, c.ctrl, c.file); got != c.want {
-			t.Errorf("%s/%s = %s, want %s", c.ctrl, c.file, got, c.want)
-		}
-	}
+	checkCgroup(t, b, []cgFile{
+		{"memory", "memory.limit_in_bytes", "33554432", "memory.max", "33554432"},
+		{"pids", "pids.max", "12", "pids.max", "12"},
+		{"cpu", "cpu.cfs_quota_us", "20000", "cpu.max", "20000 100000"},
+		{"cpu", "cpu.shares", "256", "cpu.weight", strconv.FormatUint(cgroups.ConvertSharesToWeight(256), 10)},
+	})
 	res := filepath.Join(b.Dir, "resources.json")
 	os.WriteFile(res, []byte(`{"pids": {"limit": 7}, "memory": {"reservation": 16777216}}`), 0o644)
 	b.MustRuntime("update", "-r", res, b.ID)
-	if got := readCg(t, b, "pids", "pids.max"); got != "7" {
-		t.Errorf("pids.max after -r = %s", got)
-	}
-	if got := readCg(t, b, "memory", "memory.limit_in_bytes"); got != "33554432" {
-		t.Errorf("memory limit changed by an update that did not name it: %s", got)
-	}
+	checkCgroup(t, b, []cgFile{
+		{"pids", "pids.max", "7", "pids.max", "7"},
+		// Not named by the update: unchanged.
+		{"memory", "memory.limit_in_bytes", "33554432", "memory.max", "33554432"},
+	})
 	if r := b.Runtime("update", "--memory", "-5", b.ID); r.Code == 0 || !strings.Contains(r.Stderr, "linux.resources.memory.limit") {
 		t.Errorf("negative memory: %s", r)
 	}
@@ -118,7 +115,6 @@ type statsEvent struct {
 }
 
 func TestEventsStats(t *testing.T) {
-	requireV1(t)
 	b := harness.NewBundle(t)
 	b.Spec.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr(int64(64 << 20))}
 	b.Spec.Process.Args = []string{"sh", "-c", "sleep 60 & sleep 60 & wait"}
@@ -137,7 +133,6 @@ func TestEventsStats(t *testing.T) {
 }
 
 func TestEventsStreamReportsOOM(t *testing.T) {
-	requireV1(t)
 	b := harness.NewBundle(t)
 	b.Spec.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr(int64(16 << 20)), Swap: ptr(int64(16 << 20))}
 	b.Spec.Process.Args = []string{"sh", "-c", "sleep 0.5; dd if=/dev/zero of=/dev/null bs=60M count=1; sleep 60"}
