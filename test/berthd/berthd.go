@@ -27,7 +27,9 @@ import (
 // root and exec root (so its own berth-monitor).
 type Daemon struct {
 	Sock string // the API socket
-	Dir  string // holds data/, exec/ and the logs
+	Dir  string // holds data/ (unless DataRoot is elsewhere), exec/ and the logs
+	// DataRoot is berthd's --data-root: Dir/data, or where StartOn put it.
+	DataRoot string
 	// CgroupParent holds this daemon's container cgroups alone.
 	CgroupParent string
 	bin          string
@@ -41,12 +43,22 @@ type Daemon struct {
 // sure its monitor is gone (ending it by its PID if it lingers).
 func Start(t *testing.T) *Daemon {
 	t.Helper()
+	return StartOn(t, "")
+}
+
+// StartOn is Start with the data root at dataRoot (a filesystem the test
+// made, say); "" is Dir/data.
+func StartOn(t *testing.T, dataRoot string) *Daemon {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: berthd unpacks images with their owners and mounts overlays")
 	}
 	bin := buildDaemon(t)
 	dir := t.TempDir()
-	d := &Daemon{Sock: filepath.Join(dir, "berth.sock"), Dir: dir, bin: bin, CgroupParent: "/berth-test-" + randomHex()}
+	if dataRoot == "" {
+		dataRoot = filepath.Join(dir, "data")
+	}
+	d := &Daemon{Sock: filepath.Join(dir, "berth.sock"), Dir: dir, DataRoot: dataRoot, bin: bin, CgroupParent: "/berth-test-" + randomHex()}
 	logf, err := os.Create(filepath.Join(dir, "berthd.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +127,7 @@ func Main(m *testing.M) {
 // Start runs berthd and waits for its socket.
 func (d *Daemon) Start(t *testing.T) {
 	t.Helper()
-	d.cmd = exec.Command(d.bin, "-H", "unix://"+d.Sock, "--data-root", filepath.Join(d.Dir, "data"),
+	d.cmd = exec.Command(d.bin, "-H", "unix://"+d.Sock, "--data-root", d.DataRoot,
 		"--exec-root", filepath.Join(d.Dir, "exec"), "--pidfile", filepath.Join(d.Dir, "berthd.pid"),
 		"--config-file", "/dev/null", "--log-level", "debug", "--cgroup-parent", d.CgroupParent)
 	d.cmd.Stdout, d.cmd.Stderr = d.logf, d.logf

@@ -40,7 +40,7 @@ func Roots(t *testing.T) map[string]string {
 	} else {
 		t.Log("no mkfs.ext4: loop backend not tested")
 	}
-	if dir, ok := btrfsRoot(t); ok {
+	if dir, ok := Btrfs(t); ok {
 		roots["btrfs"] = dir
 	}
 	for _, d := range strings.Split(os.Getenv(PquotaEnv), ":") {
@@ -57,7 +57,10 @@ func Roots(t *testing.T) map[string]string {
 	return roots
 }
 
-func btrfsRoot(t *testing.T) (string, bool) {
+// Btrfs mounts a new 1 GiB btrfs (a sparse image on a loop device) for
+// the test and returns its mount point, unmounted when the test ends; false
+// if the kernel or mkfs.btrfs is missing.
+func Btrfs(t *testing.T) (string, bool) {
 	fss, _ := os.ReadFile("/proc/filesystems")
 	if !strings.Contains(string(fss), "\tbtrfs\n") {
 		return "", false
