@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -216,7 +217,7 @@ func (m *v1) Set(r *specs.LinuxResources) error {
 	if err := validate(r); err != nil {
 		return err
 	}
-	steps := []func(*specs.LinuxResources) error{m.setCPU, m.setMemory, m.setPids, m.setBlkio, m.setHugetlb, m.setNetwork, m.setDevices}
+	steps := []func(*specs.LinuxResources) error{m.setCPU, m.setMemory, m.setPids, m.setBlkio, m.setHugetlb, m.setNetwork, m.setDevices, m.setRdma}
 	for _, s := range steps {
 		if err := s(r); err != nil {
 			return err
@@ -452,6 +453,33 @@ func (m *v1) setDevices(r *specs.LinuxResources) error {
 		}
 	}
 	return nil
+}
+
+func (m *v1) setRdma(r *specs.LinuxResources) error {
+	for _, line := range rdmaLines(r.Rdma) {
+		if err := m.writeIf(true, "rdma", "rdma.max", "linux.resources.rdma", line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rdmaLines renders linux.resources.rdma as rdma.max lines (the same on
+// v1 and v2), sorted by device: "mlx5_0 hca_handle=2 hca_object=2000".
+func rdmaLines(rdma map[string]specs.LinuxRdma) []string {
+	var out []string
+	for dev, l := range rdma {
+		line := dev
+		if l.HcaHandles != nil {
+			line += fmt.Sprintf(" hca_handle=%d", *l.HcaHandles)
+		}
+		if l.HcaObjects != nil {
+			line += fmt.Sprintf(" hca_object=%d", *l.HcaObjects)
+		}
+		out = append(out, line)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // DeviceRule renders a rule in the v1 devices.allow syntax: "c 1:3 rwm".

@@ -192,6 +192,11 @@ func (m *v2) Set(r *specs.LinuxResources) error {
 	if r.Network != nil && (r.Network.ClassID != nil || len(r.Network.Priorities) > 0) {
 		return fmt.Errorf("linux.resources.network: net_cls and net_prio exist only on cgroup v1: %w", errdefs.ErrUnavailable)
 	}
+	for _, line := range rdmaLines(r.Rdma) {
+		if err := w(true, "rdma.max", "linux.resources.rdma", line); err != nil {
+			return err
+		}
+	}
 	if err := setDevicesV2(m.dir, r.Devices); err != nil {
 		return err
 	}

@@ -86,6 +86,13 @@ func Create(o CreateOpts) (_ *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
+	warnSharedMounts(spec)
+	if spec.Linux.MountLabel != "" {
+		// A label describes files; without SELinux there is nothing to
+		// label them for. (process.selinuxLabel, which asks to confine
+		// the process, is refused instead: see Validate.)
+		Warnf("linux.mountLabel: not applied, SELinux is not enabled on this host")
+	}
 	filter := compileAsync(spec.Linux.Seccomp)
 	defer filter() // never leave the compile running past an early return
 	if err := os.MkdirAll(o.Root, 0o711); err != nil {
@@ -284,6 +291,25 @@ func withDefaultDeviceRules(spec *specs.Spec) *specs.LinuxResources {
 		allow(t, d.Major, d.Minor)
 	}
 	return &cp
+}
+
+// Warnf reports a config field that is accepted but not applied; it goes
+// where cgroups.Warnf goes (the runtime's log).
+var Warnf = func(format string, args ...any) { cgroups.Warnf(format, args...) }
+
+// warnSharedMounts: a container without a mount namespace of its own
+// inherits the runtime's (runtime-spec: a namespace not listed is
+// inherited). Its init enters root.path by chroot, as crun does, but makes
+// no mount: mounts, masked and read-only paths, root.readonly and
+// propagation would change the host's mounts. crun skips them silently;
+// Berth says so.
+func warnSharedMounts(s *specs.Spec) {
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == specs.MountNamespace {
+			return
+		}
+	}
+	Warnf("linux.namespaces: no mount namespace: the container shares the runtime's mounts and enters root.path by chroot; mounts, maskedPaths, readonlyPaths, root.readonly and rootfsPropagation are not applied")
 }
 
 // Load opens the container id under root.

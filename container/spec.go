@@ -105,9 +105,6 @@ func Validate(s *specs.Spec) error {
 			return fmt.Errorf("linux.personality.flags: no flags are supported: %w", errdefs.ErrUnavailable)
 		}
 	}
-	if s.Linux.MountLabel != "" {
-		return fmt.Errorf("linux.mountLabel: SELinux is not enabled on this host: %w", errdefs.ErrUnavailable)
-	}
 	if s.Linux.IntelRdt != nil {
 		return fmt.Errorf("linux.intelRdt: not supported: %w", errdefs.ErrUnavailable)
 	}
@@ -125,9 +122,6 @@ func Validate(s *specs.Spec) error {
 				return fmt.Errorf("linux.namespaces[%d] (%s): path %s: %w", i, ns.Type, ns.Path, errdefs.ErrNotFound)
 			}
 		}
-	}
-	if !types[specs.MountNamespace] {
-		return inv("linux.namespaces: a mount namespace is required")
 	}
 	if (len(s.Linux.UIDMappings) > 0 || len(s.Linux.GIDMappings) > 0) && !types[specs.UserNamespace] {
 		return inv("linux.uidMappings/gidMappings need a user namespace")

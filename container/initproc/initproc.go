@@ -70,6 +70,24 @@ func hasNewNS(s *specs.Spec, t specs.LinuxNamespaceType) bool {
 	return false
 }
 
+// enterRoot makes root the process's root directory and working
+// directory, for a container sharing the runtime's mount namespace.
+func enterRoot(root string) error {
+	if err := unix.Chroot(root); err != nil {
+		return fmt.Errorf("root.path %s: chroot: %w", root, err)
+	}
+	return unix.Chdir("/")
+}
+
+// finalize applies the last rootfs settings (rootfs.Finalize) when the
+// container has its own mount namespace.
+func finalize(s *specs.Spec, ownMounts bool) error {
+	if !ownMounts {
+		return nil
+	}
+	return rootfs.Finalize(s)
+}
+
 func hasNS(s *specs.Spec, t specs.LinuxNamespaceType) bool {
 	if s.Linux == nil {
 		return false
@@ -85,6 +103,10 @@ func hasNS(s *specs.Spec, t specs.LinuxNamespaceType) bool {
 func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 	s, p := in.Spec, in.Process
 	unix.Umask(0)
+	// Without a mount namespace of its own the container shares the
+	// runtime's mounts: it enters root.path by chroot, and no mount is
+	// made (it would change the host's); container.Create has warned.
+	ownMounts := hasNS(s, specs.MountNamespace)
 	if !in.Exec {
 		rc := &rootfs.Config{
 			Spec:        s,
@@ -93,8 +115,10 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 			CgroupNS:    hasNewNS(s, specs.CgroupNamespace),
 			CgroupPaths: in.CgroupPaths,
 		}
-		if err := rootfs.Prepare(rc); err != nil {
-			return err
+		if ownMounts {
+			if err := rootfs.Prepare(rc); err != nil {
+				return err
+			}
 		}
 		if s.Hooks != nil && (len(s.Hooks.Prestart) > 0 || len(s.Hooks.CreateRuntime) > 0) { //nolint:staticcheck // prestart is deprecated but still honoured
 			if err := conn.Send(syncpipe.Message{Type: syncpipe.TypeHooks}); err != nil {
@@ -109,7 +133,11 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 				return err
 			}
 		}
-		if err := rootfs.PivotRoot(s.Root.Path, in.NoPivot); err != nil {
+		if ownMounts {
+			if err := rootfs.PivotRoot(s.Root.Path, in.NoPivot); err != nil {
+				return err
+			}
+		} else if err := enterRoot(s.Root.Path); err != nil {
 			return err
 		}
 	}
@@ -119,7 +147,7 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 		if err := setHostIdentity(s); err != nil {
 			return err
 		}
-		if err := rootfs.Finalize(s); err != nil {
+		if err := finalize(s, ownMounts); err != nil {
 			return err
 		}
 		if err := conn.Send(syncpipe.Message{Type: syncpipe.TypeReady}); err != nil {
@@ -139,7 +167,7 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 		if err := setHostIdentity(s); err != nil {
 			return err
 		}
-		if err := rootfs.Finalize(s); err != nil {
+		if err := finalize(s, ownMounts); err != nil {
 			return err
 		}
 	}

@@ -304,6 +304,9 @@ func TestResourcesBadInput(t *testing.T) {
 			r.Devices = append(r.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: "x", Access: "r"})
 		}, "linux.resources.devices"},
 		{"unknown unified key", func(r *specs.LinuxResources) { r.Unified = map[string]string{"memory.nonsense": "1"} }, "memory.nonsense"},
+		{"rdma device that does not exist", func(r *specs.LinuxResources) {
+			r.Rdma = map[string]specs.LinuxRdma{"nosuchhca0": {HcaHandles: ptr(uint32(1))}}
+		}, "linux.resources.rdma"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.field == "memory.nonsense" && !unified() && cgroups.HostMode() != cgroups.Hybrid {

@@ -279,6 +279,51 @@ func TestJoinNamespaces(t *testing.T) {
 	a.MustRuntime("delete", "-f", a.ID)
 }
 
+// TestNoMountNamespace: a config without a mount namespace inherits the
+// runtime's (runtime-spec: an unlisted namespace is inherited); the init
+// enters root.path by chroot and makes no mount, with a warning, so the
+// host's mount table is left as it was. A mount label, meaningless
+// without SELinux, is accepted with a warning.
+func TestNoMountNamespace(t *testing.T) {
+	b := harness.NewBundle(t)
+	var nss []specs.LinuxNamespace
+	for _, ns := range b.Spec.Linux.Namespaces {
+		if ns.Type != specs.MountNamespace {
+			nss = append(nss, ns)
+		}
+	}
+	b.Spec.Linux.Namespaces = nss
+	b.Spec.Linux.MountLabel = "system_u:object_r:container_file_t:s0"
+	b.Spec.Process.Args = []string{"sleep", "60"}
+	b.Write()
+	r := b.MustRuntime("create", b.ID)
+	for _, w := range []string{"no mount namespace", "linux.mountLabel: not applied"} {
+		if !strings.Contains(r.Stderr, w) {
+			t.Errorf("no warning %q: %s", w, r)
+		}
+	}
+	pid := itoa(b.State().Pid)
+	if got, _ := os.Readlink("/proc/" + pid + "/ns/mnt"); got != harness.HostNS("mnt") {
+		t.Errorf("mount namespace %q, want the runtime's %q", got, harness.HostNS("mnt"))
+	}
+	if root, _ := os.Readlink("/proc/" + pid + "/root"); root != b.Rootfs {
+		t.Errorf("root %q, want the bundle's rootfs %q", root, b.Rootfs)
+	}
+	// Neither the rootfs nor a masked path was mounted on the host.
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(mi), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 4 && (strings.HasPrefix(f[4], b.Dir) || slices.Contains(b.Spec.Linux.MaskedPaths, f[4])) {
+			t.Errorf("a mount on the host: %s", l)
+		}
+	}
+	b.MustRuntime("delete", "--force", b.ID)
+	b.AssertNothingLeft()
+}
+
 // TestJoinUserAndMountNamespacesByPath joins a user namespace given by path
 // (the case the C constructor exists for) together with new namespaces
 // created inside it.
