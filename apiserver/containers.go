@@ -68,7 +68,7 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.New(errdefs.ErrInvalid, "config cannot be empty in order to create a container"))
 		return
 	}
-	res, err := s.b.Engine.Create(r.URL.Query().Get("name"), req.Config, req.HostConfig)
+	res, err := s.b.Engine.Create(r.URL.Query().Get("name"), req.Config, req.HostConfig, req.NetworkingConfig)
 	if err != nil {
 		writeError(w, err)
 		return

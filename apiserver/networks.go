@@ -1,29 +1,190 @@
 package apiserver
 
 import (
+	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
 
+	"github.com/berth-project/berth/errdefs"
+	berthnet "github.com/berth-project/berth/network"
 	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/network"
 )
 
-// networkRoutes also holds the build cache's prune: both are steps of
-// `docker system prune` for parts berthd does not have yet.
+// networkRoutes also holds the build cache's prune, a step of `docker
+// system prune` for a part berthd does not have.
 func (s *Server) networkRoutes() {
+	s.mux.HandleFunc("GET /networks", s.listNetworks)
+	s.mux.HandleFunc("POST /networks/create", s.createNetwork)
 	s.mux.HandleFunc("POST /networks/prune", s.pruneNetworks)
+	s.mux.HandleFunc("GET /networks/{id}", s.inspectNetwork)
+	s.mux.HandleFunc("DELETE /networks/{id}", s.removeNetwork)
+	s.mux.HandleFunc("POST /networks/{id}/connect", s.connectNetwork)
+	s.mux.HandleFunc("POST /networks/{id}/disconnect", s.connectNetwork)
 	s.mux.HandleFunc("POST /build/prune", s.pruneBuildCache)
 }
 
-// pruneNetworks answers `docker network prune` and the network step of
-// `docker system prune`. berthd has only its built-in network modes (no
-// user-defined networks until bridge networking lands), so there is never
-// a network to remove.
-func (s *Server) pruneNetworks(w http.ResponseWriter, r *http.Request) {
-	if _, err := parseFilters(r.URL.Query().Get("filters"), "until", "label", "label!"); err != nil {
+// networkJSON is docker's shape of a network; with containers, its
+// endpoints too (inspect).
+func (s *Server) networkJSON(n berthnet.Network, containers bool) network.Inspect {
+	out := network.Inspect{Network: network.Network{
+		Name: n.Name, ID: n.ID, Created: n.Created, Scope: "local", Driver: n.Driver, EnableIPv4: n.Driver == "bridge",
+		Internal: n.Internal, Options: n.Options, Labels: n.Labels, IPAM: network.IPAM{Driver: "default", Config: []network.IPAMConfig{}},
+	}}
+	if out.Options == nil {
+		out.Options = map[string]string{}
+	}
+	if out.Labels == nil {
+		out.Labels = map[string]string{}
+	}
+	if n.Subnet.IsValid() {
+		out.IPAM.Config = append(out.IPAM.Config, network.IPAMConfig{Subnet: n.Subnet, IPRange: n.IPRange, Gateway: n.Gateway})
+	}
+	if containers {
+		out.Containers = map[string]network.EndpointResource{}
+		for cid, ep := range s.b.Networks.Endpoints(n.ID) {
+			name := cid
+			if info, err := s.b.Engine.Inspect(cid, false); err == nil {
+				name = strings.TrimPrefix(info.Name, "/")
+			}
+			mac, _ := net.ParseMAC(ep.MAC)
+			out.Containers[cid] = network.EndpointResource{Name: name, EndpointID: ep.ID, MacAddress: network.HardwareAddr(mac),
+				IPv4Address: netip.PrefixFrom(ep.IP, n.Subnet.Bits())}
+		}
+	}
+	return out
+}
+
+func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) {
+	f, err := parseFilters(r.URL.Query().Get("filters"), "name", "id", "driver", "label", "type", "scope", "dangling")
+	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, network.PruneReport{NetworksDeleted: []string{}})
+	out := []network.Inspect{}
+	for _, n := range s.b.Networks.List() {
+		if !matchNetwork(n, f) {
+			continue
+		}
+		out = append(out, s.networkJSON(n, false))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// matchNetwork applies docker's network filters: name and id by
+// substring/prefix, driver, label (key or key=value), type
+// (builtin/custom).
+func matchNetwork(n berthnet.Network, f filters) bool {
+	if v := f["name"]; len(v) > 0 && !slices.ContainsFunc(v, func(x string) bool { return strings.Contains(n.Name, x) }) {
+		return false
+	}
+	if v := f["id"]; len(v) > 0 && !slices.ContainsFunc(v, func(x string) bool { return strings.HasPrefix(n.ID, x) }) {
+		return false
+	}
+	if v := f["driver"]; len(v) > 0 && !slices.Contains(v, n.Driver) {
+		return false
+	}
+	for _, l := range f["label"] {
+		k, val, hasVal := strings.Cut(l, "=")
+		got, ok := n.Labels[k]
+		if !ok || hasVal && got != val {
+			return false
+		}
+	}
+	for _, t := range f["type"] {
+		if (t == "builtin") != n.Predefined() {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) inspectNetwork(w http.ResponseWriter, r *http.Request) {
+	n, err := s.b.Networks.Get(r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.networkJSON(n, true))
+}
+
+func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) {
+	var req network.CreateRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.EnableIPv6 != nil && *req.EnableIPv6 {
+		writeError(w, errdefs.New(errdefs.ErrInvalid, "IPv6 networks are not supported by berthd yet"))
+		return
+	}
+	o := berthnet.CreateOptions{Name: req.Name, Driver: req.Driver, Internal: req.Internal, Labels: req.Labels, Options: req.Options}
+	if req.IPAM != nil {
+		if d := req.IPAM.Driver; d != "" && d != "default" {
+			writeError(w, errdefs.New(errdefs.ErrNotFound, fmt.Sprintf("IPAM driver %q not found: berthd has only the default one", d)))
+			return
+		}
+		if len(req.IPAM.Config) > 1 {
+			writeError(w, errdefs.New(errdefs.ErrInvalid, "berthd takes one IPv4 subnet per network"))
+			return
+		}
+		for _, c := range req.IPAM.Config {
+			if c.Subnet.IsValid() {
+				o.Subnet = c.Subnet.String()
+			}
+			if c.IPRange.IsValid() {
+				o.IPRange = c.IPRange.String()
+			}
+			if c.Gateway.IsValid() {
+				o.Gateway = c.Gateway.String()
+			}
+		}
+	}
+	n, err := s.b.Networks.Create(o)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, network.CreateResponse{ID: n.ID})
+}
+
+func (s *Server) removeNetwork(w http.ResponseWriter, r *http.Request) {
+	if err := s.b.Networks.Remove(r.PathValue("id")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// connectNetwork answers connect and disconnect: a container's network is
+// chosen when it is created and made when it starts; joining or leaving
+// one later is not built yet.
+func (s *Server) connectNetwork(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.b.Networks.Get(r.PathValue("id")); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeError(w, errdefs.New(errdefs.ErrUnavailable, "berthd cannot connect or disconnect a container to a network after create yet: choose it with --network"))
+}
+
+// pruneNetworks removes user-defined networks no container uses.
+func (s *Server) pruneNetworks(w http.ResponseWriter, r *http.Request) {
+	if _, err := parseFilters(r.URL.Query().Get("filters")); err != nil {
+		writeError(w, err)
+		return
+	}
+	names, err := s.b.Networks.Prune()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if names == nil {
+		names = []string{}
+	}
+	writeJSON(w, http.StatusOK, network.PruneReport{NetworksDeleted: names})
 }
 
 // pruneBuildCache answers the build-cache step of `docker system prune`:

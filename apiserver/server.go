@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/berth-project/berth/network"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -30,6 +31,7 @@ type Backend struct {
 	Images   *image.Store
 	Engine   *engine.Engine
 	Volumes  *volume.Store
+	Networks *network.Manager
 	DataRoot string
 	// Version is berthd's own version, for /version and /info.
 	Version string

@@ -17,6 +17,7 @@ import (
 	"github.com/berth-project/berth/logfile"
 	ctypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/network"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -41,6 +42,9 @@ type Record struct {
 	// not restart it until it is started again (always does at boot).
 	ManualStop bool
 	LogOpts    logfile.Options
+	// Network is the request's endpoint settings (static address,
+	// aliases) by network name or ID.
+	Network *network.NetworkingConfig `json:",omitempty"`
 }
 
 // State is a container's run state.
@@ -191,7 +195,7 @@ type CreateResult struct {
 // Create makes a container record and its writable layer from an image
 // and the user's config. Nothing runs until Start. On error nothing is
 // left: no record, name, layer or directory.
-func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig) (CreateResult, error) {
+func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig, nc *network.NetworkingConfig) (CreateResult, error) {
 	if cfg == nil || cfg.Image == "" {
 		return CreateResult{}, errdefs.New(errdefs.ErrInvalid, "config: no image given")
 	}
@@ -202,6 +206,11 @@ func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig) 
 	if err != nil {
 		return CreateResult{}, err
 	}
+	netWarnings, err := e.checkNetwork(hc, nc)
+	if err != nil {
+		return CreateResult{}, err
+	}
+	warnings = append(warnings, netWarnings...)
 	logOpts, err := logOptions(hc.LogConfig)
 	if err != nil {
 		return CreateResult{}, err
@@ -286,7 +295,7 @@ func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig) 
 		ID:      id, Name: name, Created: time.Now().UTC(), Path: d.Args[0], Args: d.Args[1:],
 		Image: img.ID.String(), Config: &final, HostConfig: hc,
 		State:   State{Status: ctypes.StateCreated},
-		LogOpts: logOpts,
+		LogOpts: logOpts, Network: nc,
 	}
 	c := newCtr(rec)
 	e.mu.Lock()

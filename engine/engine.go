@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	berthnet "github.com/berth-project/berth/network"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -46,7 +47,10 @@ type Options struct {
 	// InitBinary is berth-init, for --init; "" looks beside this
 	// executable, then in $PATH.
 	InitBinary string
-	Log        *slog.Logger
+	// Network gives bridge-mode containers their sandbox; nil leaves
+	// them a network namespace with only loopback.
+	Network *berthnet.Manager
+	Log     *slog.Logger
 }
 
 // Engine runs containers.
@@ -193,6 +197,7 @@ func (e *Engine) watchExits(ready chan struct{}) {
 	for {
 		err := e.mon.Events(e.ctx, func() {
 			e.reconcile()
+			e.restoreNetwork()
 			once()
 		}, func(x monitor.Exit) error {
 			e.handleExit(x)
@@ -262,3 +267,21 @@ func waitCtx(ctx context.Context, ch <-chan struct{}) error {
 }
 
 var errGone = errors.New("container removed")
+
+// restoreNetwork releases the sandboxes of containers that are not
+// running (they exited while berthd was away, or berthd crashed) and
+// renders the packet rules again.
+func (e *Engine) restoreNetwork() {
+	if e.o.Network == nil {
+		return
+	}
+	err := e.o.Network.Restore(func(id string) bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		c := e.ctrs[id]
+		return c != nil && c.rec.State.Running()
+	})
+	if err != nil {
+		e.log.Warn("restore networks", "err", err)
+	}
+}

@@ -92,11 +92,18 @@ func (e *Engine) start(c *ctr) (err error) {
 		return fmt.Errorf("mount the container's root filesystem: %w", err)
 	}
 	cu.Add(func() { _ = unix.Unmount(root, unix.MNT_DETACH) })
-	etc, err := e.writeEtcFiles(&rec)
+	sb, err := e.attachNetwork(&rec)
 	if err != nil {
 		return err
 	}
-	spec, err := e.buildSpec(&rec, root, etc)
+	if sb != nil {
+		cu.Add(func() { e.detachNetwork(rec.ID) })
+	}
+	etc, err := e.writeEtcFiles(&rec, sb)
+	if err != nil {
+		return err
+	}
+	spec, err := e.buildSpec(&rec, root, etc, sb)
 	if err != nil {
 		return err
 	}
@@ -193,6 +200,7 @@ func (e *Engine) handleExit(x monitor.Exit, why ...string) {
 		return
 	}
 	e.mu.Unlock()
+	e.detachNetwork(x.ID)
 	root := filepath.Join(e.bundleDir(x.ID), "rootfs")
 	if err := unix.Unmount(root, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		e.log.Warn("unmount root filesystem", "id", x.ID, "err", err)

@@ -3,6 +3,7 @@ package engine
 import (
 	"bufio"
 	"fmt"
+	berthnet "github.com/berth-project/berth/network"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,15 +57,6 @@ var defaultCaps = []string{
 func validateHostConfig(hc *ctypes.HostConfig) ([]string, error) {
 	invalid := func(f string, a ...any) ([]string, error) {
 		return nil, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf(f, a...))
-	}
-	switch mode := string(hc.NetworkMode); {
-	case mode == "", mode == "default", mode == "bridge", mode == "none", mode == "host":
-	case strings.HasPrefix(mode, "container:"):
-	default:
-		return invalid("network %s not found", mode)
-	}
-	if len(hc.PortBindings) > 0 || hc.PublishAllPorts {
-		return invalid("publishing ports needs bridge networking, which berthd does not have yet")
 	}
 	for _, b := range hc.Binds {
 		if _, err := parseBind(b); err != nil {
@@ -183,7 +175,7 @@ func exposed(ports []string) network.PortSet {
 type files struct{ hostname, hosts, resolv string }
 
 // writeEtcFiles writes /etc/hostname, /etc/hosts and /etc/resolv.conf for c.
-func (e *Engine) writeEtcFiles(r *Record) (files, error) {
+func (e *Engine) writeEtcFiles(r *Record, sb *berthnet.Sandbox) (files, error) {
 	dir := e.containerDir(r.ID)
 	f := files{filepath.Join(dir, "hostname"), filepath.Join(dir, "hosts"), filepath.Join(dir, "resolv.conf")}
 	hostname := r.Config.Hostname
@@ -195,6 +187,10 @@ func (e *Engine) writeEtcFiles(r *Record) (files, error) {
 		if b, err := os.ReadFile("/etc/hosts"); err == nil {
 			hosts = string(b)
 		}
+	}
+	if sb != nil && len(sb.Endpoints) > 0 {
+		// As docker: the container's own address under its hostname.
+		hosts += sb.Endpoints[0].IP.String() + "\t" + hostname + "\n"
 	}
 	for _, h := range r.HostConfig.ExtraHosts {
 		name, addr, ok := strings.Cut(h, ":")
@@ -209,7 +205,8 @@ func (e *Engine) writeEtcFiles(r *Record) (files, error) {
 	if err := os.WriteFile(f.hosts, []byte(hosts), 0o644); err != nil {
 		return f, err
 	}
-	if err := os.WriteFile(f.resolv, []byte(resolvConf(r.HostConfig)), 0o644); err != nil {
+	embedded := sb != nil && networkName(r.HostConfig) != berthnet.DefaultName
+	if err := os.WriteFile(f.resolv, []byte(resolvConf(r.HostConfig, embedded)), 0o644); err != nil {
 		return f, err
 	}
 	return f, nil
@@ -217,12 +214,14 @@ func (e *Engine) writeEtcFiles(r *Record) (files, error) {
 
 // resolvConf is the host's resolv.conf; in a network namespace of its own,
 // loopback name servers (unreachable there) are dropped, as docker does.
-func resolvConf(hc *ctypes.HostConfig) string {
+// On a user-defined network (embedded) the only name server is berthd's
+// embedded one, which forwards to --dns or the host's.
+func resolvConf(hc *ctypes.HostConfig, embedded bool) string {
 	raw, _ := os.ReadFile("/etc/resolv.conf")
 	var out []string
 	for _, line := range strings.Split(string(raw), "\n") {
 		fields := strings.Fields(line)
-		if len(hc.DNS) > 0 && len(fields) > 0 && fields[0] == "nameserver" {
+		if (embedded || len(hc.DNS) > 0) && len(fields) > 0 && fields[0] == "nameserver" {
 			continue
 		}
 		if hc.NetworkMode != "host" && len(fields) == 2 && fields[0] == "nameserver" && (strings.HasPrefix(fields[1], "127.") || fields[1] == "::1") {
@@ -232,15 +231,19 @@ func resolvConf(hc *ctypes.HostConfig) string {
 			out = append(out, line)
 		}
 	}
-	for _, d := range hc.DNS {
-		out = append(out, "nameserver "+d.String())
+	if embedded {
+		out = append(out, "nameserver "+berthnet.DNSAddr)
+	} else {
+		for _, d := range hc.DNS {
+			out = append(out, "nameserver "+d.String())
+		}
 	}
 	return strings.Join(out, "\n") + "\n"
 }
 
 // buildSpec turns a record into the OCI config of its next run. rootPath
 // is the mounted root filesystem.
-func (e *Engine) buildSpec(r *Record, rootPath string, etc files) (*specs.Spec, error) {
+func (e *Engine) buildSpec(r *Record, rootPath string, etc files, sb *berthnet.Sandbox) (*specs.Spec, error) {
 	cfg, hc := r.Config, r.HostConfig
 	s := container.DefaultSpec(false)
 	s.Root = &specs.Root{Path: rootPath, Readonly: hc.ReadonlyRootfs}
@@ -327,6 +330,9 @@ func (e *Engine) buildSpec(r *Record, rootPath string, etc files) (*specs.Spec, 
 			return nil, err
 		}
 		join[specs.NetworkNamespace] = fmt.Sprintf("/proc/%d/ns/net", pid)
+	}
+	if sb != nil {
+		join[specs.NetworkNamespace] = sb.Netns
 	}
 	if hc.IpcMode == "host" {
 		drop[specs.IPCNamespace] = true

@@ -18,6 +18,9 @@ var (
 	ErrUnavailable = errors.New("unavailable")
 	// ErrUnauthorized: a service refused the caller's credentials.
 	ErrUnauthorized = errors.New("unauthorized")
+	// ErrForbidden: the operation is never allowed on this object (a
+	// predefined network cannot be removed).
+	ErrForbidden = errors.New("forbidden")
 )
 
 // Invalid reports whether err is of class ErrInvalid.

@@ -65,6 +65,7 @@ func mustSucceed(t *testing.T, berth func(stdin string, args ...string) (string,
 func TestImageCommands(t *testing.T) {
 	d := berthd.Start(t)
 	reg := registry.Start(t, registry.Options{})
+	d.Forward(t, reg.Host)
 	tb := registry.Tar(t, registry.Entry{Name: "etc/", Type: tar.TypeDir}, registry.Entry{Name: "etc/hostname", Body: "box\n"})
 	reg.Push(t, "cli/app:v1", registry.Image(t, "amd64", nil, registry.Layer(t, tb, "gzip")))
 	berth := berthCLI(t, d)

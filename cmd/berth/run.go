@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
@@ -55,7 +56,7 @@ func (f *createFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop a capability")
 	fs.StringArrayVar(&f.secOpts, "security-opt", nil, "seccomp=unconfined, no-new-privileges=false")
 	fs.StringArrayVar(&f.logOpts, "log-opt", nil, "json-file option: max-size=10m, max-file=3")
-	fs.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port (needs bridge networking)")
+	fs.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: [ip:][hostPort:]containerPort[/proto]")
 	fs.StringArrayVar(&f.ulimits, "ulimit", nil, "name=soft[:hard]")
 	fs.BoolVarP(&f.tty, "tty", "t", false, "allocate a terminal")
 	fs.BoolVarP(&f.interactive, "interactive", "i", false, "keep standard input open")
@@ -100,15 +101,11 @@ func (f *createFlags) configs(args []string) (*ctypes.Config, *ctypes.HostConfig
 	if len(f.publish) > 0 {
 		hc.PortBindings = network.PortMap{}
 		for _, p := range f.publish {
-			ctr := p
-			if i := strings.LastIndex(p, ":"); i >= 0 {
-				ctr = p[i+1:]
-			}
-			port, err := network.ParsePort(ctr)
+			port, b, err := parsePublish(p)
 			if err != nil {
-				return nil, nil, fmt.Errorf("-p %s: %w", p, err)
+				return nil, nil, err
 			}
-			hc.PortBindings[port] = append(hc.PortBindings[port], network.PortBinding{})
+			hc.PortBindings[port] = append(hc.PortBindings[port], b)
 		}
 	}
 	for _, o := range f.logOpts {
@@ -433,4 +430,33 @@ func isNotFound(err error) bool {
 		return true
 	}
 	return strings.Contains(err.Error(), "No such")
+}
+
+// parsePublish reads -p's [ip:][hostPort:]containerPort[/proto].
+func parsePublish(p string) (network.Port, network.PortBinding, error) {
+	parts := strings.Split(p, ":")
+	var b network.PortBinding
+	switch len(parts) {
+	case 1:
+	case 2:
+		b.HostPort = parts[0]
+	case 3:
+		ip, err := netip.ParseAddr(parts[0])
+		if err != nil {
+			return network.Port{}, b, fmt.Errorf("-p %s: invalid IP address %q", p, parts[0])
+		}
+		b.HostIP, b.HostPort = ip, parts[1]
+	default:
+		return network.Port{}, b, fmt.Errorf("-p %s: want [ip:][hostPort:]containerPort[/proto]", p)
+	}
+	if b.HostPort != "" {
+		if _, err := strconv.ParseUint(b.HostPort, 10, 16); err != nil {
+			return network.Port{}, b, fmt.Errorf("-p %s: invalid host port %q", p, b.HostPort)
+		}
+	}
+	port, err := network.ParsePort(parts[len(parts)-1])
+	if err != nil {
+		return network.Port{}, b, fmt.Errorf("-p %s: %w", p, err)
+	}
+	return port, b, nil
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth-project/berth/network"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -193,7 +194,11 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
-	eng, err := engine.Open(engine.Options{DataRoot: cfg.DataRoot, ExecRoot: cfg.ExecRoot, Images: images, Volumes: volumes, Log: log, CgroupParent: cfg.CgroupParent})
+	nets, err := network.Open(filepath.Join(cfg.DataRoot, "network"), filepath.Join(cfg.ExecRoot, "netns"), log)
+	if err != nil {
+		return err
+	}
+	eng, err := engine.Open(engine.Options{DataRoot: cfg.DataRoot, ExecRoot: cfg.ExecRoot, Images: images, Volumes: volumes, Network: nets, Log: log, CgroupParent: cfg.CgroupParent})
 	if err != nil {
 		return err
 	}
@@ -201,7 +206,7 @@ func run(cfg config) error {
 	// monitor.
 	defer eng.Close()
 
-	api := apiserver.New(apiserver.Backend{Images: images, Engine: eng, Volumes: volumes, DataRoot: cfg.DataRoot, Version: version})
+	api := apiserver.New(apiserver.Backend{Images: images, Engine: eng, Volumes: volumes, Networks: nets, DataRoot: cfg.DataRoot, Version: version})
 	var handler http.Handler = api
 	if level <= slog.LevelDebug {
 		handler = withPprof(api)

@@ -10,6 +10,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/berth-project/berth/network"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -34,8 +36,10 @@ type Daemon struct {
 	CgroupParent string
 	bin          string
 	cmd          *exec.Cmd
-	done         chan struct{}
-	logf         *os.File
+	// holder keeps the daemon's network namespace alive across restarts.
+	holder *exec.Cmd
+	done   chan struct{}
+	logf   *os.File
 }
 
 // Start builds berthd and berth-monitor, starts berthd, and at the
@@ -64,6 +68,7 @@ func StartOn(t *testing.T, dataRoot string) *Daemon {
 		t.Fatal(err)
 	}
 	d.logf = logf
+	d.startHolder(t)
 	d.Start(t)
 	t.Cleanup(func() {
 		if d.cmd != nil {
@@ -72,6 +77,8 @@ func StartOn(t *testing.T, dataRoot string) *Daemon {
 		d.Stop()
 		d.endMonitor(t)
 		d.removeCgroupParent(t)
+		d.holder.Process.Kill()
+		d.holder.Wait()
 		logf.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
@@ -127,7 +134,7 @@ func Main(m *testing.M) {
 // Start runs berthd and waits for its socket.
 func (d *Daemon) Start(t *testing.T) {
 	t.Helper()
-	d.cmd = exec.Command(d.bin, "-H", "unix://"+d.Sock, "--data-root", d.DataRoot,
+	d.cmd = exec.Command("busybox", "nsenter", "--net="+d.Netns(), d.bin, "-H", "unix://"+d.Sock, "--data-root", d.DataRoot,
 		"--exec-root", filepath.Join(d.Dir, "exec"), "--pidfile", filepath.Join(d.Dir, "berthd.pid"),
 		"--config-file", "/dev/null", "--log-level", "debug", "--cgroup-parent", d.CgroupParent)
 	d.cmd.Stdout, d.cmd.Stderr = d.logf, d.logf
@@ -150,6 +157,74 @@ func (d *Daemon) Start(t *testing.T) {
 			t.Fatal("berthd did not open its socket")
 		}
 	}
+}
+
+// startHolder starts the process that holds the daemon's own network
+// namespace (loopback up): berthd runs in it, so the bridges, veths,
+// nftables rules and sysctls it makes are the test's alone, and a
+// restarted berthd finds them again.
+func (d *Daemon) startHolder(t *testing.T) {
+	t.Helper()
+	d.holder = exec.Command("busybox", "sh", "-c", "ip link set lo up && exec sleep 100000")
+	d.holder.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNET}
+	if err := d.holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		// Up once the shell has exec'ed sleep.
+		if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", d.holder.Process.Pid)); strings.TrimSpace(string(b)) == "sleep" {
+			return
+		}
+		if i == 200 {
+			t.Fatal("the network namespace holder did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Netns is the path of the daemon's network namespace.
+func (d *Daemon) Netns() string { return fmt.Sprintf("/proc/%d/ns/net", d.holder.Process.Pid) }
+
+// InNetns runs a command in the daemon's network namespace (as the host
+// of its containers) and returns its combined output.
+func (d *Daemon) InNetns(args ...string) (string, error) {
+	out, err := exec.Command("busybox", append([]string{"nsenter", "--net=" + d.Netns()}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// Forward makes hostAddr ("127.0.0.1:port", a service of the test on
+// the real loopback, such as a registry) reachable at the same address in
+// the daemon's network namespace, until the test ends: a listener is
+// opened there and each connection is relayed from the test's side.
+func (d *Daemon) Forward(t *testing.T, hostAddr string) {
+	t.Helper()
+	var l net.Listener
+	err := network.RunIn(d.Netns(), func() (err error) {
+		l, err = net.Listen("tcp4", hostAddr)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("forward %s into the daemon's namespace: %v", hostAddr, err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer in.Close()
+				out, err := net.Dial("tcp4", hostAddr)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				go io.Copy(out, in)
+				io.Copy(in, out)
+			}()
+		}
+	}()
 }
 
 // Stop ends berthd with SIGINT (SIGKILL after 10 s).

@@ -92,6 +92,7 @@ func TestVersionAndNegotiation(t *testing.T) {
 func TestImageLifecycleWithDockerCLI(t *testing.T) {
 	d := startDaemon(t)
 	reg := registry.Start(t, registry.Options{})
+	d.Forward(t, reg.Host)
 	ref := reg.Ref("library/busybox:1.36")
 	reg.Push(t, "library/busybox:1.36", registry.Image(t, "amd64", []string{"sh"}, registry.Layer(t, registry.BusyboxTar(t), "gzip")))
 

@@ -1,0 +1,219 @@
+package engine
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/berth-project/berth/errdefs"
+	berthnet "github.com/berth-project/berth/network"
+	ctypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+)
+
+// networkName is the network a container's mode puts it on: the default
+// bridge for "", "default" and "bridge", a user network by name, and ""
+// for none, host and container:<id>, which get no sandbox.
+func networkName(hc *ctypes.HostConfig) string {
+	switch mode := string(hc.NetworkMode); {
+	case mode == "", mode == "default", mode == berthnet.DefaultName:
+		return berthnet.DefaultName
+	case mode == "none", mode == "host", strings.HasPrefix(mode, "container:"):
+		return ""
+	default:
+		return mode
+	}
+}
+
+// checkNetwork refuses a network mode naming no network, and ports
+// published where no bridge is (docker's messages); it returns docker's
+// warning for ports a host-network container cannot publish.
+func (e *Engine) checkNetwork(hc *ctypes.HostConfig, nc *network.NetworkingConfig) ([]string, error) {
+	name := networkName(hc)
+	publishes := len(hc.PortBindings) > 0 || hc.PublishAllPorts
+	if name == "" {
+		switch {
+		case publishes && hc.NetworkMode == "host":
+			hc.PortBindings, hc.PublishAllPorts = nil, false
+			return []string{"Published ports are discarded when using host network mode"}, nil
+		case publishes:
+			return nil, errdefs.New(errdefs.ErrInvalid, "conflicting options: port publishing and the container type network mode")
+		}
+		return nil, nil
+	}
+	if e.o.Network == nil {
+		return nil, errdefs.New(errdefs.ErrUnavailable, "bridge networking is not set up in this berthd")
+	}
+	n, err := e.o.Network.Get(name)
+	if errdefs.NotFound(err) {
+		// Not 404: the docker CLI answers a 404 from create by pulling
+		// the image.
+		return nil, errdefs.New(errdefs.ErrInvalid, err.Error())
+	}
+	if err != nil {
+		return nil, err
+	}
+	if n.Driver != "bridge" {
+		return nil, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("network %s: use --network %s", name, n.Name))
+	}
+	if ep := endpointConfig(nc, n); ep != nil && ep.IPAMConfig != nil && ep.IPAMConfig.IPv4Address.IsValid() && n.Name == berthnet.DefaultName {
+		return nil, errdefs.New(errdefs.ErrInvalid, "user specified IP address is supported on user defined networks only")
+	}
+	_, err = portBindings(hc, nil)
+	return nil, err
+}
+
+// endpointConfig is the request's endpoint settings for network n, by
+// name or ID.
+func endpointConfig(nc *network.NetworkingConfig, n berthnet.Network) *network.EndpointSettings {
+	if nc == nil {
+		return nil
+	}
+	if ep := nc.EndpointsConfig[n.Name]; ep != nil {
+		return ep
+	}
+	return nc.EndpointsConfig[n.ID]
+}
+
+// portBindings turns -p (and -P over the exposed ports) into the
+// network package's bindings; an empty host port means "any free one".
+func portBindings(hc *ctypes.HostConfig, exposedPorts network.PortSet) ([]berthnet.PortBinding, error) {
+	var out []berthnet.PortBinding
+	add := func(p network.Port, b network.PortBinding) error {
+		pb := berthnet.PortBinding{Proto: string(p.Proto()), Port: p.Num(), HostIP: b.HostIP}
+		if b.HostPort != "" {
+			hp, err := strconv.ParseUint(b.HostPort, 10, 16)
+			if err != nil {
+				return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid host port %q for %s", b.HostPort, p))
+			}
+			pb.HostPort = uint16(hp)
+		}
+		if pb.Proto != "tcp" && pb.Proto != "udp" {
+			return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid proto %q in %s: tcp and udp are supported", pb.Proto, p))
+		}
+		if pb.HostIP.IsValid() && !pb.HostIP.Is4() {
+			return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("host address %s in %s: IPv4 only", pb.HostIP, p))
+		}
+		out = append(out, pb)
+		return nil
+	}
+	ports := make([]network.Port, 0, len(hc.PortBindings))
+	for p := range hc.PortBindings {
+		ports = append(ports, p)
+	}
+	slices.SortFunc(ports, func(a, b network.Port) int { return strings.Compare(a.String(), b.String()) })
+	for _, p := range ports {
+		bs := hc.PortBindings[p]
+		if len(bs) == 0 {
+			bs = []network.PortBinding{{}}
+		}
+		for _, b := range bs {
+			if err := add(p, b); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if hc.PublishAllPorts {
+		for p := range exposedPorts {
+			if _, bound := hc.PortBindings[p]; !bound {
+				if err := add(p, network.PortBinding{}); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// attachNetwork makes the sandbox of a container about to start on a
+// bridge network; nil for the other modes.
+func (e *Engine) attachNetwork(r *Record) (*berthnet.Sandbox, error) {
+	name := networkName(r.HostConfig)
+	if name == "" || e.o.Network == nil {
+		return nil, nil
+	}
+	n, err := e.o.Network.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	req := berthnet.AttachRequest{Network: n.ID}
+	if ep := endpointConfig(r.Network, n); ep != nil {
+		if ep.IPAMConfig != nil {
+			req.IP = ep.IPAMConfig.IPv4Address
+		}
+		req.Aliases = ep.Aliases
+	}
+	ports, err := portBindings(r.HostConfig, r.Config.ExposedPorts)
+	if err != nil {
+		return nil, err
+	}
+	var upstream []string
+	for _, a := range r.HostConfig.DNS {
+		upstream = append(upstream, a.String())
+	}
+	sb, err := e.o.Network.Attach(r.ID, strings.TrimPrefix(r.Name, "/"), []berthnet.AttachRequest{req}, ports, upstream)
+	if err != nil {
+		return nil, err
+	}
+	return &sb, nil
+}
+
+// detachNetwork removes a container's sandbox, if it has one.
+func (e *Engine) detachNetwork(id string) {
+	if e.o.Network == nil {
+		return
+	}
+	if err := e.o.Network.Detach(id); err != nil {
+		e.log.Warn("remove the network sandbox", "id", id, "err", err)
+	}
+}
+
+// networkSettings is docker's NetworkSettings for r: its sandbox's
+// endpoints and published ports while it runs, the network it will join
+// otherwise.
+func (e *Engine) networkSettings(r Record) *ctypes.NetworkSettings {
+	ns := &ctypes.NetworkSettings{Networks: map[string]*network.EndpointSettings{}, Ports: network.PortMap{}}
+	name := networkName(r.HostConfig)
+	if name == "" {
+		if mode := string(r.HostConfig.NetworkMode); mode == "none" || mode == "host" {
+			ns.Networks[mode] = &network.EndpointSettings{}
+		}
+		return ns
+	}
+	if e.o.Network == nil {
+		return ns
+	}
+	n, err := e.o.Network.Get(name)
+	if err != nil {
+		return ns
+	}
+	eps := &network.EndpointSettings{NetworkID: n.ID}
+	if ep := endpointConfig(r.Network, n); ep != nil {
+		eps.IPAMConfig, eps.Aliases = ep.IPAMConfig, ep.Aliases
+	}
+	ns.Networks[n.Name] = eps
+	sb, ok := e.o.Network.Sandbox(r.ID)
+	if !ok || len(sb.Endpoints) == 0 {
+		return ns
+	}
+	ns.SandboxID, ns.SandboxKey = r.ID, sb.Netns
+	ep := sb.Endpoints[0]
+	mac, _ := net.ParseMAC(ep.MAC)
+	eps.EndpointID, eps.IPAddress, eps.Gateway, eps.IPPrefixLen, eps.MacAddress = ep.ID, ep.IP, n.Gateway, n.Subnet.Bits(), network.HardwareAddr(mac)
+	eps.DNSNames = append([]string{strings.TrimPrefix(r.Name, "/"), r.ID[:12]}, ep.Aliases...)
+	for _, p := range sb.Ports {
+		port, ok := network.PortFrom(p.Port, network.IPProtocol(p.Proto))
+		if !ok {
+			continue
+		}
+		hip := p.HostIP
+		if !hip.IsValid() {
+			hip = netip.IPv4Unspecified()
+		}
+		ns.Ports[port] = append(ns.Ports[port], network.PortBinding{HostIP: hip, HostPort: strconv.Itoa(int(p.HostPort))})
+	}
+	return ns
+}

@@ -1,0 +1,257 @@
+package network
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/berth-project/berth/errdefs"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// candidatePools are the subnets networks get when none is asked for, in
+// order (docker's default address pools): the default network takes the
+// first free one.
+func candidatePools() []netip.Prefix {
+	var out []netip.Prefix
+	for i := 17; i <= 31; i++ {
+		out = append(out, netip.PrefixFrom(netip.AddrFrom4([4]byte{172, byte(i), 0, 0}), 16))
+	}
+	for i := 0; i < 256; i += 16 {
+		out = append(out, netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, byte(i), 0}), 20))
+	}
+	return out
+}
+
+// taken lists the subnets in use: other networks' and the host's routes
+// (a network must not shadow a route the host has).
+func (m *Manager) taken(except string) []netip.Prefix {
+	var out []netip.Prefix
+	for id, n := range m.st.Networks {
+		if id != except && n.Subnet.IsValid() {
+			out = append(out, n.Subnet)
+		}
+	}
+	routes, _ := netlink.RouteList(nil, netlink.FAMILY_V4)
+	for _, r := range routes {
+		if r.Dst == nil {
+			continue // the default route overlaps everything by design
+		}
+		if p, ok := netip.AddrFromSlice(r.Dst.IP); ok {
+			ones, _ := r.Dst.Mask.Size()
+			out = append(out, netip.PrefixFrom(p.Unmap(), ones))
+		}
+	}
+	return out
+}
+
+func overlapsAny(p netip.Prefix, list []netip.Prefix) (netip.Prefix, bool) {
+	for _, q := range list {
+		if p.Overlaps(q) {
+			return q, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// ensureBridge makes n's Linux bridge if it is missing (the default one is
+// made on first use, and again after a reboot), with the gateway address,
+// up; and turns on IPv4 forwarding, remembering to turn it off again.
+func (m *Manager) ensureBridge(n *Network) error {
+	if !n.Subnet.IsValid() {
+		taken := m.taken(n.ID)
+		for _, p := range candidatePools() {
+			if _, clash := overlapsAny(p, taken); !clash {
+				n.Subnet, n.Gateway = p, p.Addr().Next()
+				break
+			}
+		}
+		if !n.Subnet.IsValid() {
+			return errdefs.New(errdefs.ErrUnavailable, "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")
+		}
+	}
+	if _, err := netlink.LinkByName(n.Bridge); err != nil {
+		mtu := n.MTU
+		if mtu == 0 {
+			mtu = 1500
+		}
+		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, MTU: mtu}}); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("create bridge %s: %w", n.Bridge, err)
+		}
+	}
+	br, err := netlink.LinkByName(n.Bridge)
+	if err != nil {
+		return err
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: n.Gateway.AsSlice(), Mask: net.CIDRMask(n.Subnet.Bits(), 32)}}
+	if err := netlink.AddrReplace(br, addr); err != nil {
+		return fmt.Errorf("bridge %s: address %s: %w", n.Bridge, addr, err)
+	}
+	if err := netlink.LinkSetUp(br); err != nil {
+		return err
+	}
+	// Published ports reach containers from the host's 127.0.0.1.
+	if err := writeSysctl("net/ipv4/conf/"+n.Bridge+"/route_localnet", "1"); err != nil {
+		return err
+	}
+	if readSysctl("net/ipv4/ip_forward") != "1" {
+		if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
+			return fmt.Errorf("turn on IPv4 forwarding: %w", err)
+		}
+		m.st.ForwardSet = true
+	}
+	return nil
+}
+
+// hasUserBridges reports whether a user-defined bridge network exists.
+func (m *Manager) hasUserBridges() bool {
+	for _, n := range m.st.Networks {
+		if n.Driver == "bridge" && !n.Predefined() {
+			return true
+		}
+	}
+	return false
+}
+
+// teardownIdle removes the default bridge once no container uses it, and
+// turns IPv4 forwarding off again if Berth turned it on and no bridge of
+// Berth's is left.
+func (m *Manager) teardownIdle() {
+	def := m.byName(DefaultName)
+	if len(m.used(def.ID)) == 0 {
+		deleteLink(DefaultBridge)
+	}
+	if m.st.ForwardSet && len(m.used(def.ID)) == 0 && !m.hasUserBridges() {
+		if err := writeSysctl("net/ipv4/ip_forward", "0"); err == nil {
+			m.st.ForwardSet = false
+		}
+	}
+}
+
+// CreateOptions are docker's network create request, for the bridge
+// driver.
+type CreateOptions struct {
+	Name     string
+	Driver   string // "" or bridge
+	Subnet   string
+	IPRange  string
+	Gateway  string
+	Internal bool
+	Labels   map[string]string
+	Options  map[string]string
+}
+
+var validNetName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// Create makes a user-defined bridge network and its bridge
+// (br-<id prefix>). Errors name the field at fault; nothing is left.
+func (m *Manager) Create(o CreateOptions) (Network, error) {
+	if o.Driver != "" && o.Driver != "bridge" {
+		return Network{}, errdefs.New(errdefs.ErrNotFound, fmt.Sprintf("plugin %q not found: berthd has only the bridge network driver", o.Driver))
+	}
+	if !validNetName.MatchString(o.Name) {
+		return Network{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid network name %q", o.Name))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.byName(o.Name) != nil {
+		return Network{}, errdefs.New(errdefs.ErrConflict, fmt.Sprintf("network with name %s already exists", o.Name))
+	}
+	n := &Network{ID: newID(), Name: o.Name, Driver: "bridge", Internal: o.Internal, Labels: o.Labels, Options: o.Options, Created: time.Now().UTC()}
+	n.Bridge = "br-" + n.ID[:12]
+	if v := o.Options["com.docker.network.driver.mtu"]; v != "" {
+		mtu, err := strconv.Atoi(v)
+		if err != nil || mtu < 68 || mtu > 65535 {
+			return Network{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid MTU %q: want 68 to 65535", v))
+		}
+		n.MTU = mtu
+	}
+	if o.Subnet != "" {
+		p, err := netip.ParsePrefix(o.Subnet)
+		if err != nil || !p.Addr().Is4() {
+			return Network{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid subnet %q: want an IPv4 CIDR such as 10.1.0.0/24", o.Subnet))
+		}
+		if p.Bits() > 30 {
+			return Network{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("subnet %s is too small: it needs room for a gateway and a container", p))
+		}
+		n.Subnet = p.Masked()
+		if q, clash := overlapsAny(n.Subnet, m.taken("")); clash {
+			return Network{}, errdefs.New(errdefs.ErrConflict, fmt.Sprintf("invalid pool request: Pool overlaps with other one on this address space (%s overlaps %s)", n.Subnet, q))
+		}
+		n.Gateway = n.Subnet.Addr().Next()
+	} else if o.Gateway != "" || o.IPRange != "" {
+		return Network{}, errdefs.New(errdefs.ErrInvalid, "gateway and ip-range need a subnet")
+	}
+	if o.Gateway != "" {
+		g, err := netip.ParseAddr(o.Gateway)
+		if err != nil || !n.Subnet.Contains(g) {
+			return Network{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid gateway %q: it must be an address in %s", o.Gateway, n.Subnet))
+		}
+		n.Gateway = g
+	}
+	if o.IPRange != "" {
+		r, err := netip.ParsePrefix(o.IPRange)
+		if err != nil || !n.Subnet.Contains(r.Addr()) || r.Bits() < n.Subnet.Bits() {
+			return Network{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid ip-range %q: it must lie within %s", o.IPRange, n.Subnet))
+		}
+		n.IPRange = r.Masked()
+	}
+	if err := m.ensureBridge(n); err != nil {
+		deleteLink(n.Bridge)
+		return Network{}, err
+	}
+	m.st.Networks[n.ID] = n
+	if err := m.commit(); err != nil {
+		delete(m.st.Networks, n.ID)
+		deleteLink(n.Bridge)
+		m.teardownIdle()
+		_ = m.commit()
+		return Network{}, err
+	}
+	return *n, nil
+}
+
+// Remove deletes a user-defined network and its bridge; one with
+// containers attached, or a predefined one, is refused.
+func (m *Manager) Remove(ref string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, err := m.find(ref)
+	if err != nil {
+		return err
+	}
+	if n.Predefined() {
+		return errdefs.New(errdefs.ErrForbidden, fmt.Sprintf("%s is a pre-defined network and cannot be removed", n.Name))
+	}
+	if len(m.used(n.ID)) > 0 {
+		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("error while removing network: network %s has active endpoints", n.Name))
+	}
+	deleteLink(n.Bridge)
+	delete(m.st.Networks, n.ID)
+	m.teardownIdle()
+	return m.commit()
+}
+
+// Prune removes every user-defined network without containers and
+// returns their names.
+func (m *Manager) Prune() ([]string, error) {
+	var names []string
+	for _, n := range m.List() {
+		if n.Predefined() {
+			continue
+		}
+		if len(m.Endpoints(n.ID)) > 0 {
+			continue
+		}
+		if err := m.Remove(n.ID); err != nil {
+			return names, err
+		}
+		names = append(names, n.Name)
+	}
+	return names, nil
+}

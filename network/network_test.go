@@ -1,0 +1,439 @@
+package network
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/net/dns/dnsmessage"
+)
+
+// The tests run in a network namespace of their own: TestMain starts the
+// test binary again inside a new one, so bridges, veths, nftables tables
+// and sysctls are made there and vanish with it.
+const inNetnsEnv = "BERTH_NETWORK_TEST_NETNS"
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		os.Exit(m.Run()) // every test skips itself
+	}
+	if os.Getenv(inNetnsEnv) == "" {
+		cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
+		cmd.Env = append(os.Environ(), inNetnsEnv+"=1")
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNET}
+		if err := cmd.Run(); err != nil {
+			if ee, ok := err.(*exec.ExitError); ok {
+				os.Exit(ee.ExitCode())
+			}
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	lo, err := netlink.LinkByName("lo")
+	if err == nil {
+		err = netlink.LinkSetUp(lo)
+	}
+	if err != nil {
+		panic(err)
+	}
+	os.Exit(m.Run())
+}
+
+func newManager(t *testing.T) *Manager {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: bridges, veths and nftables are made for real")
+	}
+	if _, err := exec.LookPath("busybox"); err != nil {
+		t.Skip("needs busybox (Debian's busybox-static)")
+	}
+	dir := t.TempDir()
+	m, err := Open(filepath.Join(dir, "state"), filepath.Join(dir, "netns"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for cid := range m.st.Sandboxes {
+			m.Detach(cid)
+		}
+		for _, n := range m.List() {
+			if !n.Predefined() {
+				m.Remove(n.ID)
+			}
+		}
+	})
+	return m
+}
+
+// inNS runs busybox with args in the sandbox's namespace.
+func inNS(t *testing.T, sb Sandbox, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.Command("busybox", append([]string{"nsenter", "--net=" + sb.Netns, "busybox"}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+func links(t *testing.T) []string {
+	ls, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range ls {
+		names = append(names, l.Attrs().Name)
+	}
+	return names
+}
+
+func TestDefaultBridgeAndPorts(t *testing.T) {
+	m := newManager(t)
+	if readSysctl("net/ipv4/ip_forward") != "0" {
+		t.Fatal("the test namespace starts with forwarding on")
+	}
+	a, err := m.Attach("ca", "alpha", []AttachRequest{{Network: DefaultName}}, []PortBinding{{Proto: "tcp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 18080, Port: 80}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.Attach("cb", "beta", []AttachRequest{{Network: DefaultName}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Endpoints[0].IP.String() != "172.17.0.2" || b.Endpoints[0].IP.String() != "172.17.0.3" {
+		t.Errorf("addresses %s %s", a.Endpoints[0].IP, b.Endpoints[0].IP)
+	}
+	if out, err := inNS(t, a, "ip", "addr", "show", "eth0"); err != nil || !strings.Contains(out, "inet 172.17.0.2/16") || !strings.Contains(out, "02:42:ac:11:00:02") {
+		t.Errorf("eth0 in the sandbox: %v\n%s", err, out)
+	}
+	if out, err := inNS(t, a, "ip", "route"); err != nil || !strings.Contains(out, "default via 172.17.0.1 dev eth0") {
+		t.Errorf("routes: %v\n%s", err, out)
+	}
+	if out, err := inNS(t, a, "ping", "-c1", "-W2", "172.17.0.3"); err != nil {
+		t.Errorf("container to container: %v\n%s", err, out)
+	}
+	if readSysctl("net/ipv4/ip_forward") != "1" {
+		t.Error("forwarding not turned on")
+	}
+
+	// A published port, reached from the host's loopback.
+	www := t.TempDir()
+	os.WriteFile(filepath.Join(www, "index.html"), []byte("hello from alpha\n"), 0o644)
+	srv := exec.Command("busybox", "nsenter", "--net="+a.Netns, "busybox", "httpd", "-f", "-p", "80", "-h", www)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	var body []byte
+	for i := 0; i < 50; i++ {
+		resp, err := (&http.Client{Timeout: time.Second}).Get("http://127.0.0.1:18080/index.html")
+		if err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if string(body) != "hello from alpha\n" {
+		t.Errorf("published port: %q", body)
+	}
+	before := len(links(t))
+	// The same host port again: docker's error, nothing made.
+	if _, err := m.Attach("cc", "gamma", []AttachRequest{{Network: DefaultName}}, []PortBinding{{Proto: "tcp", HostPort: 18080, Port: 80}}, nil); err == nil || !strings.Contains(err.Error(), "port is already allocated") {
+		t.Errorf("second publish of 18080: %v", err)
+	}
+	// A port a host process holds.
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := uint16(l.Addr().(*net.TCPAddr).Port)
+	if _, err := m.Attach("cc", "gamma", []AttachRequest{{Network: DefaultName}}, []PortBinding{{Proto: "tcp", HostPort: busy, Port: 80}}, nil); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("publishing a port in use: %v", err)
+	}
+	l.Close()
+	if after := len(links(t)); after != before {
+		t.Errorf("refused attaches left interfaces: %d → %d", before, after)
+	}
+	if ents, _ := os.ReadDir(m.netnsDir); len(ents) != 2 {
+		t.Errorf("namespaces pinned: %d, want 2", len(ents))
+	}
+	// Counters: the ping and the HTTP exchange went through eth0.
+	if st := m.Stats("ca")["eth0"]; st.RxBytes == 0 || st.TxBytes == 0 || st.RxPackets == 0 {
+		t.Errorf("counters %+v", st)
+	}
+
+	for _, cid := range []string{"ca", "cb"} {
+		if err := m.Detach(cid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ls := strings.Join(links(t), " "); strings.Contains(ls, "veth") || strings.Contains(ls, DefaultBridge) {
+		t.Errorf("left after detach: %s", ls)
+	}
+	if readSysctl("net/ipv4/ip_forward") != "0" {
+		t.Error("forwarding not turned off again")
+	}
+	c, _ := nftables.New()
+	if tabs, _ := c.ListTables(); len(tabs) != 0 {
+		t.Errorf("nftables tables left: %d", len(tabs))
+	}
+	if ents, _ := os.ReadDir(m.netnsDir); len(ents) != 0 {
+		t.Errorf("namespaces left: %d", len(ents))
+	}
+}
+
+func TestUserNetworks(t *testing.T) {
+	m := newManager(t)
+	n1, err := m.Create(CreateOptions{Name: "front", Subnet: "10.77.0.0/24", IPRange: "10.77.0.128/25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create(CreateOptions{Name: "front"}); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("name clash: %v", err)
+	}
+	if _, err := m.Create(CreateOptions{Name: "over", Subnet: "10.77.0.0/16"}); err == nil || !strings.Contains(err.Error(), "Pool overlaps") {
+		t.Errorf("overlapping subnet: %v", err)
+	}
+	if _, err := m.Create(CreateOptions{Name: "gw", Subnet: "10.78.0.0/24", Gateway: "10.79.0.1"}); err == nil || !strings.Contains(err.Error(), "invalid gateway") {
+		t.Errorf("gateway outside: %v", err)
+	}
+	n2, err := m.Create(CreateOptions{Name: "back"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := m.Attach("ca", "alpha", []AttachRequest{{Network: "front"}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Endpoints[0].IP.String() != "10.77.0.128" {
+		t.Errorf("first address from the ip-range: %s", a.Endpoints[0].IP)
+	}
+	b, err := m.Attach("cb", "beta", []AttachRequest{{Network: "front", IP: netip.MustParseAddr("10.77.0.9")}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Attach("cx", "x", []AttachRequest{{Network: "front", IP: netip.MustParseAddr("10.77.0.9")}}, nil, nil); err == nil || !strings.Contains(err.Error(), "already in use") {
+		t.Errorf("address handed out twice: %v", err)
+	}
+	if _, err := m.Attach("cx", "x", []AttachRequest{{Network: "front", IP: netip.MustParseAddr("10.1.0.9")}}, nil, nil); err == nil || !strings.Contains(err.Error(), "does not belong") {
+		t.Errorf("address outside the subnet: %v", err)
+	}
+	if _, err := m.Attach("cx", "x", []AttachRequest{{Network: "nosuch"}}, nil, nil); err == nil || !strings.Contains(err.Error(), "network nosuch not found") {
+		t.Errorf("unknown network: %v", err)
+	}
+	c, err := m.Attach("cc", "gamma", []AttachRequest{{Network: "back"}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := inNS(t, a, "ping", "-c1", "-W2", b.Endpoints[0].IP.String()); err != nil {
+		t.Errorf("same network: %v\n%s", err, out)
+	}
+	if out, err := inNS(t, a, "ping", "-c1", "-W1", c.Endpoints[0].IP.String()); err == nil {
+		t.Errorf("reached a container on another network:\n%s", out)
+	}
+	if err := m.Remove("front"); err == nil || !strings.Contains(err.Error(), "active endpoints") {
+		t.Errorf("remove with containers: %v", err)
+	}
+	if err := m.Remove(DefaultName); err == nil || !strings.Contains(err.Error(), "pre-defined") {
+		t.Errorf("remove bridge: %v", err)
+	}
+	for _, cid := range []string{"ca", "cb", "cc"} {
+		m.Detach(cid)
+	}
+	// Restore after a "crash": a sandbox whose container is gone is
+	// released.
+	if _, err := m.Attach("cd", "delta", []AttachRequest{{Network: n2.ID}}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := Open(filepath.Dir(m.file), m.netnsDir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Restore(func(string) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m2.Sandbox("cd"); ok || len(m2.Endpoints(n2.ID)) != 0 {
+		t.Error("a dead container's sandbox survived Restore")
+	}
+	m.st = m2.st // the test's cleanup works on the current state
+	names, err := m2.Prune()
+	if err != nil || strings.Join(names, " ") != "back front" {
+		t.Errorf("prune: %v %v", names, err)
+	}
+	if ls := strings.Join(links(t), " "); strings.Contains(ls, n1.Bridge) || strings.Contains(ls, n2.Bridge) || strings.Contains(ls, "veth") {
+		t.Errorf("left: %s", ls)
+	}
+}
+
+// fakeResolver answers every A query with 192.0.2.7 on 127.0.0.1:53 of
+// the test's namespace, standing in for the host's resolvers.
+func fakeResolver(t *testing.T) {
+	c, err := net.ListenPacket("udp4", "127.0.0.1:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var p dnsmessage.Parser
+			h, err := p.Start(buf[:n])
+			if err != nil {
+				continue
+			}
+			q, err := p.Question()
+			if err != nil {
+				continue
+			}
+			b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true})
+			b.StartQuestions()
+			b.Question(q)
+			b.StartAnswers()
+			if q.Type == dnsmessage.TypeA {
+				b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 5}, dnsmessage.AResource{A: [4]byte{192, 0, 2, 7}})
+			}
+			out, _ := b.Finish()
+			c.WriteTo(out, from)
+		}
+	}()
+}
+
+func TestEmbeddedDNS(t *testing.T) {
+	m := newManager(t)
+	fakeResolver(t)
+	if _, err := m.Create(CreateOptions{Name: "svc", Subnet: "10.66.0.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := m.Attach("ca000000000000", "alpha", []AttachRequest{{Network: "svc", Aliases: []string{"db"}}}, nil, []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.Attach("cb000000000000", "beta", []AttachRequest{{Network: "svc"}}, nil, []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := m.Attach("cc000000000000", "gamma", []AttachRequest{{Network: DefaultName}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"alpha": a.Endpoints[0].IP.String(), "db": a.Endpoints[0].IP.String(), "ca0000000000": a.Endpoints[0].IP.String(), "beta": b.Endpoints[0].IP.String(), "elsewhere.example": "192.0.2.7"} {
+		out, err := inNS(t, b, "nslookup", name, DNSAddr)
+		if err != nil || !strings.Contains(out, "Address: "+want) {
+			t.Errorf("nslookup %s from beta: %v\n%s", name, err, out)
+		}
+	}
+	// The default bridge has no embedded server, and gamma is on no
+	// network with alpha.
+	if out, err := inNS(t, c, "nslookup", "alpha", DNSAddr); err == nil {
+		t.Errorf("a container on the default bridge resolved alpha:\n%s", out)
+	}
+	m.Detach("ca000000000000")
+	if out, _ := inNS(t, b, "nslookup", "alpha", DNSAddr); strings.Contains(out, a.Endpoints[0].IP.String()) {
+		t.Errorf("a removed container still resolves:\n%s", out)
+	}
+}
+
+// iperf measures, with iperf3 from the sandbox to a server on the
+// bridge's gateway (the test's namespace), the bits per second and bytes
+// the receiver saw. reverse measures the other way.
+func iperf(t *testing.T, sb Sandbox, gw string, reverse bool) (float64, uint64) {
+	t.Helper()
+	srv := exec.Command("iperf3", "-s", "-1", "-B", gw, "-p", "15201")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	args := []string{"nsenter", "--net=" + sb.Netns, "iperf3", "-c", gw, "-p", "15201", "-t", "3", "-J"}
+	if reverse {
+		args = append(args, "-R")
+	}
+	var out []byte
+	var err error
+	for i := 0; i < 20; i++ { // until the server listens
+		if out, err = exec.Command("busybox", args...).Output(); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("iperf3: %v\n%s", err, out)
+	}
+	var res struct {
+		End struct {
+			SumReceived struct {
+				Bytes         uint64
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil || res.End.SumReceived.BitsPerSecond == 0 {
+		t.Fatalf("iperf3: %v\n%s", err, out)
+	}
+	return res.End.SumReceived.BitsPerSecond, res.End.SumReceived.Bytes
+}
+
+// TestBandwidthLimit: 10 Mbit/s each way holds within 15% (iperf3, both
+// ends in namespaces the test owns), a running container's limit can be
+// changed, and the counters account for the bytes sent.
+func TestBandwidthLimit(t *testing.T) {
+	if _, err := exec.LookPath("iperf3"); err != nil {
+		t.Skip("needs iperf3 (Debian's iperf3)")
+	}
+	m := newManager(t)
+	a, err := m.Attach("ca", "alpha", []AttachRequest{{Network: DefaultName}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := "172.17.0.1"
+	if err := m.SetBandwidth("ca", Bandwidth{Egress: 10e6, Ingress: 10e6}); err != nil {
+		t.Fatal(err)
+	}
+	before := m.Stats("ca")["eth0"]
+	up, sent := iperf(t, a, gw, false) // bytes that arrived
+	tx := m.Stats("ca")["eth0"].TxBytes - before.TxBytes
+	down, _ := iperf(t, a, gw, true)
+	t.Logf("10 Mbit/s limit: egress %.2f Mbit/s, ingress %.2f Mbit/s; %d bytes sent, %d counted", up/1e6, down/1e6, sent, tx)
+	for dir, got := range map[string]float64{"egress": up, "ingress": down} {
+		if got < 8.5e6 || got > 11.5e6 {
+			t.Errorf("%s under 10 Mbit/s: %.2f Mbit/s", dir, got/1e6)
+		}
+	}
+	// TCP/IP headers and the control connection come on top of the
+	// payload.
+	if tx < sent || tx > sent+sent/10+1<<20 {
+		t.Errorf("counter %d bytes for %d sent", tx, sent)
+	}
+	if err := m.SetBandwidth("ca", Bandwidth{Egress: 4e6}); err != nil {
+		t.Fatal(err)
+	}
+	if up, _ := iperf(t, a, gw, false); up < 3.4e6 || up > 4.6e6 {
+		t.Errorf("egress after the change to 4 Mbit/s: %.2f Mbit/s", up/1e6)
+	}
+	if err := m.SetBandwidth("ca", Bandwidth{}); err != nil {
+		t.Fatal(err)
+	}
+	if up, _ := iperf(t, a, gw, false); up < 50e6 {
+		t.Errorf("egress without a limit: %.2f Mbit/s", up/1e6)
+	}
+	if _, err := ParseBandwidth("lots"); err == nil {
+		t.Error("a bad rate was accepted")
+	}
+	if b, err := ParseBandwidth("egress=1.5mbit,ingress=200kbit"); err != nil || b.Egress != 1.5e6 || b.Ingress != 200e3 {
+		t.Errorf("parse: %+v %v", b, err)
+	}
+}

@@ -1,0 +1,152 @@
+package dockercli
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestNetworkingWithDockerCLI: the default bridge and a user-defined
+// network, driven by the docker CLI. berthd runs in a network namespace
+// of the test's own (test/berthd), the "host" here.
+func TestNetworkingWithDockerCLI(t *testing.T) {
+	d := startDaemon(t)
+	withBusybox(t, d)
+	before := d.hostState(t)
+	inHost := func(args ...string) string {
+		t.Helper()
+		out, err := d.InNetns(args...)
+		if err != nil {
+			t.Errorf("%v in the daemon's namespace: %v\n%s", args, err, out)
+		}
+		return out
+	}
+
+	// Default bridge: an address, a route, /etc/hosts.
+	out, _ := d.stdout(t, "", "run", "--rm", "--hostname", "box", "busybox", "sh", "-c", "ip -4 -o addr show eth0; ip route; grep box /etc/hosts")
+	for _, want := range []string{"inet 172.17.0.2/16", "default via 172.17.0.1 dev eth0", "172.17.0.2\tbox"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("default bridge: no %q in\n%s", want, out)
+		}
+	}
+
+	// Container → a service of the host, over the bridge.
+	srv := exec.Command("busybox", "nsenter", "--net="+d.Netns(), "busybox", "httpd", "-f", "-p", "18099", "-h", "/etc")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	if out, _ := d.stdout(t, "", "run", "--rm", "busybox", "wget", "-qO-", "http://172.17.0.1:18099/hostname"); out == "" {
+		t.Error("container → host service over the bridge: no answer")
+	}
+
+	// Host → container through a published port on 127.0.0.1.
+	d.must(t, "run", "-d", "--name", "web", "-p", "127.0.0.1:18080:80", "busybox", "sh", "-c", "echo served > /tmp/i; httpd -f -p 80 -h /tmp")
+	var got string
+	for i := 0; i < 50 && got != "served\n"; i++ {
+		got, _ = d.InNetns("busybox", "wget", "-qO-", "http://127.0.0.1:18080/i")
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got != "served\n" {
+		t.Errorf("published port: %q", got)
+	}
+	if out := d.must(t, "port", "web"); strings.TrimSpace(out) != "80/tcp -> 127.0.0.1:18080" {
+		t.Errorf("docker port: %q", out)
+	}
+	if out := d.must(t, "inspect", "-f", "{{.NetworkSettings.Networks.bridge.IPAddress}} {{.NetworkSettings.Networks.bridge.Gateway}}", "web"); strings.TrimSpace(out) != "172.17.0.2 172.17.0.1" {
+		t.Errorf("inspect: %q", out)
+	}
+	// The same port again: docker's error; nothing made.
+	if out, err := d.docker("run", "-d", "--name", "web2", "-p", "127.0.0.1:18080:80", "busybox", "sleep", "10"); err == nil || !strings.Contains(out, "port is already allocated") {
+		t.Errorf("a taken port: %v %s", err, out)
+	}
+	d.must(t, "rm", "web2")
+	// -P: an ephemeral port for each exposed one.
+	d.must(t, "run", "-d", "--name", "eph", "-P", "--expose", "7000", "busybox", "sleep", "100")
+	if out := d.must(t, "port", "eph", "7000"); !strings.HasPrefix(out, "0.0.0.0:") {
+		t.Errorf("-P: %q", out)
+	}
+	// Counters: the container that served HTTP sent and received bytes.
+	var st struct {
+		Networks map[string]struct {
+			RxBytes uint64 `json:"rx_bytes"`
+			TxBytes uint64 `json:"tx_bytes"`
+		} `json:"networks"`
+	}
+	_, raw := d.get(t, "/containers/web/stats?stream=false")
+	b, _ := json.Marshal(raw)
+	if err := json.Unmarshal(b, &st); err != nil || st.Networks["eth0"].RxBytes == 0 || st.Networks["eth0"].TxBytes == 0 {
+		t.Errorf("stats networks: %+v %v", st, err)
+	}
+	d.must(t, "rm", "-f", "web", "eph")
+	// The port is free again.
+	d.must(t, "run", "-d", "--name", "web3", "-p", "127.0.0.1:18080:80", "busybox", "sleep", "100")
+	d.must(t, "rm", "-f", "web3")
+
+	// A user-defined network; containers on it reach each other, not the
+	// default bridge's.
+	d.must(t, "network", "create", "--subnet", "10.55.0.0/24", "--gateway", "10.55.0.254", "front")
+	if out := d.must(t, "network", "ls", "--format", "{{.Name}} {{.Driver}}"); !strings.Contains(out, "front bridge") || !strings.Contains(out, "bridge bridge") {
+		t.Errorf("network ls:\n%s", out)
+	}
+	d.must(t, "run", "-d", "--name", "alpha", "--network", "front", "--ip", "10.55.0.10", "busybox", "sleep", "100")
+	d.must(t, "run", "-d", "--name", "other", "busybox", "sleep", "100")
+	if out, _ := d.stdout(t, "", "run", "--rm", "--network", "front", "busybox", "ping", "-c1", "-W2", "10.55.0.10"); !strings.Contains(out, "1 packets received") {
+		t.Errorf("same network:\n%s", out)
+	}
+	if out, _ := d.stdout(t, "", "run", "--rm", "--network", "front", "busybox", "ping", "-c1", "-W1", "172.17.0.2"); strings.Contains(out, "1 packets received") {
+		t.Errorf("reached the default bridge from a user network:\n%s", out)
+	}
+	// By name and alias through the embedded resolver, on the same network
+	// only.
+	d.must(t, "run", "-d", "--name", "beta", "--network", "front", "--network-alias", "db", "busybox", "sleep", "100")
+	for _, name := range []string{"alpha", "db", "beta"} {
+		if out, _ := d.stdout(t, "", "run", "--rm", "--network", "front", "busybox", "nslookup", name); !strings.Contains(out, "Address: 10.55.0.") {
+			t.Errorf("nslookup %s on front:\n%s", name, out)
+		}
+	}
+	if out, _ := d.stdout(t, "", "run", "--rm", "--network", "front", "busybox", "cat", "/etc/resolv.conf"); !strings.Contains(out, "nameserver 127.0.0.11") {
+		t.Errorf("resolv.conf on a user network:\n%s", out)
+	}
+	if out, _ := d.stdout(t, "", "run", "--rm", "busybox", "nslookup", "alpha", "127.0.0.11"); strings.Contains(out, "10.55.0.10") {
+		t.Errorf("resolved alpha from the default bridge:\n%s", out)
+	}
+	d.must(t, "rm", "-f", "beta")
+	if out := d.must(t, "network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}", "front"); strings.TrimSpace(out) != "alpha 10.55.0.10/24" {
+		t.Errorf("network inspect: %q", out)
+	}
+
+	// Bad input: docker's errors, nothing made.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"network", "create", "--subnet", "10.55.0.0/16", "over"}, "Pool overlaps"},
+		{[]string{"network", "create", "front"}, "already exists"},
+		{[]string{"run", "--rm", "--network", "front", "--ip", "10.9.9.9", "busybox", "true"}, "does not belong"},
+		{[]string{"run", "--rm", "--network", "front", "--ip", "10.55.0.10", "busybox", "true"}, "Address already in use"},
+		{[]string{"run", "--rm", "--network", "nowhere", "busybox", "true"}, "network nowhere not found"},
+		{[]string{"network", "rm", "front"}, "active endpoints"},
+		{[]string{"network", "rm", "bridge"}, "pre-defined network"},
+	} {
+		if out, err := d.docker(c.args...); err == nil || !strings.Contains(out, c.want) {
+			t.Errorf("docker %v: %v %s (want %q)", c.args, err, out, c.want)
+		}
+	}
+	d.must(t, "rm", "-f", "alpha", "other")
+	d.must(t, "network", "rm", "front")
+	if out := d.must(t, "ps", "-aq"); out != "" {
+		t.Errorf("containers left: %q", out)
+	}
+	if out := inHost("busybox", "ip", "-o", "link"); strings.Contains(out, "veth") || strings.Contains(out, "br-") || strings.Contains(out, "berth0") {
+		t.Errorf("interfaces left:\n%s", out)
+	}
+	if out := inHost("busybox", "cat", "/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(out) != "0" {
+		t.Errorf("ip_forward left at %q", out)
+	}
+	if after := d.hostState(t); after.mounts != before.mounts || after.cgroups != before.cgroups {
+		t.Errorf("left behind: before %+v, after %+v", before, after)
+	}
+}
