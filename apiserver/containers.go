@@ -30,6 +30,7 @@ func (s *Server) containerRoutes() {
 	s.mux.HandleFunc("POST /containers/{id}/restart", s.restartContainer)
 	s.mux.HandleFunc("POST /containers/{id}/kill", s.killContainer)
 	s.mux.HandleFunc("POST /containers/{id}/rename", s.renameContainer)
+	s.mux.HandleFunc("POST /containers/{id}/bandwidth", s.setBandwidth)
 	s.mux.HandleFunc("POST /containers/{id}/resize", s.resizeContainer)
 	s.mux.HandleFunc("POST /containers/{id}/wait", s.waitContainer)
 	s.mux.HandleFunc("POST /containers/{id}/attach", s.attachContainer)
@@ -579,4 +580,21 @@ func (s *Server) exportContainer(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-tar")
 	// Once the tar has begun, an error can only cut it short.
 	s.b.Engine.Export(id, w)
+}
+
+// setBandwidth is a Berth extension of the Engine API (docker has no
+// bandwidth field): body {"Bandwidth": "10mbit"} or
+// {"Bandwidth": "egress=10mbit,ingress=2mbit"}; "" removes the limit.
+// It changes a running container's limit at once.
+func (s *Server) setBandwidth(w http.ResponseWriter, r *http.Request) {
+	var req struct{ Bandwidth string }
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.b.Engine.SetBandwidth(r.PathValue("id"), req.Bandwidth); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

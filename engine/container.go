@@ -210,6 +210,9 @@ func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig, 
 	if err != nil {
 		return CreateResult{}, err
 	}
+	if err := checkBandwidth(cfg, hc); err != nil {
+		return CreateResult{}, err
+	}
 	warnings = append(warnings, netWarnings...)
 	logOpts, err := logOptions(hc.LogConfig)
 	if err != nil {

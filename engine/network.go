@@ -66,6 +66,17 @@ func (e *Engine) checkNetwork(hc *ctypes.HostConfig, nc *network.NetworkingConfi
 	return nil, err
 }
 
+// checkBandwidth validates the bandwidth label at create.
+func checkBandwidth(cfg *ctypes.Config, hc *ctypes.HostConfig) error {
+	if _, err := bandwidthOf(cfg); err != nil {
+		return err
+	}
+	if cfg.Labels[BandwidthLabel] != "" && networkName(hc) == "" {
+		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("label %s: network mode %s gives the container no interface of its own to limit", BandwidthLabel, hc.NetworkMode))
+	}
+	return nil
+}
+
 // endpointConfig is the request's endpoint settings for network n, by
 // name or ID.
 func endpointConfig(nc *network.NetworkingConfig, n berthnet.Network) *network.EndpointSettings {
@@ -158,6 +169,15 @@ func (e *Engine) attachNetwork(r *Record) (*berthnet.Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
+	if bw, err := bandwidthOf(r.Config); err != nil || bw != (berthnet.Bandwidth{}) {
+		if err == nil {
+			err = e.o.Network.SetBandwidth(r.ID, bw)
+		}
+		if err != nil {
+			e.detachNetwork(r.ID)
+			return nil, err
+		}
+	}
 	return &sb, nil
 }
 
@@ -216,4 +236,58 @@ func (e *Engine) networkSettings(r Record) *ctypes.NetworkSettings {
 		ns.Ports[port] = append(ns.Ports[port], network.PortBinding{HostIP: hip, HostPort: strconv.Itoa(int(p.HostPort))})
 	}
 	return ns
+}
+
+// BandwidthLabel is Berth's bandwidth option as a container label, so
+// that the docker CLI can pass it too (--label io.berth.bandwidth=10mbit):
+// a rate for both directions, or "egress=10mbit,ingress=2mbit".
+const BandwidthLabel = "io.berth.bandwidth"
+
+// bandwidthOf reads the label; none is no limit.
+func bandwidthOf(cfg *ctypes.Config) (berthnet.Bandwidth, error) {
+	v := cfg.Labels[BandwidthLabel]
+	if v == "" {
+		return berthnet.Bandwidth{}, nil
+	}
+	return berthnet.ParseBandwidth(v)
+}
+
+// SetBandwidth changes a container's bandwidth limit (its label, kept
+// for later starts) and, if it runs, applies it at once. "" removes the
+// limit.
+func (e *Engine) SetBandwidth(ref, spec string) error {
+	var bw berthnet.Bandwidth
+	if spec != "" {
+		var err error
+		if bw, err = berthnet.ParseBandwidth(spec); err != nil {
+			return err
+		}
+	}
+	c, err := e.get(ref)
+	if err != nil {
+		return err
+	}
+	if networkName(c.rec.HostConfig) == "" {
+		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("container %s has no network interface of its own (network mode %s) to limit", strings.TrimPrefix(c.rec.Name, "/"), c.rec.HostConfig.NetworkMode))
+	}
+	if err := e.saveState(c, func(r *Record) {
+		labels := map[string]string{}
+		for k, v := range r.Config.Labels {
+			labels[k] = v
+		}
+		if spec == "" {
+			delete(labels, BandwidthLabel)
+		} else {
+			labels[BandwidthLabel] = spec
+		}
+		cfg := *r.Config
+		cfg.Labels = labels
+		r.Config = &cfg
+	}); err != nil {
+		return err
+	}
+	if _, ok := e.o.Network.Sandbox(c.rec.ID); !ok {
+		return nil // applied at the next start
+	}
+	return e.o.Network.SetBandwidth(c.rec.ID, bw)
 }

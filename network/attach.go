@@ -216,14 +216,24 @@ func (m *Manager) Detach(containerID string) error {
 		return nil
 	}
 	m.stopDNS(containerID)
+	// Deleting a veth waits for RCU grace periods (tens of ms here): it is
+	// done in the background. The pair is already useless — the
+	// namespace is gone — and its name is never reused.
 	for _, ep := range sb.Endpoints {
-		deleteLink(ep.HostVeth)
+		m.unlinking.Add(1)
+		go func(name string) {
+			defer m.unlinking.Done()
+			deleteLink(name)
+		}(ep.HostVeth)
 	}
 	err := removeNetns(sb.Netns)
 	delete(m.st.Sandboxes, containerID)
 	m.teardownIdle()
 	return errors.Join(err, m.commit())
 }
+
+// Settle waits until the veths of removed sandboxes are deleted.
+func (m *Manager) Settle() { m.unlinking.Wait() }
 
 // Restore reconciles the state with the containers that run (after a
 // berthd restart or crash): the sandboxes of the others are removed, and

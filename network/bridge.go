@@ -40,11 +40,12 @@ func (m *Manager) taken(except string) []netip.Prefix {
 	routes, _ := netlink.RouteList(nil, netlink.FAMILY_V4)
 	for _, r := range routes {
 		if r.Dst == nil {
-			continue // the default route overlaps everything by design
+			continue
 		}
 		if p, ok := netip.AddrFromSlice(r.Dst.IP); ok {
-			ones, _ := r.Dst.Mask.Size()
-			out = append(out, netip.PrefixFrom(p.Unmap(), ones))
+			if ones, _ := r.Dst.Mask.Size(); ones > 0 { // a default route is 0.0.0.0/0
+				out = append(out, netip.PrefixFrom(p.Unmap(), ones))
+			}
 		}
 	}
 	return out
@@ -62,6 +63,7 @@ func overlapsAny(p netip.Prefix, list []netip.Prefix) (netip.Prefix, bool) {
 // ensureBridge makes n's Linux bridge if it is missing (the default one is
 // made on first use, and again after a reboot), with the gateway address,
 // up; and turns on IPv4 forwarding, remembering to turn it off again.
+// The default bridge is removed only by RemoveDefaultBridge.
 func (m *Manager) ensureBridge(n *Network) error {
 	if !n.Subnet.IsValid() {
 		taken := m.taken(n.ID)
@@ -118,14 +120,12 @@ func (m *Manager) hasUserBridges() bool {
 	return false
 }
 
-// teardownIdle removes the default bridge once no container uses it, and
-// turns IPv4 forwarding off again if Berth turned it on and no bridge of
-// Berth's is left.
+// teardownIdle turns IPv4 forwarding off again if Berth turned it on and
+// no container nor user network of Berth's needs it. The default bridge
+// stays once made, as docker0 does: making and deleting it around every
+// container would cost each start and exit tens of milliseconds.
 func (m *Manager) teardownIdle() {
 	def := m.byName(DefaultName)
-	if len(m.used(def.ID)) == 0 {
-		deleteLink(DefaultBridge)
-	}
 	if m.st.ForwardSet && len(m.used(def.ID)) == 0 && !m.hasUserBridges() {
 		if err := writeSysctl("net/ipv4/ip_forward", "0"); err == nil {
 			m.st.ForwardSet = false
@@ -254,4 +254,17 @@ func (m *Manager) Prune() ([]string, error) {
 		names = append(names, n.Name)
 	}
 	return names, nil
+}
+
+// RemoveDefaultBridge deletes the default bridge if no container uses it
+// (for an administrator cleaning up, and for tests).
+func (m *Manager) RemoveDefaultBridge() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.used(m.byName(DefaultName).ID)) > 0 {
+		return errdefs.New(errdefs.ErrConflict, "the default bridge is in use")
+	}
+	m.unlinking.Wait()
+	deleteLink(DefaultBridge)
+	return nil
 }

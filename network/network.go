@@ -111,6 +111,11 @@ type Manager struct {
 	log      *slog.Logger
 	st       state
 	dns      map[string]*net.UDPConn // embedded resolver sockets, by container
+	// rendered is the rule set last written to nftables: an unchanged one
+	// is not written again (a transaction costs an RCU grace period).
+	rendered string
+	// unlinking counts host veths being deleted in the background.
+	unlinking sync.WaitGroup
 }
 
 // Open loads the state under root (made if missing) and keeps sandbox
@@ -289,6 +294,7 @@ func (m *Manager) render() error {
 		}
 	}
 	slices.SortFunc(nets, func(a, b natNet) int { return strings.Compare(a.bridge, b.bridge) })
+	slices.SortFunc(ports, func(a, b portRule) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
 	for _, sb := range m.st.Sandboxes {
 		if len(sb.Endpoints) == 0 {
 			continue
@@ -301,12 +307,21 @@ func (m *Manager) render() error {
 			ports = append(ports, portRule{proto: proto, hostIP: p.HostIP, hostPort: p.HostPort, addr: sb.Endpoints[0].IP, port: p.Port})
 		}
 	}
+	want := fmt.Sprint(nets, ports)
+	if want == m.rendered {
+		return nil
+	}
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
 	defer c.CloseLasting()
-	return renderTable(c, nets, ports)
+	if err := renderTable(c, nets, ports); err != nil {
+		m.rendered = ""
+		return err
+	}
+	m.rendered = want
+	return nil
 }
 
 // macFor derives a locally administered MAC address from an IPv4 address,

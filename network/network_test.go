@@ -69,6 +69,7 @@ func newManager(t *testing.T) *Manager {
 		for cid := range m.st.Sandboxes {
 			m.Detach(cid)
 		}
+		m.RemoveDefaultBridge()
 		for _, n := range m.List() {
 			if !n.Predefined() {
 				m.Remove(n.ID)
@@ -101,6 +102,19 @@ func TestDefaultBridgeAndPorts(t *testing.T) {
 	m := newManager(t)
 	if readSysctl("net/ipv4/ip_forward") != "0" {
 		t.Fatal("the test namespace starts with forwarding on")
+	}
+	// An uplink with a default route, as a host has: it overlaps every
+	// pool and must not count as taken.
+	up := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "uplink0"}, PeerName: "uplink1"}
+	if err := netlink.LinkAdd(up); err != nil {
+		t.Fatal(err)
+	}
+	defer netlink.LinkDel(up)
+	addr, _ := netlink.ParseAddr("10.200.0.2/24")
+	netlink.AddrAdd(up, addr)
+	netlink.LinkSetUp(up)
+	if err := netlink.RouteAdd(&netlink.Route{Gw: net.ParseIP("10.200.0.1")}); err != nil {
+		t.Fatal(err)
 	}
 	a, err := m.Attach("ca", "alpha", []AttachRequest{{Network: DefaultName}}, []PortBinding{{Proto: "tcp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 18080, Port: 80}}, nil)
 	if err != nil {
@@ -178,8 +192,12 @@ func TestDefaultBridgeAndPorts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if ls := strings.Join(links(t), " "); strings.Contains(ls, "veth") || strings.Contains(ls, DefaultBridge) {
+	m.Settle()
+	if ls := strings.Join(links(t), " "); strings.Contains(ls, "veth") {
 		t.Errorf("left after detach: %s", ls)
+	}
+	if err := m.RemoveDefaultBridge(); err != nil || strings.Contains(strings.Join(links(t), " "), DefaultBridge) {
+		t.Errorf("the default bridge stays: %v", err)
 	}
 	if readSysctl("net/ipv4/ip_forward") != "0" {
 		t.Error("forwarding not turned off again")
@@ -267,6 +285,8 @@ func TestUserNetworks(t *testing.T) {
 		t.Error("a dead container's sandbox survived Restore")
 	}
 	m.st = m2.st // the test's cleanup works on the current state
+	m.Settle()
+	m2.Settle()
 	names, err := m2.Prune()
 	if err != nil || strings.Join(names, " ") != "back front" {
 		t.Errorf("prune: %v %v", names, err)

@@ -12,6 +12,9 @@ scripts/build.sh bin
 
 work=${DEMO_DIR:-/tmp/berth-demo}
 berthd_pid=
+# berthd's default bridge stays once made, as docker0 does; the demo
+# removes it again if it made it.
+had_bridge=$(ip link show berth0 >/dev/null 2>&1 && echo 1 || true)
 stop() {
 	set +e
 	if [ -n "$berthd_pid" ]; then
@@ -19,6 +22,7 @@ stop() {
 		kill "$berthd_pid"
 		wait "$berthd_pid"
 	fi
+	[ -n "$had_bridge" ] || ip link del berth0 2>/dev/null
 }
 trap stop EXIT
 mkdir -p "$work"

@@ -10,6 +10,8 @@ command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v mkfs.btrfs >/dev/null 2>&1 || need+=(btrfs-progs)
 command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
+[ -x /usr/sbin/tc ] || need+=(iproute2)
+[ -x /usr/sbin/nft ] || need+=(nftables)
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 for extra in "$@"; do
 	case "$extra" in

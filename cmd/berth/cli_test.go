@@ -62,6 +62,13 @@ func mustSucceed(t *testing.T, berth func(stdin string, args ...string) (string,
 	}
 }
 
+// importBusybox imports busybox-static as the image "busybox".
+func importBusybox(t *testing.T, must func(args ...string) string) {
+	tarball := filepath.Join(t.TempDir(), "busybox.tar")
+	os.WriteFile(tarball, registry.BusyboxTar(t), 0o644)
+	must("import", tarball, "busybox")
+}
+
 func TestImageCommands(t *testing.T) {
 	d := berthd.Start(t)
 	reg := registry.Start(t, registry.Options{})
@@ -251,9 +258,7 @@ func TestVolumeAndSystemCommands(t *testing.T) {
 	d := berthd.Start(t)
 	berth := berthCLI(t, d)
 	must := mustSucceed(t, berth)
-	tarball := filepath.Join(t.TempDir(), "busybox.tar")
-	os.WriteFile(tarball, registry.BusyboxTar(t), 0o644)
-	must("import", tarball, "busybox")
+	importBusybox(t, must)
 	if out := must("volume", "create", "--opt", "size=8m", "--label", "k=v", "small"); out != "small\n" {
 		t.Errorf("volume create: %q", out)
 	}
@@ -285,5 +290,51 @@ func TestVolumeAndSystemCommands(t *testing.T) {
 	}
 	if out := must("volume", "ls", "-q"); out != "" {
 		t.Errorf("volumes left: %q", out)
+	}
+}
+
+// TestNetworkCommands: berth network create/ls/rm, run on it with --ip
+// and --network-alias, -p, and --bandwidth set at run and changed by
+// update on the running container (seen in its tbf qdiscs).
+func TestNetworkCommands(t *testing.T) {
+	d := berthd.Start(t)
+	berth := berthCLI(t, d)
+	must := mustSucceed(t, berth)
+	importBusybox(t, must)
+	must("network", "create", "--subnet", "10.44.0.0/24", "app")
+	if out := must("network", "ls"); !strings.Contains(out, "app") || !strings.Contains(out, "bridge") {
+		t.Errorf("network ls:\n%s", out)
+	}
+	must("run", "-d", "--name", "db", "--network", "app", "--ip", "10.44.0.20", "--network-alias", "database", "--bandwidth", "10mbit", "busybox", "sleep", "100")
+	if out, _ := berth("", "run", "--rm", "--network", "app", "busybox", "nslookup", "database"); !strings.Contains(out, "Address: 10.44.0.20") {
+		t.Errorf("alias lookup:\n%s", out)
+	}
+	qdiscs := func() string {
+		out, _ := d.InNetns("/usr/sbin/tc", "qdisc", "show")
+		return out
+	}
+	if q := qdiscs(); !strings.Contains(q, "rate 10Mbit") {
+		t.Errorf("no 10 Mbit/s tbf on the host end:\n%s", q)
+	}
+	must("update", "--bandwidth", "egress=3mbit,ingress=5mbit", "db")
+	if q := qdiscs(); !strings.Contains(q, "rate 5Mbit") || strings.Contains(q, "rate 10Mbit") {
+		t.Errorf("after update, want 5 Mbit/s on the host end (the container's ingress):\n%s", q)
+	}
+	if out := must("inspect", "db"); !strings.Contains(out, `"io.berth.bandwidth": "egress=3mbit,ingress=5mbit"`) {
+		t.Errorf("the new limit is not kept in the label")
+	}
+	if out, code := berth("", "update", "--bandwidth", "fast", "db"); code == 0 || !strings.Contains(out, "invalid bandwidth") {
+		t.Errorf("bad rate: %d %s", code, out)
+	}
+	if out, code := berth("", "run", "--rm", "--network", "none", "--bandwidth", "1mbit", "busybox", "true"); code == 0 || !strings.Contains(out, "no interface of its own") {
+		t.Errorf("bandwidth without a network: %d %s", code, out)
+	}
+	if out, code := berth("", "network", "rm", "app"); code == 0 || !strings.Contains(out, "active endpoints") {
+		t.Errorf("rm of a network in use: %d %s", code, out)
+	}
+	must("rm", "-f", "db")
+	must("network", "rm", "app")
+	if out := must("network", "ls"); strings.Contains(out, "app") {
+		t.Errorf("network left:\n%s", out)
 	}
 }

@@ -92,7 +92,7 @@ func main() {
 		runCmd(), createCmd(), startCmd(), psCmd(), logsCmd(), execCmd(), stopCmd(), killCmd(), restartCmd(),
 		rmCmd(), inspectCmd(), waitCmd(), renameCmd(), topCmd(), statsCmd(), pauseCmd(), unpauseCmd(),
 		pullCmd(), imagesCmd(), tagCmd(), rmiCmd(), imageCmd(), saveCmd(), loadCmd(), importCmd(),
-		volumeCmd(), systemCmd(), versionCmd(), infoCmd(),
+		volumeCmd(), networkCmd(), updateCmd(), systemCmd(), versionCmd(), infoCmd(),
 	)
 	err := root.ExecuteContext(context.Background())
 	if api != nil {

@@ -25,6 +25,8 @@ import (
 // createFlags are run's and create's container options.
 type createFlags struct {
 	name, workdir, user, hostname, network, restart, entrypoint  string
+	bandwidth, ip                                                string
+	aliases, expose                                              []string
 	memory, cpus, stopSignal, shmSize, logDriver                 string
 	env, volumes, labels, tmpfs, capAdd, capDrop, secOpts        []string
 	logOpts, publish, ulimits                                    []string
@@ -40,7 +42,11 @@ func (f *createFlags) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
 	fs.StringVarP(&f.user, "user", "u", "", "user[:group], names or ids")
 	fs.StringVarP(&f.hostname, "hostname", "h", "", "container host name")
-	fs.StringVar(&f.network, "network", "", "none, host, container:<name|id> (bridge: the default)")
+	fs.StringVar(&f.network, "network", "", "bridge (the default), a network's name, none, host, container:<name|id>")
+	fs.StringVar(&f.ip, "ip", "", "IPv4 address on a user-defined network")
+	fs.StringArrayVar(&f.aliases, "network-alias", nil, "another name on the network")
+	fs.StringArrayVar(&f.expose, "expose", nil, "expose a port or port/proto (for -P)")
+	fs.StringVar(&f.bandwidth, "bandwidth", "", "limit the network: 10mbit both ways, or egress=10mbit,ingress=2mbit (label "+bandwidthLabel+")")
 	fs.StringVar(&f.restart, "restart", "", "no, on-failure[:max-retries], always, unless-stopped")
 	fs.StringVar(&f.entrypoint, "entrypoint", "", "replace the image's entrypoint")
 	fs.StringVarP(&f.memory, "memory", "m", "", "memory limit (e.g. 64m)")
@@ -89,6 +95,19 @@ func (f *createFlags) configs(args []string) (*ctypes.Config, *ctypes.HostConfig
 	for _, l := range f.labels {
 		k, v, _ := strings.Cut(l, "=")
 		cfg.Labels[k] = v
+	}
+	if f.bandwidth != "" {
+		cfg.Labels[bandwidthLabel] = f.bandwidth
+	}
+	for _, e := range f.expose {
+		p, err := network.ParsePort(e)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--expose %s: %w", e, err)
+		}
+		if cfg.ExposedPorts == nil {
+			cfg.ExposedPorts = network.PortSet{}
+		}
+		cfg.ExposedPorts[p] = struct{}{}
 	}
 	hc := &ctypes.HostConfig{
 		Binds: f.volumes, NetworkMode: ctypes.NetworkMode(f.network), AutoRemove: f.rm, ReadonlyRootfs: f.readOnly,
@@ -186,6 +205,21 @@ func create(ctx context.Context, c *client.Client, f *createFlags, args []string
 		return "", err
 	}
 	opts := client.ContainerCreateOptions{Config: cfg, HostConfig: hc, Name: f.name}
+	if f.ip != "" || len(f.aliases) > 0 {
+		ep := &network.EndpointSettings{Aliases: f.aliases}
+		if f.ip != "" {
+			ip, err := netip.ParseAddr(f.ip)
+			if err != nil {
+				return "", fmt.Errorf("--ip %q: not an IP address", f.ip)
+			}
+			ep.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: ip}
+		}
+		netName := f.network
+		if netName == "" {
+			netName = "bridge"
+		}
+		opts.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{netName: ep}}
+	}
 	res, err := c.ContainerCreate(ctx, opts)
 	if err != nil && isNotFound(err) && strings.Contains(err.Error(), "No such image") {
 		fmt.Fprintf(os.Stderr, "Unable to find image '%s' locally\n", args[0])
@@ -460,3 +494,6 @@ func parsePublish(p string) (network.Port, network.PortBinding, error) {
 	}
 	return port, b, nil
 }
+
+// bandwidthLabel is berthd's bandwidth option (engine.BandwidthLabel).
+const bandwidthLabel = "io.berth.bandwidth"

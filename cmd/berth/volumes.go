@@ -91,22 +91,10 @@ func volumeCmd() *cobra.Command {
 		Short: "Show volumes' details",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: withAPI(func(cmd *cobra.Command, c *client.Client, args []string) error {
-			var out []any
-			var errs []error
-			for _, name := range args {
+			return inspectEach(args, func(name string) (any, error) {
 				res, err := c.VolumeInspect(cmd.Context(), name, client.VolumeInspectOptions{})
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				out = append(out, res.Volume)
-			}
-			enc := json.NewEncoder(os.Stdout)
-			enc.SetIndent("", "    ")
-			if err := enc.Encode(out); err != nil {
-				return err
-			}
-			return errors.Join(errs...)
+				return res.Volume, err
+			})
 		}),
 	}
 
@@ -116,15 +104,10 @@ func volumeCmd() *cobra.Command {
 		Short: "Remove volumes (not one in use)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: withAPI(func(cmd *cobra.Command, c *client.Client, args []string) error {
-			var errs []error
-			for _, name := range args {
-				if _, err := c.VolumeRemove(cmd.Context(), name, client.VolumeRemoveOptions{Force: force}); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Println(name)
-			}
-			return errors.Join(errs...)
+			return removeEach(args, func(name string) error {
+				_, err := c.VolumeRemove(cmd.Context(), name, client.VolumeRemoveOptions{Force: force})
+				return err
+			})
 		}),
 	}
 	rm.Flags().BoolVarP(&force, "force", "f", false, "no error for a volume that does not exist")
@@ -201,4 +184,39 @@ func systemCmd() *cobra.Command {
 	prune.Flags().BoolVar(&volumes, "volumes", false, "unused anonymous volumes too")
 	cmd.AddCommand(prune)
 	return cmd
+}
+
+// inspectEach prints, as one JSON array, what get returns for each name;
+// the names it fails for are reported after.
+func inspectEach(names []string, get func(name string) (any, error)) error {
+	out := []any{}
+	var errs []error
+	for _, name := range names {
+		v, err := get(name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, v)
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "    ")
+	if err := enc.Encode(out); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
+// removeEach removes each name, printing those removed, and reports the
+// failures after.
+func removeEach(names []string, rm func(name string) error) error {
+	var errs []error
+	for _, name := range names {
+		if err := rm(name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Println(name)
+	}
+	return errors.Join(errs...)
 }

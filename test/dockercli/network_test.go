@@ -2,7 +2,9 @@ package dockercli
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -140,7 +142,7 @@ func TestNetworkingWithDockerCLI(t *testing.T) {
 	if out := d.must(t, "ps", "-aq"); out != "" {
 		t.Errorf("containers left: %q", out)
 	}
-	if out := inHost("busybox", "ip", "-o", "link"); strings.Contains(out, "veth") || strings.Contains(out, "br-") || strings.Contains(out, "berth0") {
+	if out := linksSettled(d); strings.Contains(out, "veth") || strings.Contains(out, "br-") {
 		t.Errorf("interfaces left:\n%s", out)
 	}
 	if out := inHost("busybox", "cat", "/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(out) != "0" {
@@ -149,4 +151,52 @@ func TestNetworkingWithDockerCLI(t *testing.T) {
 	if after := d.hostState(t); after.mounts != before.mounts || after.cgroups != before.cgroups {
 		t.Errorf("left behind: before %+v, after %+v", before, after)
 	}
+}
+
+// TestNetworkChurn: 100 containers on the default bridge, each with a
+// published port, started and removed: no veth, nftables rule, address or
+// namespace is left.
+func TestNetworkChurn(t *testing.T) {
+	d := startDaemon(t)
+	withBusybox(t, d)
+	var ids []string
+	for i := 0; i < 100; i++ {
+		out := d.must(t, "run", "-d", "-p", "127.0.0.1::80", "busybox", "sleep", "100")
+		ids = append(ids, strings.TrimSpace(out))
+	}
+	if out, _ := d.InNetns("busybox", "ip", "-o", "link"); strings.Count(out, "veth") != 100 {
+		t.Errorf("veths with 100 containers: %d", strings.Count(out, "veth"))
+	}
+	if out, _ := d.InNetns("/usr/sbin/nft", "list", "chain", "ip", "berth", "ports"); strings.Count(out, "dnat to") != 100 {
+		t.Errorf("port rules with 100 containers: %d", strings.Count(out, "dnat to"))
+	}
+	d.must(t, append([]string{"rm", "-f"}, ids...)...)
+	if out := linksSettled(d); strings.Contains(out, "veth") {
+		t.Errorf("interfaces left:\n%s", out)
+	}
+	if out, _ := d.InNetns("/usr/sbin/nft", "list", "tables"); strings.TrimSpace(out) != "" {
+		t.Errorf("nftables left: %s", out)
+	}
+	state, err := os.ReadFile(filepath.Join(d.DataRoot, "network", "network.json"))
+	if err != nil || !strings.Contains(string(state), `"sandboxes": {}`) {
+		t.Errorf("sandboxes (addresses, ports) left in the state: %v\n%s", err, state)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(d.Dir, "exec", "netns")); len(ents) != 0 {
+		t.Errorf("namespaces left: %d", len(ents))
+	}
+}
+
+// linksSettled lists the daemon namespace's interfaces once no veth is
+// left, or after 5 s: berthd deletes the host ends of removed containers'
+// veths in the background. The default bridge stays, as docker0 does.
+func linksSettled(d *daemon) string {
+	var out string
+	for i := 0; i < 100; i++ {
+		out, _ = d.InNetns("busybox", "ip", "-o", "link")
+		if !strings.Contains(out, "veth") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return out
 }
