@@ -43,6 +43,10 @@ func (s *Server) networkJSON(n berthnet.Network, containers bool) network.Inspec
 	if n.Subnet.IsValid() {
 		out.IPAM.Config = append(out.IPAM.Config, network.IPAMConfig{Subnet: n.Subnet, IPRange: n.IPRange, Gateway: n.Gateway})
 	}
+	if n.Subnet6.IsValid() {
+		out.EnableIPv6 = true
+		out.IPAM.Config = append(out.IPAM.Config, network.IPAMConfig{Subnet: n.Subnet6, Gateway: n.Gateway6})
+	}
 	if containers {
 		out.Containers = map[string]network.EndpointResource{}
 		for cid, ep := range s.b.Networks.Endpoints(n.ID) {
@@ -51,8 +55,12 @@ func (s *Server) networkJSON(n berthnet.Network, containers bool) network.Inspec
 				name = strings.TrimPrefix(info.Name, "/")
 			}
 			mac, _ := net.ParseMAC(ep.MAC)
-			out.Containers[cid] = network.EndpointResource{Name: name, EndpointID: ep.ID, MacAddress: network.HardwareAddr(mac),
+			res := network.EndpointResource{Name: name, EndpointID: ep.ID, MacAddress: network.HardwareAddr(mac),
 				IPv4Address: netip.PrefixFrom(ep.IP, n.Subnet.Bits())}
+			if ep.IP6.IsValid() {
+				res.IPv6Address = netip.PrefixFrom(ep.IP6, n.Subnet6.Bits())
+			}
+			out.Containers[cid] = res
 		}
 	}
 	return out
@@ -117,21 +125,28 @@ func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if req.EnableIPv6 != nil && *req.EnableIPv6 {
-		writeError(w, errdefs.New(errdefs.ErrInvalid, "IPv6 networks are not supported by berthd yet"))
-		return
-	}
-	o := berthnet.CreateOptions{Name: req.Name, Driver: req.Driver, Internal: req.Internal, Labels: req.Labels, Options: req.Options}
+	o := berthnet.CreateOptions{Name: req.Name, Driver: req.Driver, Internal: req.Internal, Labels: req.Labels, Options: req.Options,
+		IPv6: req.EnableIPv6 != nil && *req.EnableIPv6}
 	if req.IPAM != nil {
 		if d := req.IPAM.Driver; d != "" && d != "default" {
 			writeError(w, errdefs.New(errdefs.ErrNotFound, fmt.Sprintf("IPAM driver %q not found: berthd has only the default one", d)))
 			return
 		}
-		if len(req.IPAM.Config) > 1 {
-			writeError(w, errdefs.New(errdefs.ErrInvalid, "berthd takes one IPv4 subnet per network"))
-			return
-		}
+		var v4, v6 int
 		for _, c := range req.IPAM.Config {
+			if c.Subnet.IsValid() && c.Subnet.Addr().Is6() {
+				v6++
+				o.Subnet6 = c.Subnet.String()
+				if c.Gateway.IsValid() {
+					o.Gateway6 = c.Gateway.String()
+				}
+				if c.IPRange.IsValid() {
+					writeError(w, errdefs.New(errdefs.ErrInvalid, "berthd takes no ip-range for an IPv6 subnet"))
+					return
+				}
+				continue
+			}
+			v4++
 			if c.Subnet.IsValid() {
 				o.Subnet = c.Subnet.String()
 			}
@@ -141,6 +156,10 @@ func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) {
 			if c.Gateway.IsValid() {
 				o.Gateway = c.Gateway.String()
 			}
+		}
+		if v4 > 1 || v6 > 1 {
+			writeError(w, errdefs.New(errdefs.ErrInvalid, "berthd takes one IPv4 and one IPv6 subnet per network"))
+			return
 		}
 	}
 	n, err := s.b.Networks.Create(o)

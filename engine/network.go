@@ -153,7 +153,7 @@ func (e *Engine) attachNetwork(r *Record) (*berthnet.Sandbox, error) {
 	req := berthnet.AttachRequest{Network: n.ID}
 	if ep := endpointConfig(r.Network, n); ep != nil {
 		if ep.IPAMConfig != nil {
-			req.IP = ep.IPAMConfig.IPv4Address
+			req.IP, req.IP6 = ep.IPAMConfig.IPv4Address, ep.IPAMConfig.IPv6Address
 		}
 		req.Aliases = ep.Aliases
 	}
@@ -224,6 +224,9 @@ func (e *Engine) networkSettings(r Record) *ctypes.NetworkSettings {
 	mac, _ := net.ParseMAC(ep.MAC)
 	eps.EndpointID, eps.IPAddress, eps.Gateway, eps.IPPrefixLen, eps.MacAddress = ep.ID, ep.IP, n.Gateway, n.Subnet.Bits(), network.HardwareAddr(mac)
 	eps.DNSNames = append([]string{strings.TrimPrefix(r.Name, "/"), r.ID[:12]}, ep.Aliases...)
+	if ep.IP6.IsValid() {
+		eps.GlobalIPv6Address, eps.GlobalIPv6PrefixLen, eps.IPv6Gateway = ep.IP6, n.Subnet6.Bits(), n.Gateway6
+	}
 	for _, p := range sb.Ports {
 		port, ok := network.PortFrom(p.Port, network.IPProtocol(p.Proto))
 		if !ok {

@@ -191,6 +191,9 @@ func (e *Engine) writeEtcFiles(r *Record, sb *berthnet.Sandbox) (files, error) {
 	if sb != nil && len(sb.Endpoints) > 0 {
 		// As docker: the container's own address under its hostname.
 		hosts += sb.Endpoints[0].IP.String() + "\t" + hostname + "\n"
+		if ip6 := sb.Endpoints[0].IP6; ip6.IsValid() {
+			hosts += ip6.String() + "\t" + hostname + "\n"
+		}
 	}
 	for _, h := range r.HostConfig.ExtraHosts {
 		name, addr, ok := strings.Cut(h, ":")

@@ -20,6 +20,7 @@ import (
 type AttachRequest struct {
 	Network string     // name or ID
 	IP      netip.Addr // static address; zero: allocate
+	IP6     netip.Addr // static IPv6 address on an IPv6 network
 	Aliases []string
 }
 
@@ -120,6 +121,20 @@ func (m *Manager) addEndpoint(sb *Sandbox, n *Network, r AttachRequest, index in
 	}
 	ep := &Endpoint{ID: newID(), Network: n.ID, IfName: "eth" + strconv.Itoa(index), IP: ip, MAC: macFor(ip), Aliases: r.Aliases,
 		HostVeth: "veth" + newID()[:7]}
+	if n.Subnet6.IsValid() {
+		var err error
+		if r.IP6.IsValid() {
+			err = checkStatic(n.Subnet6, n.Gateway6, r.IP6, used)
+			ep.IP6 = r.IP6
+		} else {
+			ep.IP6, err = allocate(n.Subnet6, n.Subnet6, n.Gateway6, used)
+		}
+		if err != nil {
+			return nil, err
+		}
+	} else if r.IP6.IsValid() {
+		return nil, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("network %s has no IPv6: it cannot give %s", n.Name, r.IP6))
+	}
 	if err := plumb(sb.Netns, n, ep, index == 0); err != nil {
 		deleteLink(ep.HostVeth)
 		return nil, fmt.Errorf("network %s: %w", n.Name, err)
@@ -189,6 +204,18 @@ func plumb(nsPath string, n *Network, ep *Endpoint, defaultRoute bool) error {
 		steps = append(steps, func() error {
 			return h.RouteAdd(&netlink.Route{LinkIndex: in.Attrs().Index, Gw: n.Gateway.AsSlice()})
 		})
+	}
+	if ep.IP6.IsValid() {
+		// No duplicate address detection: the address is Berth's to give,
+		// and DAD would hold it unusable for a second or more.
+		steps = append(steps, func() error {
+			return h.AddrAdd(in, &netlink.Addr{IPNet: &net.IPNet{IP: ep.IP6.AsSlice(), Mask: net.CIDRMask(n.Subnet6.Bits(), 128)}, Flags: unix.IFA_F_NODAD})
+		})
+		if defaultRoute && !n.Internal {
+			steps = append(steps, func() error {
+				return h.RouteAdd(&netlink.Route{LinkIndex: in.Attrs().Index, Gw: n.Gateway6.AsSlice()})
+			})
+		}
 	}
 	for _, s := range steps {
 		if err := s(); err != nil {

@@ -3,9 +3,11 @@ package network
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -101,6 +103,21 @@ func (m *Manager) ensureBridge(n *Network) error {
 	if err := writeSysctl("net/ipv4/conf/"+n.Bridge+"/route_localnet", "1"); err != nil {
 		return err
 	}
+	if n.Subnet6.IsValid() {
+		if err := writeSysctl("net/ipv6/conf/"+n.Bridge+"/disable_ipv6", "0"); err != nil {
+			return fmt.Errorf("bridge %s: enable IPv6: %w", n.Bridge, err)
+		}
+		addr6 := &netlink.Addr{IPNet: &net.IPNet{IP: n.Gateway6.AsSlice(), Mask: net.CIDRMask(n.Subnet6.Bits(), 128)}, Flags: unix.IFA_F_NODAD}
+		if err := netlink.AddrReplace(br, addr6); err != nil {
+			return fmt.Errorf("bridge %s: address %s: %w", n.Bridge, addr6, err)
+		}
+		if readSysctl("net/ipv6/conf/all/forwarding") != "1" {
+			if err := writeSysctl("net/ipv6/conf/all/forwarding", "1"); err != nil {
+				return fmt.Errorf("turn on IPv6 forwarding: %w", err)
+			}
+			m.st.Forward6Set = true
+		}
+	}
 	if readSysctl("net/ipv4/ip_forward") != "1" {
 		if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
 			return fmt.Errorf("turn on IPv4 forwarding: %w", err)
@@ -131,6 +148,11 @@ func (m *Manager) teardownIdle() {
 			m.st.ForwardSet = false
 		}
 	}
+	if m.st.Forward6Set && !slices.ContainsFunc(slices.Collect(maps.Values(m.st.Networks)), func(n *Network) bool { return n.Subnet6.IsValid() }) {
+		if err := writeSysctl("net/ipv6/conf/all/forwarding", "0"); err == nil {
+			m.st.Forward6Set = false
+		}
+	}
 }
 
 // CreateOptions are docker's network create request, for the bridge
@@ -144,6 +166,10 @@ type CreateOptions struct {
 	Internal bool
 	Labels   map[string]string
 	Options  map[string]string
+	// IPv6 adds an IPv6 subnet (Subnet6, required) and gateway.
+	IPv6     bool
+	Subnet6  string
+	Gateway6 string
 }
 
 var validNetName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
@@ -193,6 +219,26 @@ func (m *Manager) Create(o CreateOptions) (Network, error) {
 			return Network{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid gateway %q: it must be an address in %s", o.Gateway, n.Subnet))
 		}
 		n.Gateway = g
+	}
+	if o.IPv6 || o.Subnet6 != "" {
+		p, err := netip.ParsePrefix(o.Subnet6)
+		if !o.IPv6 || err != nil || !p.Addr().Is6() || p.Addr().Is4In6() || p.Bits() > 120 {
+			return Network{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("IPv6: give --ipv6 with an IPv6 --subnet such as fd00:1::/64 (got %q)", o.Subnet6))
+		}
+		n.Subnet6 = p.Masked()
+		for _, q := range m.st.Networks {
+			if q.Subnet6.IsValid() && q.Subnet6.Overlaps(n.Subnet6) {
+				return Network{}, errdefs.New(errdefs.ErrConflict, fmt.Sprintf("invalid pool request: Pool overlaps with other one on this address space (%s overlaps %s)", n.Subnet6, q.Subnet6))
+			}
+		}
+		n.Gateway6 = n.Subnet6.Addr().Next()
+		if o.Gateway6 != "" {
+			g, err := netip.ParseAddr(o.Gateway6)
+			if err != nil || !n.Subnet6.Contains(g) {
+				return Network{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid gateway %q: it must be an address in %s", o.Gateway6, n.Subnet6))
+			}
+			n.Gateway6 = g
+		}
 	}
 	if o.IPRange != "" {
 		r, err := netip.ParsePrefix(o.IPRange)

@@ -107,9 +107,13 @@ func (m *Manager) answer(containerID string, query []byte) []byte {
 	_ = b.StartQuestions()
 	_ = b.Question(q)
 	_ = b.StartAnswers()
-	if q.Type == dnsmessage.TypeA || q.Type == dnsmessage.TypeALL {
-		for _, a := range addrs {
-			_ = b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 600}, dnsmessage.AResource{A: a.As4()})
+	rh := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 600}
+	for _, a := range addrs {
+		switch {
+		case a.Is4() && (q.Type == dnsmessage.TypeA || q.Type == dnsmessage.TypeALL):
+			_ = b.AResource(rh, dnsmessage.AResource{A: a.As4()})
+		case a.Is6() && (q.Type == dnsmessage.TypeAAAA || q.Type == dnsmessage.TypeALL):
+			_ = b.AAAAResource(rh, dnsmessage.AAAAResource{AAAA: a.As16()})
 		}
 	}
 	out, err := b.Finish()
@@ -143,6 +147,9 @@ func (m *Manager) lookup(containerID, name string) ([]netip.Addr, bool) {
 				for _, n := range names {
 					if strings.EqualFold(n, name) {
 						out = append(out, ep.IP)
+						if ep.IP6.IsValid() {
+							out = append(out, ep.IP6)
+						}
 						break
 					}
 				}

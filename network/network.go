@@ -43,13 +43,16 @@ const (
 // Network is one network. The predefined host and none networks have no
 // subnet and no bridge.
 type Network struct {
-	ID       string            `json:"id"`
-	Name     string            `json:"name"`
-	Driver   string            `json:"driver"` // bridge, host or null
-	Bridge   string            `json:"bridge,omitempty"`
-	Subnet   netip.Prefix      `json:"subnet,omitzero"`
-	IPRange  netip.Prefix      `json:"ipRange,omitzero"`
-	Gateway  netip.Addr        `json:"gateway,omitzero"`
+	ID      string       `json:"id"`
+	Name    string       `json:"name"`
+	Driver  string       `json:"driver"` // bridge, host or null
+	Bridge  string       `json:"bridge,omitempty"`
+	Subnet  netip.Prefix `json:"subnet,omitzero"`
+	IPRange netip.Prefix `json:"ipRange,omitzero"`
+	Gateway netip.Addr   `json:"gateway,omitzero"`
+	// Subnet6 and Gateway6 are set on a network created with IPv6.
+	Subnet6  netip.Prefix      `json:"subnet6,omitzero"`
+	Gateway6 netip.Addr        `json:"gateway6,omitzero"`
 	MTU      int               `json:"mtu,omitempty"`
 	Internal bool              `json:"internal,omitempty"`
 	Labels   map[string]string `json:"labels,omitempty"`
@@ -69,6 +72,7 @@ type Endpoint struct {
 	IfName   string     `json:"ifName"`  // eth0, eth1, ...
 	HostVeth string     `json:"hostVeth"`
 	IP       netip.Addr `json:"ip"`
+	IP6      netip.Addr `json:"ip6,omitzero"`
 	MAC      string     `json:"mac"`
 	Aliases  []string   `json:"aliases,omitempty"`
 }
@@ -101,6 +105,8 @@ type state struct {
 	// ForwardSet records that Berth turned ip_forward on (it was 0), so
 	// that it is turned off again when Berth's last bridge goes.
 	ForwardSet bool `json:"forwardSet,omitempty"`
+	// Forward6Set is the same for IPv6 forwarding.
+	Forward6Set bool `json:"forward6Set,omitempty"`
 }
 
 // Manager owns the networks of one berthd.
@@ -271,6 +277,9 @@ func (m *Manager) used(networkID string) map[netip.Addr]bool {
 		for _, ep := range sb.Endpoints {
 			if ep.Network == networkID {
 				u[ep.IP] = true
+				if ep.IP6.IsValid() {
+					u[ep.IP6] = true
+				}
 			}
 		}
 	}
@@ -290,7 +299,7 @@ func (m *Manager) render() error {
 	for _, n := range m.st.Networks {
 		// The default bridge exists only while a container uses it.
 		if n.Driver == "bridge" && (n.Name != DefaultName || live[n.ID]) && n.Subnet.IsValid() {
-			nets = append(nets, natNet{bridge: n.Bridge, subnet: n.Subnet, internal: n.Internal})
+			nets = append(nets, natNet{bridge: n.Bridge, subnet: n.Subnet, subnet6: n.Subnet6, internal: n.Internal})
 		}
 	}
 	slices.SortFunc(nets, func(a, b natNet) int { return strings.Compare(a.bridge, b.bridge) })

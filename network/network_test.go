@@ -457,3 +457,56 @@ func TestBandwidthLimit(t *testing.T) {
 		t.Errorf("parse: %+v %v", b, err)
 	}
 }
+
+// TestIPv6Network: a network with an IPv6 subnet gives each container an
+// address from it (no DAD wait), a default route, names with AAAA
+// records; IPv6 forwarding and the ip6 table come and go with it.
+func TestIPv6Network(t *testing.T) {
+	m := newManager(t)
+	fakeResolver(t)
+	if _, err := m.Create(CreateOptions{Name: "v6", IPv6: true, Subnet6: "10.1.0.0/24"}); err == nil || !strings.Contains(err.Error(), "IPv6") {
+		t.Errorf("an IPv4 prefix as the IPv6 subnet: %v", err)
+	}
+	if _, err := m.Create(CreateOptions{Name: "v6", IPv6: true, Subnet6: "fd00:77::/64"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create(CreateOptions{Name: "v6b", IPv6: true, Subnet6: "fd00:77::/48"}); err == nil || !strings.Contains(err.Error(), "Pool overlaps") {
+		t.Errorf("overlapping IPv6 subnets: %v", err)
+	}
+	a, err := m.Attach("ca000000000000", "alpha", []AttachRequest{{Network: "v6"}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.Attach("cb000000000000", "beta", []AttachRequest{{Network: "v6", IP6: netip.MustParseAddr("fd00:77::99")}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Endpoints[0].IP6.String() != "fd00:77::2" || b.Endpoints[0].IP6.String() != "fd00:77::99" {
+		t.Errorf("IPv6 addresses %s %s", a.Endpoints[0].IP6, b.Endpoints[0].IP6)
+	}
+	if out, err := inNS(t, b, "ping", "-6", "-c1", "-W2", "fd00:77::2"); err != nil {
+		t.Errorf("IPv6 container to container: %v\n%s", err, out)
+	}
+	if out, err := inNS(t, a, "ip", "-6", "route"); err != nil || !strings.Contains(out, "default via fd00:77::1") {
+		t.Errorf("IPv6 routes: %v\n%s", err, out)
+	}
+	if out, err := inNS(t, a, "nslookup", "-type=aaaa", "beta", DNSAddr); err != nil || !strings.Contains(out, "fd00:77::99") {
+		t.Errorf("AAAA for beta: %v\n%s", err, out)
+	}
+	if readSysctl("net/ipv6/conf/all/forwarding") != "1" {
+		t.Error("IPv6 forwarding not on")
+	}
+	m.Detach("ca000000000000")
+	m.Detach("cb000000000000")
+	m.Settle()
+	if err := m.Remove("v6"); err != nil {
+		t.Fatal(err)
+	}
+	if readSysctl("net/ipv6/conf/all/forwarding") != "0" {
+		t.Error("IPv6 forwarding left on")
+	}
+	c, _ := nftables.New()
+	if tabs, _ := c.ListTables(); len(tabs) != 0 {
+		t.Errorf("nftables tables left: %d", len(tabs))
+	}
+}

@@ -10,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Berth's packet rules live in one nftables table of its own, "berth"
-// (family ip), and nowhere else. The table is rendered whole from the
+// Berth's packet rules live in nftables tables of its own, "berth" in
+// family ip and, while a network has IPv6, in family ip6 — nowhere else. The table is rendered whole from the
 // manager's state and replaced in one netlink transaction at every change,
 // so it never drifts from the state, even after a crash.
 const tableName = "berth"
@@ -20,6 +20,7 @@ const tableName = "berth"
 type natNet struct {
 	bridge   string
 	subnet   netip.Prefix
+	subnet6  netip.Prefix // invalid without IPv6
 	internal bool
 }
 
@@ -33,16 +34,34 @@ type portRule struct {
 	port     uint16
 }
 
-// renderTable replaces the table with the rules for nets and ports; with
-// no nets the table is deleted.
+// renderTable replaces the tables with the rules for nets and ports, in
+// one transaction; a family with no network is deleted.
 func renderTable(c *nftables.Conn, nets []natNet, ports []portRule) error {
-	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: tableName}
+	var nets6 []natNet
+	for _, n := range nets {
+		if n.subnet6.IsValid() {
+			nets6 = append(nets6, n)
+		}
+	}
+	renderFamily(c, nftables.TableFamilyIPv4, nets, ports)
+	renderFamily(c, nftables.TableFamilyIPv6, nets6, nil)
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("nftables: replace the %s tables: %w", tableName, err)
+	}
+	return nil
+}
+
+// renderFamily queues the table of one family. IPv6 has no published
+// ports (they are IPv4 here).
+func renderFamily(c *nftables.Conn, family nftables.TableFamily, nets []natNet, ports []portRule) {
+	t := &nftables.Table{Family: family, Name: tableName}
 	c.AddTable(t) // create if missing, so the delete or flush below cannot fail
 	if len(nets) == 0 {
 		c.DelTable(t)
-		return c.Flush()
+		return
 	}
 	c.FlushTable(t)
+	v6 := family == nftables.TableFamilyIPv6
 	accept := nftables.ChainPolicyAccept
 	chain := func(name string, typ nftables.ChainType, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
 		ch := &nftables.Chain{Name: name, Table: t}
@@ -51,11 +70,8 @@ func renderTable(c *nftables.Conn, nets []natNet, ports []portRule) error {
 		}
 		return c.AddChain(ch)
 	}
-	pre := chain("prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
-	out := chain("output", nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
 	post := chain("postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
 	fwd := chain("forward", nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter)
-	pub := chain("ports", "", nil, nil)
 	rule := func(ch *nftables.Chain, parts ...[]expr.Any) {
 		var e []expr.Any
 		for _, p := range parts {
@@ -64,38 +80,48 @@ func renderTable(c *nftables.Conn, nets []natNet, ports []portRule) error {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e})
 	}
 	masq := []expr.Any{&expr.Masq{}}
-	lo := netip.MustParsePrefix("127.0.0.0/8")
 
-	// Published ports: traffic to a local address, from outside or from
-	// the host itself.
-	for _, ch := range []*nftables.Chain{pre, out} {
-		rule(ch, fibLocalDaddr(), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: pub.Name}})
-	}
-	for _, p := range ports {
-		var e []expr.Any
-		if p.hostIP.IsValid() && !p.hostIP.IsUnspecified() {
-			e = append(e, matchAddr(16, netip.PrefixFrom(p.hostIP, 32))...)
+	if !v6 {
+		// Published ports: traffic to a local address, from outside or
+		// from the host itself.
+		pre := chain("prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
+		out := chain("output", nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
+		pub := chain("ports", "", nil, nil)
+		for _, ch := range []*nftables.Chain{pre, out} {
+			rule(ch, fibLocalDaddr(), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: pub.Name}})
 		}
-		e = append(e,
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p.proto}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: be16(p.hostPort)},
-			&expr.Immediate{Register: 1, Data: p.addr.AsSlice()},
-			&expr.Immediate{Register: 2, Data: be16(p.port)},
-			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
-		)
-		rule(pub, e)
+		for _, p := range ports {
+			var e []expr.Any
+			if p.hostIP.IsValid() && !p.hostIP.IsUnspecified() {
+				e = append(e, matchAddr(false, netip.PrefixFrom(p.hostIP, 32))...)
+			}
+			e = append(e,
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p.proto}},
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: be16(p.hostPort)},
+				&expr.Immediate{Register: 1, Data: p.addr.AsSlice()},
+				&expr.Immediate{Register: 2, Data: be16(p.port)},
+				&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+			)
+			rule(pub, e)
+		}
 	}
 	for _, n := range nets {
-		// Outbound NAT, and the host's own loopback traffic DNATed to a
-		// container (its 127.0.0.1 source cannot leave on a bridge).
 		inB, outB := ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, n.bridge), ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.bridge)
 		notIn, notOut := ifname(expr.MetaKeyIIFNAME, expr.CmpOpNeq, n.bridge), ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, n.bridge)
-		if !n.internal {
-			rule(post, matchAddr(12, n.subnet), notOut, masq)
+		// Outbound NAT, and (IPv4) the host's own loopback traffic DNATed
+		// to a container: its 127.0.0.1 source cannot leave on a bridge.
+		subnet := n.subnet
+		if v6 {
+			subnet = n.subnet6
 		}
-		rule(post, matchAddr(12, lo), outB, masq)
+		if !n.internal {
+			rule(post, matchAddr(true, subnet), notOut, masq)
+		}
+		if !v6 {
+			rule(post, matchAddr(true, netip.MustParsePrefix("127.0.0.0/8")), outB, masq)
+		}
 		// Networks do not reach each other.
 		for _, o := range nets {
 			if o.bridge != n.bridge {
@@ -110,10 +136,6 @@ func renderTable(c *nftables.Conn, nets []natNet, ports []portRule) error {
 		rule(fwd, inB, verdict(expr.VerdictAccept))
 		rule(fwd, outB, verdict(expr.VerdictAccept))
 	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("nftables: replace table %s: %w", tableName, err)
-	}
-	return nil
 }
 
 // fibLocalDaddr matches packets whose destination is an address of this
@@ -125,16 +147,26 @@ func fibLocalDaddr() []expr.Any {
 	}
 }
 
-// matchAddr matches the IPv4 source (offset 12) or destination (16)
-// address against p.
-func matchAddr(offset uint32, p netip.Prefix) []expr.Any {
-	mask := make([]byte, 4)
+// matchAddr matches the source (src) or destination address of the
+// network header against p, IPv4 or IPv6 by p's family.
+func matchAddr(src bool, p netip.Prefix) []expr.Any {
+	size, offset := uint32(4), uint32(16)
+	if src {
+		offset = 12
+	}
+	if p.Addr().Is6() {
+		size, offset = 16, 24
+		if src {
+			offset = 8
+		}
+	}
+	mask := make([]byte, size)
 	for i := 0; i < p.Bits(); i++ {
 		mask[i/8] |= 0x80 >> (i % 8)
 	}
 	return []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: make([]byte, 4)},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: size},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: size, Mask: mask, Xor: make([]byte, size)},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p.Masked().Addr().AsSlice()},
 	}
 }

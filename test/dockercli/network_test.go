@@ -139,6 +139,18 @@ func TestNetworkingWithDockerCLI(t *testing.T) {
 	}
 	d.must(t, "rm", "-f", "alpha", "other")
 	d.must(t, "network", "rm", "front")
+
+	// IPv6 when asked.
+	d.must(t, "network", "create", "--ipv6", "--subnet", "fd00:55::/64", "six")
+	d.must(t, "run", "-d", "--name", "v6a", "--network", "six", "busybox", "sleep", "100")
+	if out := d.must(t, "inspect", "-f", "{{.NetworkSettings.Networks.six.GlobalIPv6Address}}", "v6a"); strings.TrimSpace(out) != "fd00:55::2" {
+		t.Errorf("IPv6 address in inspect: %q", out)
+	}
+	if out, _ := d.stdout(t, "", "run", "--rm", "--network", "six", "busybox", "ping", "-6", "-c1", "-W2", "v6a"); !strings.Contains(out, "1 packets received") {
+		t.Errorf("IPv6 by name:\n%s", out)
+	}
+	d.must(t, "rm", "-f", "v6a")
+	d.must(t, "network", "rm", "six")
 	if out := d.must(t, "ps", "-aq"); out != "" {
 		t.Errorf("containers left: %q", out)
 	}
