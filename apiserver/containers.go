@@ -122,7 +122,12 @@ func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, resp)
+	// Berth's extension: the traffic counters of each interface, as in
+	// stats (docker's inspect has no field for them).
+	writeJSON(w, http.StatusOK, struct {
+		*ctypes.InspectResponse
+		BerthNetworkCounters map[string]ctypes.NetworkStats `json:",omitempty"`
+	}{resp, s.b.Engine.NetworkCounters(resp.ID)})
 }
 
 func (s *Server) startContainer(w http.ResponseWriter, r *http.Request) {

@@ -23,7 +23,7 @@ func (s *Server) networkRoutes() {
 	s.mux.HandleFunc("GET /networks/{id}", s.inspectNetwork)
 	s.mux.HandleFunc("DELETE /networks/{id}", s.removeNetwork)
 	s.mux.HandleFunc("POST /networks/{id}/connect", s.connectNetwork)
-	s.mux.HandleFunc("POST /networks/{id}/disconnect", s.connectNetwork)
+	s.mux.HandleFunc("POST /networks/{id}/disconnect", s.disconnectNetwork)
 	s.mux.HandleFunc("POST /build/prune", s.pruneBuildCache)
 }
 
@@ -178,15 +178,32 @@ func (s *Server) removeNetwork(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// connectNetwork answers connect and disconnect: a container's network is
-// chosen when it is created and made when it starts; joining or leaving
-// one later is not built yet.
+// connectNetwork connects a container to the network: recorded for its
+// later starts, and made at once if it runs.
 func (s *Server) connectNetwork(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.b.Networks.Get(r.PathValue("id")); err != nil {
+	var req network.ConnectRequest
+	if err := decodeBody(r, &req); err != nil {
 		writeError(w, err)
 		return
 	}
-	writeError(w, errdefs.New(errdefs.ErrUnavailable, "berthd cannot connect or disconnect a container to a network after create yet: choose it with --network"))
+	if err := s.b.Engine.ConnectNetwork(req.Container, r.PathValue("id"), req.EndpointConfig); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) disconnectNetwork(w http.ResponseWriter, r *http.Request) {
+	var req network.DisconnectRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.b.Engine.DisconnectNetwork(req.Container, r.PathValue("id")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
 }
 
 // pruneNetworks removes user-defined networks no container uses.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -86,7 +87,19 @@ func endpointConfig(nc *network.NetworkingConfig, n berthnet.Network) *network.E
 	if ep := nc.EndpointsConfig[n.Name]; ep != nil {
 		return ep
 	}
+	if ep := nc.EndpointsConfig["default"]; ep != nil && n.Name == berthnet.DefaultName {
+		return ep // the docker CLI's key for the default network mode
+	}
 	return nc.EndpointsConfig[n.ID]
+}
+
+// netRef names the network an EndpointsConfig key means: the docker CLI
+// keys the default network mode's settings "default".
+func netRef(key string) string {
+	if key == "default" {
+		return berthnet.DefaultName
+	}
+	return key
 }
 
 // portBindings turns -p (and -P over the exposed ports) into the
@@ -150,12 +163,20 @@ func (e *Engine) attachNetwork(r *Record) (*berthnet.Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := berthnet.AttachRequest{Network: n.ID}
-	if ep := endpointConfig(r.Network, n); ep != nil {
-		if ep.IPAMConfig != nil {
-			req.IP, req.IP6 = ep.IPAMConfig.IPv4Address, ep.IPAMConfig.IPv6Address
+	// The network of the mode first (eth0, the default route), then those
+	// connected to later, by name.
+	reqs := []berthnet.AttachRequest{attachRequest(n, endpointConfig(r.Network, n))}
+	if r.Network != nil {
+		names := slices.Sorted(maps.Keys(r.Network.EndpointsConfig))
+		for _, other := range names {
+			o, err := e.o.Network.Get(netRef(other))
+			if err != nil {
+				return nil, fmt.Errorf("connected network %s: %w", other, err)
+			}
+			if o.ID != n.ID {
+				reqs = append(reqs, attachRequest(o, r.Network.EndpointsConfig[other]))
+			}
 		}
-		req.Aliases = ep.Aliases
 	}
 	ports, err := portBindings(r.HostConfig, r.Config.ExposedPorts)
 	if err != nil {
@@ -165,7 +186,7 @@ func (e *Engine) attachNetwork(r *Record) (*berthnet.Sandbox, error) {
 	for _, a := range r.HostConfig.DNS {
 		upstream = append(upstream, a.String())
 	}
-	sb, err := e.o.Network.Attach(r.ID, strings.TrimPrefix(r.Name, "/"), []berthnet.AttachRequest{req}, ports, upstream)
+	sb, err := e.o.Network.Attach(r.ID, strings.TrimPrefix(r.Name, "/"), reqs, ports, upstream)
 	if err != nil {
 		return nil, err
 	}
@@ -181,6 +202,96 @@ func (e *Engine) attachNetwork(r *Record) (*berthnet.Sandbox, error) {
 	return &sb, nil
 }
 
+// attachRequest is the endpoint request for network n from docker's
+// endpoint settings (static addresses, aliases).
+func attachRequest(n berthnet.Network, ep *network.EndpointSettings) berthnet.AttachRequest {
+	req := berthnet.AttachRequest{Network: n.ID}
+	if ep != nil {
+		if ep.IPAMConfig != nil {
+			req.IP, req.IP6 = ep.IPAMConfig.IPv4Address, ep.IPAMConfig.IPv6Address
+		}
+		req.Aliases = ep.Aliases
+	}
+	return req
+}
+
+// ConnectNetwork connects a container to another network (docker network
+// connect): recorded for its later starts, and made at once if it runs.
+func (e *Engine) ConnectNetwork(ref, netRef string, ep *network.EndpointSettings) error {
+	c, err := e.get(ref)
+	if err != nil {
+		return err
+	}
+	n, err := e.o.Network.Get(netRef)
+	if err != nil {
+		return err
+	}
+	primary := networkName(c.rec.HostConfig)
+	if primary == "" {
+		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("container %s shares or has no network stack (network mode %s): it cannot be connected to a network", strings.TrimPrefix(c.rec.Name, "/"), c.rec.HostConfig.NetworkMode))
+	}
+	if n.Driver != "bridge" {
+		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("container cannot be connected to network %s", n.Name))
+	}
+	if p, err := e.o.Network.Get(primary); err == nil && p.ID == n.ID || c.rec.Network != nil && endpointConfig(c.rec.Network, n) != nil {
+		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("endpoint with name %s already exists in network %s", strings.TrimPrefix(c.rec.Name, "/"), n.Name))
+	}
+	if ep == nil {
+		ep = &network.EndpointSettings{}
+	}
+	if _, ok := e.o.Network.Sandbox(c.rec.ID); ok {
+		if _, err := e.o.Network.Connect(c.rec.ID, attachRequest(n, ep)); err != nil {
+			return err
+		}
+	}
+	err = e.saveState(c, func(r *Record) {
+		nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{}}
+		if r.Network != nil {
+			maps.Copy(nc.EndpointsConfig, r.Network.EndpointsConfig)
+		}
+		nc.EndpointsConfig[n.Name] = ep
+		r.Network = nc
+	})
+	if err != nil {
+		_ = e.o.Network.Disconnect(c.rec.ID, n.ID)
+	}
+	return err
+}
+
+// DisconnectNetwork undoes ConnectNetwork. The network a container was
+// created on (its network mode) cannot be left: berthd would have no
+// network to give it at the next start.
+func (e *Engine) DisconnectNetwork(ref, netRef string) error {
+	c, err := e.get(ref)
+	if err != nil {
+		return err
+	}
+	n, err := e.o.Network.Get(netRef)
+	if err != nil {
+		return err
+	}
+	if p, err := e.o.Network.Get(networkName(c.rec.HostConfig)); err == nil && p.ID == n.ID {
+		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("container %s was created on network %s: berthd cannot disconnect it from that one (create it with another --network)", strings.TrimPrefix(c.rec.Name, "/"), n.Name))
+	}
+	if c.rec.Network == nil || endpointConfig(c.rec.Network, n) == nil {
+		return errdefs.New(errdefs.ErrNotFound, fmt.Sprintf("container %s is not connected to network %s", strings.TrimPrefix(c.rec.Name, "/"), n.Name))
+	}
+	if _, ok := e.o.Network.Sandbox(c.rec.ID); ok {
+		if err := e.o.Network.Disconnect(c.rec.ID, n.ID); err != nil {
+			return err
+		}
+	}
+	return e.saveState(c, func(r *Record) {
+		nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{}}
+		for k, v := range r.Network.EndpointsConfig {
+			if k != n.Name && k != n.ID {
+				nc.EndpointsConfig[k] = v
+			}
+		}
+		r.Network = nc
+	})
+}
+
 // detachNetwork removes a container's sandbox, if it has one.
 func (e *Engine) detachNetwork(id string) {
 	if e.o.Network == nil {
@@ -192,7 +303,7 @@ func (e *Engine) detachNetwork(id string) {
 }
 
 // networkSettings is docker's NetworkSettings for r: its sandbox's
-// endpoints and published ports while it runs, the network it will join
+// endpoints and published ports while it runs, the networks it will join
 // otherwise.
 func (e *Engine) networkSettings(r Record) *ctypes.NetworkSettings {
 	ns := &ctypes.NetworkSettings{Networks: map[string]*network.EndpointSettings{}, Ports: network.PortMap{}}
@@ -206,26 +317,42 @@ func (e *Engine) networkSettings(r Record) *ctypes.NetworkSettings {
 	if e.o.Network == nil {
 		return ns
 	}
-	n, err := e.o.Network.Get(name)
-	if err != nil {
-		return ns
+	byID := map[string]*network.EndpointSettings{}
+	names := []string{name}
+	if r.Network != nil {
+		names = append(names, slices.Sorted(maps.Keys(r.Network.EndpointsConfig))...)
 	}
-	eps := &network.EndpointSettings{NetworkID: n.ID}
-	if ep := endpointConfig(r.Network, n); ep != nil {
-		eps.IPAMConfig, eps.Aliases = ep.IPAMConfig, ep.Aliases
+	for _, nm := range names {
+		n, err := e.o.Network.Get(netRef(nm))
+		if err != nil || byID[n.ID] != nil {
+			continue
+		}
+		eps := &network.EndpointSettings{NetworkID: n.ID}
+		if ep := endpointConfig(r.Network, n); ep != nil {
+			eps.IPAMConfig, eps.Aliases = ep.IPAMConfig, ep.Aliases
+		}
+		ns.Networks[n.Name], byID[n.ID] = eps, eps
 	}
-	ns.Networks[n.Name] = eps
 	sb, ok := e.o.Network.Sandbox(r.ID)
-	if !ok || len(sb.Endpoints) == 0 {
+	if !ok {
 		return ns
 	}
 	ns.SandboxID, ns.SandboxKey = r.ID, sb.Netns
-	ep := sb.Endpoints[0]
-	mac, _ := net.ParseMAC(ep.MAC)
-	eps.EndpointID, eps.IPAddress, eps.Gateway, eps.IPPrefixLen, eps.MacAddress = ep.ID, ep.IP, n.Gateway, n.Subnet.Bits(), network.HardwareAddr(mac)
-	eps.DNSNames = append([]string{strings.TrimPrefix(r.Name, "/"), r.ID[:12]}, ep.Aliases...)
-	if ep.IP6.IsValid() {
-		eps.GlobalIPv6Address, eps.GlobalIPv6PrefixLen, eps.IPv6Gateway = ep.IP6, n.Subnet6.Bits(), n.Gateway6
+	for _, ep := range sb.Endpoints {
+		eps, n := byID[ep.Network], berthnet.Network{}
+		if got, err := e.o.Network.Get(ep.Network); err == nil {
+			n = got
+		}
+		if eps == nil {
+			eps = &network.EndpointSettings{NetworkID: n.ID}
+			ns.Networks[n.Name] = eps
+		}
+		mac, _ := net.ParseMAC(ep.MAC)
+		eps.EndpointID, eps.IPAddress, eps.Gateway, eps.IPPrefixLen, eps.MacAddress = ep.ID, ep.IP, n.Gateway, n.Subnet.Bits(), network.HardwareAddr(mac)
+		eps.DNSNames = append([]string{strings.TrimPrefix(r.Name, "/"), r.ID[:12]}, ep.Aliases...)
+		if ep.IP6.IsValid() {
+			eps.GlobalIPv6Address, eps.GlobalIPv6PrefixLen, eps.IPv6Gateway = ep.IP6, n.Subnet6.Bits(), n.Gateway6
+		}
 	}
 	for _, p := range sb.Ports {
 		port, ok := network.PortFrom(p.Port, network.IPProtocol(p.Proto))
@@ -293,4 +420,23 @@ func (e *Engine) SetBandwidth(ref, spec string) error {
 		return nil // applied at the next start
 	}
 	return e.o.Network.SetBandwidth(c.rec.ID, bw)
+}
+
+// NetworkCounters are a running container's traffic counters by
+// interface (stats' networks field); nil without a sandbox.
+func (e *Engine) NetworkCounters(id string) map[string]ctypes.NetworkStats {
+	if e.o.Network == nil {
+		return nil
+	}
+	var out map[string]ctypes.NetworkStats
+	for ifname, n := range e.o.Network.Stats(id) {
+		if out == nil {
+			out = map[string]ctypes.NetworkStats{}
+		}
+		out[ifname] = ctypes.NetworkStats{
+			RxBytes: n.RxBytes, RxPackets: n.RxPackets, RxErrors: n.RxErrors, RxDropped: n.RxDropped,
+			TxBytes: n.TxBytes, TxPackets: n.TxPackets, TxErrors: n.TxErrors, TxDropped: n.TxDropped,
+		}
+	}
+	return out
 }

@@ -162,17 +162,7 @@ func (e *Engine) Stats(ref string, prev *ctypes.StatsResponse) (*ctypes.StatsRes
 	for _, b := range st.Blkio.IoServicedRecursive {
 		s.BlkioStats.IoServicedRecursive = append(s.BlkioStats.IoServicedRecursive, ctypes.BlkioStatEntry{Major: b.Major, Minor: b.Minor, Op: b.Op, Value: b.Value})
 	}
-	if e.o.Network != nil {
-		for ifname, n := range e.o.Network.Stats(c.rec.ID) {
-			if s.Networks == nil {
-				s.Networks = map[string]ctypes.NetworkStats{}
-			}
-			s.Networks[ifname] = ctypes.NetworkStats{
-				RxBytes: n.RxBytes, RxPackets: n.RxPackets, RxErrors: n.RxErrors, RxDropped: n.RxDropped,
-				TxBytes: n.TxBytes, TxPackets: n.TxPackets, TxErrors: n.TxErrors, TxDropped: n.TxDropped,
-			}
-		}
-	}
+	s.Networks = e.NetworkCounters(c.rec.ID)
 	if prev != nil {
 		s.PreRead, s.PreCPUStats = prev.Read, prev.CPUStats
 	}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -408,4 +409,71 @@ func writeSysctl(key, value string) error {
 func readSysctl(key string) string {
 	b, _ := os.ReadFile(filepath.Join("/proc/sys", key))
 	return strings.TrimSpace(string(b))
+}
+
+// Connect adds an endpoint on another network to a running container's
+// sandbox (the next ethN); without a sandbox it is ErrConflict. On error
+// nothing is left.
+func (m *Manager) Connect(containerID string, r AttachRequest) (Endpoint, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sb, ok := m.st.Sandboxes[containerID]
+	if !ok {
+		return Endpoint{}, errdefs.New(errdefs.ErrConflict, fmt.Sprintf("container %s has no network sandbox to connect", containerID))
+	}
+	n, err := m.find(r.Network)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	if n.Driver != "bridge" {
+		return Endpoint{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("network %s cannot be connected to: only bridge networks can", n.Name))
+	}
+	index := 0
+	for _, ep := range sb.Endpoints {
+		if i, err := strconv.Atoi(strings.TrimPrefix(ep.IfName, "eth")); err == nil && i >= index {
+			index = i + 1
+		}
+	}
+	ep, err := m.addEndpoint(sb, n, r, index)
+	if err != nil {
+		m.teardownIdle()
+		return Endpoint{}, err
+	}
+	sb.Endpoints = append(sb.Endpoints, ep)
+	err = m.startDNS(sb)
+	if err == nil {
+		err = m.commit()
+	}
+	if err != nil {
+		sb.Endpoints = sb.Endpoints[:len(sb.Endpoints)-1]
+		deleteLink(ep.HostVeth)
+		_ = m.commit()
+		return Endpoint{}, err
+	}
+	return *ep, nil
+}
+
+// Disconnect removes a running container's endpoint on network ref.
+func (m *Manager) Disconnect(containerID, ref string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sb, ok := m.st.Sandboxes[containerID]
+	if !ok {
+		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("container %s has no network sandbox", containerID))
+	}
+	n, err := m.find(ref)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(sb.Endpoints, func(ep *Endpoint) bool { return ep.Network == n.ID })
+	if i < 0 {
+		return errdefs.New(errdefs.ErrNotFound, fmt.Sprintf("container %s is not connected to network %s", containerID, n.Name))
+	}
+	deleteLink(sb.Endpoints[i].HostVeth)
+	sb.Endpoints = slices.Delete(sb.Endpoints, i, i+1)
+	if !m.needsDNS(sb) {
+		m.stopDNS(containerID)
+	}
+	m.teardownIdle()
+	return m.commit()
 }

@@ -82,6 +82,9 @@ func TestNetworkingWithDockerCLI(t *testing.T) {
 	if err := json.Unmarshal(b, &st); err != nil || st.Networks["eth0"].RxBytes == 0 || st.Networks["eth0"].TxBytes == 0 {
 		t.Errorf("stats networks: %+v %v", st, err)
 	}
+	if out := d.must(t, "inspect", "-f", "{{.BerthNetworkCounters.eth0.rx_bytes}}", "web"); strings.TrimSpace(out) == "0" || strings.Contains(out, "no value") {
+		t.Errorf("counters in inspect: %q", out)
+	}
 	d.must(t, "rm", "-f", "web", "eph")
 	// The port is free again.
 	d.must(t, "run", "-d", "--name", "web3", "-p", "127.0.0.1:18080:80", "busybox", "sleep", "100")
@@ -137,7 +140,32 @@ func TestNetworkingWithDockerCLI(t *testing.T) {
 			t.Errorf("docker %v: %v %s (want %q)", c.args, err, out, c.want)
 		}
 	}
-	d.must(t, "rm", "-f", "alpha", "other")
+	// connect and disconnect: a running container gets (and loses) an
+	// interface on another network; a stopped one gets it at start.
+	d.must(t, "network", "connect", "--alias", "bridged", "front", "other")
+	if out, _ := d.stdout(t, "", "exec", "other", "sh", "-c", "ip -4 -o addr show eth1; ping -c1 -W2 10.55.0.10"); !strings.Contains(out, "inet 10.55.0.") || !strings.Contains(out, "1 packets received") {
+		t.Errorf("after connect:\n%s", out)
+	}
+	if out, _ := d.stdout(t, "", "exec", "alpha", "nslookup", "bridged"); !strings.Contains(out, "Address: 10.55.0.") {
+		t.Errorf("the connected container's alias:\n%s", out)
+	}
+	if out := d.must(t, "inspect", "-f", "{{len .NetworkSettings.Networks}}", "other"); strings.TrimSpace(out) != "2" {
+		t.Errorf("networks in inspect after connect: %s", out)
+	}
+	if out, err := d.docker("network", "disconnect", "bridge", "other"); err == nil || !strings.Contains(out, "cannot disconnect") {
+		t.Errorf("disconnect from the creation network: %v %s", err, out)
+	}
+	d.must(t, "network", "disconnect", "front", "other")
+	if out, _ := d.stdout(t, "", "exec", "other", "ip", "-o", "link"); strings.Contains(out, "eth1") {
+		t.Errorf("eth1 after disconnect:\n%s", out)
+	}
+	d.must(t, "create", "--name", "later", "busybox", "sleep", "100")
+	d.must(t, "network", "connect", "front", "later")
+	d.must(t, "start", "later")
+	if out, _ := d.stdout(t, "", "exec", "later", "ping", "-c1", "-W2", "10.55.0.10"); !strings.Contains(out, "1 packets received") {
+		t.Errorf("connected before start:\n%s", out)
+	}
+	d.must(t, "rm", "-f", "alpha", "other", "later")
 	d.must(t, "network", "rm", "front")
 
 	// IPv6 when asked.
