@@ -161,6 +161,34 @@ func TestDefaultBridgeAndPorts(t *testing.T) {
 	if string(body) != "hello from alpha\n" {
 		t.Errorf("published port: %q", body)
 	}
+	// A published UDP port: a datagram to 127.0.0.1:15353 arrives at port
+	// 53 in the container.
+	u, err := m.Attach("cu", "udp", []AttachRequest{{Network: DefaultName}}, []PortBinding{{Proto: "udp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 15353, Port: 53}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uc *net.UDPConn
+	if err := RunIn(u.Netns, func() (err error) {
+		uc, err = net.ListenUDP("udp4", &net.UDPAddr{Port: 53})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cc, err := net.Dial("udp4", "127.0.0.1:15353")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc.Write([]byte("over udp"))
+	cc.Close()
+	uc.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 64)
+	if n, _, err := uc.ReadFrom(buf); err != nil || string(buf[:n]) != "over udp" {
+		t.Errorf("published UDP port: %q %v", buf[:n], err)
+	}
+	uc.Close()
+	m.Detach("cu")
+	m.Settle()
+
 	before := len(links(t))
 	// The same host port again: docker's error, nothing made.
 	if _, err := m.Attach("cc", "gamma", []AttachRequest{{Network: DefaultName}}, []PortBinding{{Proto: "tcp", HostPort: 18080, Port: 80}}, nil); err == nil || !strings.Contains(err.Error(), "port is already allocated") {
