@@ -215,14 +215,24 @@ func attachRequest(n berthnet.Network, ep *network.EndpointSettings) berthnet.At
 	return req
 }
 
+// containerAndNetwork resolves the two names a connect or disconnect
+// takes.
+func (e *Engine) containerAndNetwork(ref, netRef string) (*ctr, berthnet.Network, error) {
+	c, err := e.get(ref)
+	if err != nil {
+		return nil, berthnet.Network{}, err
+	}
+	if e.o.Network == nil {
+		return nil, berthnet.Network{}, errdefs.New(errdefs.ErrUnavailable, "bridge networking is not set up in this berthd")
+	}
+	n, err := e.o.Network.Get(netRef)
+	return c, n, err
+}
+
 // ConnectNetwork connects a container to another network (docker network
 // connect): recorded for its later starts, and made at once if it runs.
 func (e *Engine) ConnectNetwork(ref, netRef string, ep *network.EndpointSettings) error {
-	c, err := e.get(ref)
-	if err != nil {
-		return err
-	}
-	n, err := e.o.Network.Get(netRef)
+	c, n, err := e.containerAndNetwork(ref, netRef)
 	if err != nil {
 		return err
 	}
@@ -262,11 +272,7 @@ func (e *Engine) ConnectNetwork(ref, netRef string, ep *network.EndpointSettings
 // created on (its network mode) cannot be left: berthd would have no
 // network to give it at the next start.
 func (e *Engine) DisconnectNetwork(ref, netRef string) error {
-	c, err := e.get(ref)
-	if err != nil {
-		return err
-	}
-	n, err := e.o.Network.Get(netRef)
+	c, n, err := e.containerAndNetwork(ref, netRef)
 	if err != nil {
 		return err
 	}
