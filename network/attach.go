@@ -297,23 +297,32 @@ type Counters struct {
 }
 
 // Stats returns each endpoint's counters by interface name (eth0, ...),
-// read from the host end of its veth (whose receive is the container's
-// transmit).
+// read inside the container's namespace, as the container sees them.
 func (m *Manager) Stats(containerID string) map[string]Counters {
 	sb, ok := m.Sandbox(containerID)
 	if !ok {
 		return nil
 	}
+	ns, err := netns.GetFromPath(sb.Netns)
+	if err != nil {
+		return nil
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return nil
+	}
+	defer h.Delete()
 	out := map[string]Counters{}
 	for _, ep := range sb.Endpoints {
-		l, err := netlink.LinkByName(ep.HostVeth)
+		l, err := h.LinkByName(ep.IfName)
 		if err != nil || l.Attrs().Statistics == nil {
 			continue
 		}
 		s := l.Attrs().Statistics
 		out[ep.IfName] = Counters{
-			RxBytes: s.TxBytes, RxPackets: s.TxPackets, RxErrors: s.TxErrors, RxDropped: s.TxDropped,
-			TxBytes: s.RxBytes, TxPackets: s.RxPackets, TxErrors: s.RxErrors, TxDropped: s.RxDropped,
+			RxBytes: s.RxBytes, RxPackets: s.RxPackets, RxErrors: s.RxErrors, RxDropped: s.RxDropped,
+			TxBytes: s.TxBytes, TxPackets: s.TxPackets, TxErrors: s.TxErrors, TxDropped: s.TxDropped,
 		}
 	}
 	return out

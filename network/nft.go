@@ -121,6 +121,11 @@ func renderFamily(c *nftables.Conn, family nftables.TableFamily, nets []natNet, 
 		}
 		if !v6 {
 			rule(post, matchAddr(true, netip.MustParsePrefix("127.0.0.0/8")), outB, masq)
+			// Hairpin: a container reaching a port published by another
+			// on its own bridge, through a host address. The reply would
+			// go straight back over the bridge from the wrong address;
+			// from the bridge's gateway it comes back through the host.
+			rule(post, matchAddr(true, n.subnet), outB, dnatted(), masq)
 		}
 		// Networks do not reach each other.
 		for _, o := range nets {
@@ -135,6 +140,17 @@ func renderFamily(c *nftables.Conn, family nftables.TableFamily, nets []natNet, 
 		}
 		rule(fwd, inB, verdict(expr.VerdictAccept))
 		rule(fwd, outB, verdict(expr.VerdictAccept))
+	}
+}
+
+// dnatted matches connections whose destination was rewritten by DNAT
+// ("ct status dnat").
+func dnatted() []expr.Any {
+	const ipsDstNat = 1 << 5 // IPS_DST_NAT
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binary.NativeEndian.AppendUint32(nil, ipsDstNat), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
 	}
 }
 
