@@ -4,11 +4,12 @@
 # bridges, veths, rules and sysctls they make never touch the host's).
 #
 # Measures:
-#   1. run --rm busybox true on the default bridge vs --network none, for
+#   1. TCP throughput (iperf3, 5 s, three rounds taking turns, medians)
+#      from a container's namespace to the host end of the bridge, vs the
+#      host's own loopback — before podman's network exists
+#   2. run --rm busybox true on the default bridge vs --network none, for
 #      the berth client → berthd and for podman (runc, its default
 #      network stack): the difference is what networking adds to a start
-#   2. TCP throughput (iperf3, 5 s) from a container's namespace to the
-#      host end of the bridge, vs the host's own loopback
 #
 # usage: sudo bench/network.sh [rounds]   (default 30)
 set -euo pipefail
@@ -62,11 +63,35 @@ $podman import "$work/busybox.tar" localhost/busybox:latest >/dev/null 2>&1
 $berth run -d --name keep busybox sleep 100000 >/dev/null
 $berth run --rm busybox true
 $berth run --rm --network none busybox true
+echo "== 1. TCP throughput, iperf3 5 s × 3 (before podman sets up its network, whose rules would slow this namespace too)"
+key=$($berth inspect keep | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["NetworkSettings"]["SandboxKey"])')
+tput() { # server address, client's namespace
+	$ns iperf3 -s -1 -B "$1" -p 15299 >/dev/null &
+	sleep 0.3
+	nsenter --net="$2" iperf3 -c "$1" -p 15299 -t 5 -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9)'
+	wait
+}
+# Three rounds, the two paths taking turns (the machine is shared and
+# noisy): medians.
+veth=() lo=()
+for _ in 1 2 3; do
+	veth+=("$(tput 172.17.0.1 "$key")")
+	lo+=("$(tput 127.0.0.1 "/proc/$holder/ns/net")")
+done
+python3 - "${veth[*]}" "${lo[*]}" <<'PY'
+import statistics, sys
+v = [float(x) for x in sys.argv[1].split()]
+l = [float(x) for x in sys.argv[2].split()]
+mv, ml = statistics.median(v), statistics.median(l)
+print(f"  container → host over the veth {mv:6.2f} Gbit/s   host loopback {ml:6.2f} Gbit/s   ratio {mv/ml:5.2f}")
+print("  (rounds: veth " + " ".join(f"{x:.2f}" for x in v) + "; loopback " + " ".join(f"{x:.2f}" for x in l) + ")")
+PY
+
 podman_bridge=1
 $podman run -d --name keep $ulimits localhost/busybox sleep 100000 >/dev/null 2>&1 || podman_bridge=0
 $podman run --rm --network none $ulimits localhost/busybox true
 
-echo "== 1. run --rm busybox true: bridge vs --network none ($rounds rounds each)"
+echo "== 2. run --rm busybox true: bridge vs --network none ($rounds rounds each)"
 cmds=("$berth run --rm --network none busybox true" "$berth run --rm busybox true"
 	"$podman run --rm --network none $ulimits localhost/busybox true")
 [ $podman_bridge = 1 ] && cmds+=("$podman run --rm $ulimits localhost/busybox true")
@@ -82,14 +107,3 @@ else:
     print(f"  podman --network none {med[2]:7.1f} ms   bridge: podman's network stack failed here")
 PY
 
-echo "== 2. TCP throughput, iperf3 5 s"
-key=$($berth inspect keep | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["NetworkSettings"]["SandboxKey"])')
-tput() { # server address, client's namespace
-	$ns iperf3 -s -1 -B "$1" -p 15299 >/dev/null &
-	sleep 0.3
-	nsenter --net="$2" iperf3 -c "$1" -p 15299 -t 5 -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9)'
-	wait
-}
-veth=$(tput 172.17.0.1 "$key")
-lo=$(tput 127.0.0.1 "/proc/$holder/ns/net")
-python3 -c "import sys; v,l=float(sys.argv[1]),float(sys.argv[2]); print(f'  container → host over the veth {v:6.2f} Gbit/s   host loopback {l:6.2f} Gbit/s   ratio {v/l:5.2f}')" "$veth" "$lo"
