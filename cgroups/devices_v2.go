@@ -1,6 +1,7 @@
 package cgroups
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -241,17 +242,9 @@ func bpfLoadDeviceProgram(insns []byte) (int, error) {
 	if fd, err2 := bpf(unix.BPF_PROG_LOAD, unsafe.Pointer(&attr), unsafe.Sizeof(attr)); err2 == nil {
 		return fd, nil // loaded the second time: keep it
 	}
-	lines := strings.Split(strings.TrimRight(string(log[:bytesIndexZero(log)]), "\n"), "\n")
+	text, _, _ := bytes.Cut(log, []byte{0})
+	lines := strings.Split(strings.TrimRight(string(text), "\n"), "\n")
 	return -1, fmt.Errorf("%w: %s", err, lines[len(lines)-1])
-}
-
-func bytesIndexZero(b []byte) int {
-	for i, c := range b {
-		if c == 0 {
-			return i
-		}
-	}
-	return len(b)
 }
 
 // bpfAttachDevice attaches (BPF_PROG_ATTACH, with BPF_F_ALLOW_MULTI) or

@@ -408,9 +408,7 @@ func (e *Engine) SetBandwidth(ref, spec string) error {
 	}
 	if err := e.saveState(c, func(r *Record) {
 		labels := map[string]string{}
-		for k, v := range r.Config.Labels {
-			labels[k] = v
-		}
+		maps.Copy(labels, r.Config.Labels)
 		if spec == "" {
 			delete(labels, BandwidthLabel)
 		} else {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/berth-project/berth/errdefs"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -146,19 +145,16 @@ func (m *Manager) addEndpoint(sb *Sandbox, n *Network, r AttachRequest, index in
 // plumb makes ep's veth pair: the host end on n's bridge, the other moved
 // into the namespace at nsPath and set up there.
 func plumb(nsPath string, n *Network, ep *Endpoint, defaultRoute bool) error {
-	ns, err := netns.GetFromPath(nsPath)
+	ns, h, done, err := handleIn(nsPath)
 	if err != nil {
 		return err
 	}
-	defer ns.Close()
+	defer done()
 	br, err := netlink.LinkByName(n.Bridge)
 	if err != nil {
 		return fmt.Errorf("bridge %s: %w", n.Bridge, err)
 	}
-	mtu := n.MTU
-	if mtu == 0 {
-		mtu = 1500
-	}
+	mtu := n.mtu()
 	peer := "tmp" + ep.HostVeth[4:]
 	veth := &netlink.Veth{
 		LinkAttrs:     netlink.LinkAttrs{Name: ep.HostVeth, MTU: mtu, MasterIndex: br.Attrs().Index},
@@ -175,11 +171,6 @@ func plumb(nsPath string, n *Network, ep *Endpoint, defaultRoute bool) error {
 	if err := netlink.LinkSetUp(host); err != nil {
 		return err
 	}
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return err
-	}
-	defer h.Delete()
 	in, err := h.LinkByName(peer)
 	if err != nil {
 		return err
@@ -303,16 +294,11 @@ func (m *Manager) Stats(containerID string) map[string]Counters {
 	if !ok {
 		return nil
 	}
-	ns, err := netns.GetFromPath(sb.Netns)
+	_, h, done, err := handleIn(sb.Netns)
 	if err != nil {
 		return nil
 	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return nil
-	}
-	defer h.Delete()
+	defer done()
 	out := map[string]Counters{}
 	for _, ep := range sb.Endpoints {
 		l, err := h.LinkByName(ep.IfName)

@@ -3,11 +3,9 @@ package network
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"net/netip"
 	"regexp"
-	"slices"
 	"strconv"
 	"time"
 
@@ -80,11 +78,7 @@ func (m *Manager) ensureBridge(n *Network) error {
 		}
 	}
 	if _, err := netlink.LinkByName(n.Bridge); err != nil {
-		mtu := n.MTU
-		if mtu == 0 {
-			mtu = 1500
-		}
-		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, MTU: mtu}}); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, MTU: n.mtu()}}); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("create bridge %s: %w", n.Bridge, err)
 		}
 	}
@@ -137,6 +131,16 @@ func (m *Manager) hasUserBridges() bool {
 	return false
 }
 
+// hasIPv6Networks reports whether a network has an IPv6 subnet.
+func (m *Manager) hasIPv6Networks() bool {
+	for _, n := range m.st.Networks {
+		if n.Subnet6.IsValid() {
+			return true
+		}
+	}
+	return false
+}
+
 // teardownIdle turns IPv4 forwarding off again if Berth turned it on and
 // no container nor user network of Berth's needs it. The default bridge
 // stays once made, as docker0 does: making and deleting it around every
@@ -148,7 +152,7 @@ func (m *Manager) teardownIdle() {
 			m.st.ForwardSet = false
 		}
 	}
-	if m.st.Forward6Set && !slices.ContainsFunc(slices.Collect(maps.Values(m.st.Networks)), func(n *Network) bool { return n.Subnet6.IsValid() }) {
+	if m.st.Forward6Set && !m.hasIPv6Networks() {
 		if err := writeSysctl("net/ipv6/conf/all/forwarding", "0"); err == nil {
 			m.st.Forward6Set = false
 		}

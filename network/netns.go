@@ -6,6 +6,9 @@ import (
 	"os"
 	"runtime"
 
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -52,6 +55,21 @@ func removeNetns(path string) error {
 		return err
 	}
 	return nil
+}
+
+// handleIn opens the network namespace at path and a netlink handle
+// working in it; done releases both.
+func handleIn(path string) (ns netns.NsHandle, h *netlink.Handle, done func(), err error) {
+	ns, err = netns.GetFromPath(path)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	h, err = netlink.NewHandleAt(ns)
+	if err != nil {
+		ns.Close()
+		return 0, nil, nil, err
+	}
+	return ns, h, func() { h.Delete(); ns.Close() }, nil
 }
 
 // RunIn runs f on a thread that has joined the network namespace at

@@ -60,6 +60,14 @@ type Network struct {
 	Created  time.Time         `json:"created"`
 }
 
+// mtu is the network's MTU, 1500 unless set.
+func (n *Network) mtu() int {
+	if n.MTU == 0 {
+		return 1500
+	}
+	return n.MTU
+}
+
 // Predefined reports whether n is one of bridge, host and none.
 func (n *Network) Predefined() bool {
 	return n.Name == DefaultName || n.Name == HostName || n.Name == NoneName

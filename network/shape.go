@@ -8,7 +8,6 @@ import (
 
 	"github.com/berth-project/berth/errdefs"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -84,16 +83,11 @@ func (m *Manager) SetBandwidth(containerID string, bw Bandwidth) error {
 	if !ok {
 		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("container %s has no network of its own to limit", containerID))
 	}
-	ns, err := netns.GetFromPath(sb.Netns)
+	_, h, done, err := handleIn(sb.Netns)
 	if err != nil {
 		return err
 	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return err
-	}
-	defer h.Delete()
+	defer done()
 	for _, ep := range sb.Endpoints {
 		host, err := netlink.LinkByName(ep.HostVeth)
 		if err != nil {
