@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -247,17 +246,24 @@ func dialListener(spec *specs.Spec) (*os.File, error) {
 	return dialUnix(spec.Linux.Seccomp.ListenerPath, "linux.seccomp.listenerPath")
 }
 
+// dialUnix connects a close-on-exec stream socket to path. (Raw calls, not
+// package net: the runtime's binary size is its memory.)
 func dialUnix(path, what string) (*os.File, error) {
-	conn, err := net.Dial("unix", path)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", what, path, err)
 	}
-	defer conn.Close()
-	f, err := conn.(*net.UnixConn).File()
-	if err != nil {
-		return nil, err
+	for {
+		err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
+		if err != unix.EINTR {
+			break
+		}
 	}
-	return f, nil
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%s %s: dial unix: %w", what, path, err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // withDefaultDeviceRules appends allow rules for the default devices, the

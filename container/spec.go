@@ -32,8 +32,7 @@ func LoadSpec(bundle string) (*specs.Spec, error) {
 		return nil, err
 	}
 	var s specs.Spec
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	if err := dec.Decode(&s); err != nil {
+	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("%s: malformed JSON: %v: %w", path, err, errdefs.ErrInvalid)
 	}
 	if s.Root == nil || s.Root.Path == "" {

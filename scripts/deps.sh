@@ -12,6 +12,8 @@ command -v mkfs.btrfs >/dev/null 2>&1 || need+=(btrfs-progs)
 command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
 [ -x /usr/sbin/tc ] || need+=(iproute2)
 [ -x /usr/sbin/nft ] || need+=(nftables)
+command -v musl-gcc >/dev/null 2>&1 || need+=(musl-tools)
+# Only seccomp's tests use libseccomp (as the reference compiler).
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 for extra in "$@"; do
 	case "$extra" in

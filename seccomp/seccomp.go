@@ -1,5 +1,6 @@
-// Package seccomp turns an OCI linux.seccomp section into a BPF filter with
-// libseccomp and loads it into the calling thread.
+// Package seccomp turns an OCI linux.seccomp section into a classic BPF
+// filter (its own compiler, compile.go) and loads it into the calling
+// thread.
 //
 // Preconditions for Load: the caller is on the locked OS thread that will
 // execve, and either has no_new_privs set or still holds CAP_SYS_ADMIN.
@@ -7,61 +8,58 @@ package seccomp
 
 import (
 	"fmt"
-	"os"
 	"slices"
-	"strings"
 	"unsafe"
 
 	"github.com/berth-project/berth/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	libseccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
 )
 
-var actions = map[specs.LinuxSeccompAction]libseccomp.ScmpAction{
-	specs.ActKill:        libseccomp.ActKillThread,
-	specs.ActKillThread:  libseccomp.ActKillThread,
-	specs.ActKillProcess: libseccomp.ActKillProcess,
-	specs.ActTrap:        libseccomp.ActTrap,
-	specs.ActErrno:       libseccomp.ActErrno,
-	specs.ActTrace:       libseccomp.ActTrace,
-	specs.ActAllow:       libseccomp.ActAllow,
-	specs.ActLog:         libseccomp.ActLog,
-	specs.ActNotify:      libseccomp.ActNotify,
+// actions maps the spec's actions to seccomp return values; ERRNO and TRACE
+// carry 16 bits of data.
+var actions = map[specs.LinuxSeccompAction]uint32{
+	specs.ActKill:        unix.SECCOMP_RET_KILL_THREAD,
+	specs.ActKillThread:  unix.SECCOMP_RET_KILL_THREAD,
+	specs.ActKillProcess: unix.SECCOMP_RET_KILL_PROCESS,
+	specs.ActTrap:        unix.SECCOMP_RET_TRAP,
+	specs.ActErrno:       unix.SECCOMP_RET_ERRNO,
+	specs.ActTrace:       unix.SECCOMP_RET_TRACE,
+	specs.ActAllow:       unix.SECCOMP_RET_ALLOW,
+	specs.ActLog:         unix.SECCOMP_RET_LOG,
+	specs.ActNotify:      unix.SECCOMP_RET_USER_NOTIF,
 }
 
-var operators = map[specs.LinuxSeccompOperator]libseccomp.ScmpCompareOp{
-	specs.OpNotEqual:     libseccomp.CompareNotEqual,
-	specs.OpLessThan:     libseccomp.CompareLess,
-	specs.OpLessEqual:    libseccomp.CompareLessOrEqual,
-	specs.OpEqualTo:      libseccomp.CompareEqual,
-	specs.OpGreaterEqual: libseccomp.CompareGreaterEqual,
-	specs.OpGreaterThan:  libseccomp.CompareGreater,
-	specs.OpMaskedEqual:  libseccomp.CompareMaskedEqual,
+var operators = []specs.LinuxSeccompOperator{
+	specs.OpNotEqual, specs.OpLessThan, specs.OpLessEqual, specs.OpEqualTo,
+	specs.OpGreaterEqual, specs.OpGreaterThan, specs.OpMaskedEqual,
 }
 
-// LibraryVersion is libseccomp's version, "major.minor.micro".
-func LibraryVersion() string {
-	a, b, c := libseccomp.GetLibraryVersion()
-	return fmt.Sprintf("%d.%d.%d", a, b, c)
-}
+// CompilerVersion changes whenever the compiler's output for a profile may
+// change; cached programs are keyed by it.
+const CompilerVersion = "berth-bpf-1"
 
-// Flags the kernel and libseccomp may support, as named by the spec.
+// Flags the kernel may support, as named by the spec.
 const (
 	flagLog             = "SECCOMP_FILTER_FLAG_LOG"
 	flagSpecAllow       = "SECCOMP_FILTER_FLAG_SPEC_ALLOW"
 	flagWaitKillable    = "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
 	flagTsync           = "SECCOMP_FILTER_FLAG_TSYNC"
 	defaultErrno        = uint(unix.EPERM)
-	archPrefix          = "SCMP_ARCH_"
 	maxSeccompArguments = 6
 )
 
 // Actions, Operators, Archs and Flags list what Validate accepts, for the
 // runtime's `features` output.
-func Actions() []string   { return keys(actions) }
-func Operators() []string { return keys(operators) }
-func Flags() []string     { return []string{flagLog, flagSpecAllow, flagWaitKillable, flagTsync} }
+func Actions() []string { return keys(actions) }
+func Operators() []string {
+	out := make([]string, len(operators))
+	for i, o := range operators {
+		out[i] = string(o)
+	}
+	return out
+}
+func Flags() []string { return []string{flagLog, flagSpecAllow, flagWaitKillable, flagTsync} }
 func Archs() []string {
 	return []string{"SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
 		"SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64",
@@ -77,18 +75,18 @@ func keys[K ~string, V any](m map[K]V) []string {
 	return out
 }
 
-func action(a specs.LinuxSeccompAction, errnoRet *uint, def uint) (libseccomp.ScmpAction, error) {
+func action(a specs.LinuxSeccompAction, errnoRet *uint, def uint) (uint32, error) {
 	act, ok := actions[a]
 	if !ok {
 		return 0, fmt.Errorf("unknown action %q: %w", a, errdefs.ErrInvalid)
 	}
 	switch act {
-	case libseccomp.ActErrno, libseccomp.ActTrace:
+	case unix.SECCOMP_RET_ERRNO, unix.SECCOMP_RET_TRACE:
 		ret := def
 		if errnoRet != nil {
 			ret = *errnoRet
 		}
-		act = act.SetReturnCode(int16(ret))
+		act |= uint32(ret) & unix.SECCOMP_RET_DATA
 	}
 	return act, nil
 }
@@ -102,8 +100,8 @@ func Validate(s *specs.LinuxSeccomp) error {
 		return fmt.Errorf("linux.seccomp.defaultAction: %w", err)
 	}
 	for _, a := range s.Architectures {
-		if _, err := arch(a); err != nil {
-			return fmt.Errorf("linux.seccomp.architectures: %w", err)
+		if !slices.Contains(Archs(), string(a)) {
+			return fmt.Errorf("linux.seccomp.architectures: unknown architecture %q: %w", a, errdefs.ErrInvalid)
 		}
 	}
 	for _, f := range s.Flags {
@@ -119,7 +117,7 @@ func Validate(s *specs.LinuxSeccomp) error {
 			return fmt.Errorf("linux.seccomp.syscalls[%d]: more than 6 argument conditions: %w", i, errdefs.ErrInvalid)
 		}
 		for _, a := range sc.Args {
-			if _, ok := operators[a.Op]; !ok {
+			if !slices.Contains(operators, a.Op) {
 				return fmt.Errorf("linux.seccomp.syscalls[%d].args: unknown operator %q: %w", i, a.Op, errdefs.ErrInvalid)
 			}
 			if a.Index >= maxSeccompArguments {
@@ -154,24 +152,9 @@ func usesNotify(s *specs.LinuxSeccomp) bool {
 // UsesNotify is usesNotify for callers outside the package.
 func UsesNotify(s *specs.LinuxSeccomp) bool { return s != nil && usesNotify(s) }
 
-func arch(a specs.Arch) (libseccomp.ScmpArch, error) {
-	name := strings.ToLower(strings.TrimPrefix(string(a), archPrefix))
-	switch name {
-	case "x86_64":
-		name = "amd64"
-	case "aarch64":
-		name = "arm64"
-	}
-	ar, err := libseccomp.GetArchFromString(name)
-	if err != nil {
-		return 0, fmt.Errorf("unknown architecture %q: %w", a, errdefs.ErrInvalid)
-	}
-	return ar, nil
-}
-
 // Program is a compiled filter, ready to load without allocating: the
-// container init compiles early and loads as late as it can, after limits
-// such as RLIMIT_AS that would starve libseccomp are in force.
+// program is compiled before the init applies limits such as RLIMIT_AS,
+// and loaded as late as it can be.
 //
 // A Program travels from the runtime to the init as JSON: the parent
 // compiles while the init builds the rootfs.
@@ -186,20 +169,6 @@ func Compile(s *specs.LinuxSeccomp) (*Program, error) {
 	def, err := action(s.DefaultAction, s.DefaultErrnoRet, defaultErrno)
 	if err != nil {
 		return nil, fmt.Errorf("linux.seccomp.defaultAction: %w", err)
-	}
-	f, err := libseccomp.NewFilter(def)
-	if err != nil {
-		return nil, fmt.Errorf("linux.seccomp: %w", err)
-	}
-	defer f.Release()
-	for _, a := range s.Architectures {
-		ar, err := arch(a)
-		if err != nil {
-			return nil, fmt.Errorf("linux.seccomp.architectures: %w", err)
-		}
-		if err := f.AddArch(ar); err != nil {
-			return nil, fmt.Errorf("linux.seccomp.architectures %s: %w", a, err)
-		}
 	}
 	p := &Program{Notify: usesNotify(s)}
 	for _, fl := range s.Flags {
@@ -219,50 +188,12 @@ func Compile(s *specs.LinuxSeccomp) (*Program, error) {
 	if p.Notify {
 		p.Flags |= unix.SECCOMP_FILTER_FLAG_NEW_LISTENER
 	}
-	for i, sc := range s.Syscalls {
-		act, err := action(sc.Action, sc.ErrnoRet, defaultErrno)
-		if err != nil {
-			return nil, fmt.Errorf("linux.seccomp.syscalls[%d].action: %w", i, err)
-		}
-		if act == def {
-			continue // libseccomp refuses rules that repeat the default
-		}
-		for _, name := range sc.Names {
-			call, err := libseccomp.GetSyscallFromName(name)
-			if err != nil {
-				continue // a syscall this architecture or libseccomp lacks
-			}
-			if err := addRule(f, call, act, sc.Args); err != nil {
-				return nil, fmt.Errorf("linux.seccomp.syscalls[%d] %s: %w", i, name, err)
-			}
-		}
+	prog, err := compileBPF(s, def)
+	if err != nil {
+		return nil, fmt.Errorf("linux.seccomp: %w", err)
 	}
-	if p.BPF, err = export(f); err != nil {
-		return nil, fmt.Errorf("linux.seccomp: export filter: %w", err)
-	}
+	p.BPF = unsafe.Slice((*byte)(unsafe.Pointer(&prog[0])), len(prog)*sockFilterSize)
 	return p, nil
-}
-
-// export renders the filter as BPF through a memfd (the in-memory export
-// needs a newer libseccomp than Debian's).
-func export(f *libseccomp.ScmpFilter) ([]byte, error) {
-	fd, err := unix.MemfdCreate("seccomp-bpf", unix.MFD_CLOEXEC)
-	if err != nil {
-		return nil, err
-	}
-	file := os.NewFile(uintptr(fd), "seccomp-bpf")
-	defer file.Close()
-	if err := f.ExportBPF(file); err != nil {
-		return nil, err
-	}
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/self/fd/%d", fd))
-	if err != nil {
-		return nil, err
-	}
-	if len(raw)%sockFilterSize != 0 || len(raw) == 0 {
-		return nil, fmt.Errorf("BPF program of %d bytes", len(raw))
-	}
-	return raw, nil
 }
 
 // sockFilterSize is sizeof(struct sock_filter).
@@ -286,40 +217,4 @@ func (p *Program) Load() (int, error) {
 		return -1, nil
 	}
 	return int(r), nil
-}
-
-// addRule adds one syscall's rule. Conditions on distinct arguments are
-// ANDed in one rule; several conditions on the same argument become one
-// rule each (ORed), as runc does, since libseccomp cannot AND them.
-func addRule(f *libseccomp.ScmpFilter, call libseccomp.ScmpSyscall, act libseccomp.ScmpAction, args []specs.LinuxSeccompArg) error {
-	if len(args) == 0 {
-		return f.AddRule(call, act)
-	}
-	conds := make([]libseccomp.ScmpCondition, 0, len(args))
-	seen := map[uint]bool{}
-	repeated := false
-	for _, a := range args {
-		vals := []uint64{a.Value}
-		if a.Op == specs.OpMaskedEqual {
-			vals = []uint64{a.Value, a.ValueTwo}
-		}
-		c, err := libseccomp.MakeCondition(a.Index, operators[a.Op], vals...)
-		if err != nil {
-			return err
-		}
-		if seen[a.Index] {
-			repeated = true
-		}
-		seen[a.Index] = true
-		conds = append(conds, c)
-	}
-	if !repeated {
-		return f.AddRuleConditional(call, act, conds)
-	}
-	for _, c := range conds {
-		if err := f.AddRuleConditional(call, act, []libseccomp.ScmpCondition{c}); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -11,9 +11,6 @@
 // Usage: berth-monitor <root>
 package main
 
-// #include <malloc.h>
-import "C"
-
 import (
 	"fmt"
 	"log/slog"
@@ -33,11 +30,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: berth-monitor <root>")
 		os.Exit(2)
 	}
-	// The monitor lives long and compiles a seccomp filter (C, libseccomp)
-	// per container on whichever thread runs it: one malloc arena instead
-	// of one per thread, and a tighter Go heap, keep its idle memory near
-	// 5 MB instead of 13 (bench/daemon.sh).
-	C.mallopt(C.M_ARENA_MAX, 1)
+	// The monitor lives long: a tighter Go heap keeps its idle memory low
+	// (bench/daemon.sh).
 	debug.SetGCPercent(25)
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := monitor.NewServer(os.Args[1], log).Serve(); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"github.com/berth-project/berth/container"
-	"github.com/spf13/cobra"
 )
 
 type createFlags struct {
@@ -11,7 +10,7 @@ type createFlags struct {
 	preserveFds                    int
 }
 
-func (f *createFlags) register(cmd *cobra.Command) {
+func (f *createFlags) register(cmd *command) {
 	fl := cmd.Flags()
 	fl.StringVarP(&f.bundle, "bundle", "b", ".", "path to the bundle directory")
 	fl.StringVar(&f.consoleSocket, "console-socket", "", "unix socket that receives the pty master when process.terminal is set")
@@ -36,13 +35,13 @@ func (f *createFlags) create(id string) (*container.Container, error) {
 	return c, nil
 }
 
-func createCmd() *cobra.Command {
+func createCmd() *command {
 	var f createFlags
-	cmd := &cobra.Command{
-		Use:   "create [flags] <container-id>",
-		Short: "Create a container; its process waits for start",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+	cmd := &command{
+		use:   "create [flags] <container-id>",
+		short: "Create a container; its process waits for start",
+		args:  exactArgs(1),
+		run: func(cmd *command, args []string) error {
 			_, err := f.create(args[0])
 			return err
 		},

@@ -3,17 +3,16 @@ package main
 import (
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/errdefs"
-	"github.com/spf13/cobra"
 )
 
-func deleteCmd() *cobra.Command {
+func deleteCmd() *command {
 	var force bool
-	cmd := &cobra.Command{
-		Use:     "delete [flags] <container-id>",
-		Aliases: []string{"rm"},
-		Short:   "Delete a stopped container (--force: any container)",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+	cmd := &command{
+		use:     "delete [flags] <container-id>",
+		aliases: []string{"rm"},
+		short:   "Delete a stopped container (--force: any container)",
+		args:    exactArgs(1),
+		run: func(cmd *command, args []string) error {
 			c, err := container.Load(global.root, args[0])
 			if err != nil {
 				if force && errdefs.NotFound(err) {

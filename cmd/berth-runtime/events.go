@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/berth-project/berth/container"
-	"github.com/spf13/cobra"
 )
 
 // event is one line of `events` output, as runc prints them.
@@ -19,14 +18,14 @@ type event struct {
 // oomPoll is how often the stream checks for OOM kills.
 const oomPoll = 100 * time.Millisecond
 
-func eventsCmd() *cobra.Command {
+func eventsCmd() *command {
 	var stats bool
 	var interval time.Duration
-	cmd := &cobra.Command{
-		Use:   "events [flags] <container-id>",
-		Short: "Print a container's resource usage and OOM events as JSON lines",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+	cmd := &command{
+		use:   "events [flags] <container-id>",
+		short: "Print a container's resource usage and OOM events as JSON lines",
+		args:  exactArgs(1),
+		run: func(cmd *command, args []string) error {
 			c, err := container.Load(global.root, args[0])
 			if err != nil {
 				return err

@@ -9,11 +9,10 @@ import (
 
 	"github.com/berth-project/berth/container"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
 
-func execCmd() *cobra.Command {
+func execCmd() *command {
 	var (
 		consoleSocket, cwd, user, processFile, pidFile string
 		env, caps                                      []string
@@ -22,11 +21,11 @@ func execCmd() *cobra.Command {
 		preserveFds                                    int
 		apparmor, label                                string
 	)
-	cmd := &cobra.Command{
-		Use:   "exec [flags] <container-id> <command> [args...]",
-		Short: "Run a new process inside a running container",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+	cmd := &command{
+		use:   "exec [flags] <container-id> <command> [args...]",
+		short: "Run a new process inside a running container",
+		args:  minimumNArgs(1),
+		run: func(cmd *command, args []string) error {
 			if apparmor != "" || label != "" {
 				return fmt.Errorf("--apparmor/--process-label: no such LSM is enabled on this host")
 			}

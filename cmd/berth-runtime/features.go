@@ -9,15 +9,14 @@ import (
 	"github.com/berth-project/berth/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
-	"github.com/spf13/cobra"
 )
 
-func featuresCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "features",
-		Short: "Print what this runtime supports, as runtime-spec features.json",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+func featuresCmd() *command {
+	return &command{
+		use:   "features",
+		short: "Print what this runtime supports, as runtime-spec features.json",
+		args:  noArgs,
+		run: func(cmd *command, args []string) error {
 			t, f := true, false
 			mountOpts := []string{
 				"async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "loud", "mand",

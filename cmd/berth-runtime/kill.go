@@ -7,17 +7,16 @@ import (
 	"syscall"
 
 	"github.com/berth-project/berth/container"
-	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
 
-func killCmd() *cobra.Command {
+func killCmd() *command {
 	var all bool
-	cmd := &cobra.Command{
-		Use:   "kill [flags] <container-id> [signal]",
-		Short: "Send a signal (default SIGTERM) to a container's init, or to all its processes",
-		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
+	cmd := &command{
+		use:   "kill [flags] <container-id> [signal]",
+		short: "Send a signal (default SIGTERM) to a container's init, or to all its processes",
+		args:  rangeArgs(1, 2),
+		run: func(cmd *command, args []string) error {
 			sig := syscall.SIGTERM
 			if len(args) == 2 {
 				var err error

@@ -3,13 +3,14 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
-	"text/tabwriter"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/berth-project/berth/container"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/spf13/cobra"
 )
 
 // listEntry is one container in `list --format json`, as runc prints it.
@@ -25,15 +26,15 @@ type listEntry struct {
 	Owner       string            `json:"owner"`
 }
 
-func listCmd() *cobra.Command {
+func listCmd() *command {
 	var quiet bool
 	var format string
-	cmd := &cobra.Command{
-		Use:     "list [flags]",
-		Aliases: []string{"ls"},
-		Short:   "List containers",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+	cmd := &command{
+		use:     "list [flags]",
+		aliases: []string{"ls"},
+		short:   "List containers",
+		args:    noArgs,
+		run: func(cmd *command, args []string) error {
 			cs, err := container.List(global.root)
 			if err != nil {
 				return err
@@ -57,12 +58,11 @@ func listCmd() *cobra.Command {
 			case "json":
 				return json.NewEncoder(os.Stdout).Encode(entries)
 			case "table":
-				w := tabwriter.NewWriter(os.Stdout, 12, 1, 3, ' ', 0)
-				fmt.Fprint(w, "ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER\n")
+				rows := [][]string{{"ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"}}
 				for _, e := range entries {
-					fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", e.ID, e.Pid, e.Status, e.Bundle, e.Created.Format(time.RFC3339Nano), e.Owner)
+					rows = append(rows, []string{e.ID, strconv.Itoa(e.Pid), e.Status, e.Bundle, e.Created.Format(time.RFC3339Nano), e.Owner})
 				}
-				return w.Flush()
+				return printTable(os.Stdout, rows)
 			}
 			return fmt.Errorf("--format %q: must be table or json", format)
 		},
@@ -70,4 +70,31 @@ func listCmd() *cobra.Command {
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the ids")
 	cmd.Flags().StringVarP(&format, "format", "f", "table", "table or json")
 	return cmd
+}
+
+// printTable writes rows in columns as wide as their widest cell plus three
+// spaces, and at least 12 (runc's layout). (Not text/tabwriter: the runtime's binary size is its
+// memory.)
+func printTable(w io.Writer, rows [][]string) error {
+	var widths []int
+	for _, r := range rows {
+		for i, c := range r {
+			if i == len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], len(c))
+		}
+	}
+	var b strings.Builder
+	for _, r := range rows {
+		for i, c := range r {
+			b.WriteString(c)
+			if i < len(r)-1 {
+				b.WriteString(strings.Repeat(" ", max(widths[i]+3, 12)-len(c)))
+			}
+		}
+		b.WriteByte('\n')
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }

@@ -16,15 +16,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	goruntime "runtime"
 	"time"
-
-	"github.com/berth-project/berth/container"
 
 	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/container/initproc"
 	_ "github.com/berth-project/berth/container/nsenter"
-	"github.com/spf13/cobra"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -49,13 +46,17 @@ func main() {
 	if initproc.IsInit() {
 		initproc.Main()
 	}
-	root := &cobra.Command{
-		Use:           "berth-runtime",
-		Short:         "An OCI container runtime (runc-compatible command line)",
-		Version:       version,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+	// One P (procs.c set it already unless the caller chose a number): the
+	// command's work is sequential (the seccomp compile that overlaps the
+	// init's rootfs work takes ~0.3 ms), and each P keeps its own partly
+	// used heap spans.
+	forgetProcs()
+	goruntime.GOMAXPROCS(1)
+	a := &app{
+		name:    "berth-runtime",
+		short:   "An OCI container runtime (runc-compatible command line)",
+		version: version,
+		before: func() error {
 			if global.systemdCgroup {
 				return errors.New("--systemd-cgroup: berth-runtime has no systemd cgroup driver; use cgroupfs paths")
 			}
@@ -65,12 +66,10 @@ func main() {
 				return fmt.Errorf("--log-format %q: must be text or json", global.logFormat)
 			}
 			cgroups.Warnf = func(format string, args ...any) { logMsg("warning", fmt.Sprintf(format, args...)) }
-			// Not a container directory: ids cannot start with a dot.
-			container.FilterCacheDir = filepath.Join(global.root, ".seccomp-cache")
 			return nil
 		},
 	}
-	f := root.PersistentFlags()
+	f := &a.global
 	f.StringVar(&global.root, "root", "/run/berth-runtime", "root directory for container state")
 	f.StringVar(&global.log, "log", "", "append the runtime's log to this file (default: stderr)")
 	f.StringVar(&global.logFormat, "log-format", "text", "log format: text or json")
@@ -78,12 +77,14 @@ func main() {
 	f.BoolVar(&global.systemdCgroup, "systemd-cgroup", false, "use the systemd cgroup driver (not supported)")
 	f.StringVar(&global.rootless, "rootless", "auto", "accepted for compatibility; rootless mode is detected")
 	f.StringVar(&global.criu, "criu", "criu", "accepted for compatibility; checkpointing is not supported")
-	root.AddCommand(createCmd(), startCmd(), runCmd(), stateCmd(), killCmd(), deleteCmd(),
+	a.commands = []*command{createCmd(), startCmd(), runCmd(), stateCmd(), killCmd(), deleteCmd(),
 		listCmd(), psCmd(), execCmd(), specCmd(), featuresCmd(),
-		pauseCmd(), resumeCmd(), updateCmd(), eventsCmd())
-	root.CompletionOptions.DisableDefaultCmd = true
+		pauseCmd(), resumeCmd(), updateCmd(), eventsCmd()}
 
-	err := root.Execute()
+	err := a.execute(os.Args[1:])
+	if errors.Is(err, errHelp) {
+		return
+	}
 	var ee exitError
 	if errors.As(err, &ee) {
 		os.Exit(ee.code)

@@ -2,15 +2,14 @@ package main
 
 import (
 	"github.com/berth-project/berth/container"
-	"github.com/spf13/cobra"
 )
 
-func pauseCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "pause <container-id>",
-		Short: "Freeze every process of a running container",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+func pauseCmd() *command {
+	return &command{
+		use:   "pause <container-id>",
+		short: "Freeze every process of a running container",
+		args:  exactArgs(1),
+		run: func(cmd *command, args []string) error {
 			c, err := container.Load(global.root, args[0])
 			if err != nil {
 				return err
@@ -20,12 +19,12 @@ func pauseCmd() *cobra.Command {
 	}
 }
 
-func resumeCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "resume <container-id>",
-		Short: "Thaw a paused container",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+func resumeCmd() *command {
+	return &command{
+		use:   "resume <container-id>",
+		short: "Thaw a paused container",
+		args:  exactArgs(1),
+		run: func(cmd *command, args []string) error {
 			c, err := container.Load(global.root, args[0])
 			if err != nil {
 				return err

@@ -3,23 +3,24 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
-	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/berth-project/berth/container"
-	"github.com/spf13/cobra"
 )
 
-func psCmd() *cobra.Command {
+func psCmd() *command {
 	var format string
-	cmd := &cobra.Command{
-		Use:   "ps [flags] <container-id> [ps options]",
-		Short: "List the processes in a container",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+	cmd := &command{
+		use:   "ps [flags] <container-id> [ps options]",
+		short: "List the processes in a container",
+		args:  minimumNArgs(1),
+		run: func(cmd *command, args []string) error {
 			c, err := container.Load(global.root, args[0])
 			if err != nil {
 				return err
@@ -42,7 +43,7 @@ func psCmd() *cobra.Command {
 			if len(psArgs) == 0 {
 				psArgs = []string{"-ef"}
 			}
-			out, err := exec.Command("ps", psArgs...).Output()
+			out, err := output("ps", psArgs...)
 			if err != nil {
 				return fmt.Errorf("ps %s: %w", strings.Join(psArgs, " "), err)
 			}
@@ -77,4 +78,40 @@ func psCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&format, "format", "f", "table", "table or json")
 	cmd.Flags().SetInterspersed(false)
 	return cmd
+}
+
+// output runs a program found in $PATH and returns its standard output.
+// (os.StartProcess, not os/exec: the runtime's binary size is its memory.)
+func output(name string, args ...string) ([]byte, error) {
+	path := ""
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		return nil, fmt.Errorf("%s: not found in $PATH", name)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	proc, err := os.StartProcess(path, append([]string{name}, args...), &os.ProcAttr{Files: []*os.File{nil, w, os.Stderr}})
+	w.Close()
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	out, rerr := io.ReadAll(r)
+	r.Close()
+	st, err := proc.Wait()
+	if err == nil && !st.Success() {
+		err = errors.New(st.String())
+	}
+	if err == nil {
+		err = rerr
+	}
+	return out, err
 }

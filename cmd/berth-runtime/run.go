@@ -2,17 +2,16 @@ package main
 
 import (
 	"github.com/berth-project/berth/container"
-	"github.com/spf13/cobra"
 )
 
-func runCmd() *cobra.Command {
+func runCmd() *command {
 	var f createFlags
 	var detach, keep bool
-	cmd := &cobra.Command{
-		Use:   "run [flags] <container-id>",
-		Short: "Create and start a container; wait for it and return its exit status",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+	cmd := &command{
+		use:   "run [flags] <container-id>",
+		short: "Create and start a container; wait for it and return its exit status",
+		args:  exactArgs(1),
+		run: func(cmd *command, args []string) error {
 			var relay *signalRelay
 			if !detach {
 				relay = newSignalRelay()

@@ -9,17 +9,16 @@ import (
 	"path/filepath"
 
 	"github.com/berth-project/berth/container"
-	"github.com/spf13/cobra"
 )
 
-func specCmd() *cobra.Command {
+func specCmd() *command {
 	var bundle string
 	var rootless bool
-	cmd := &cobra.Command{
-		Use:   "spec [flags]",
-		Short: "Write a template config.json into the bundle directory",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+	cmd := &command{
+		use:   "spec [flags]",
+		short: "Write a template config.json into the bundle directory",
+		args:  noArgs,
+		run: func(cmd *command, args []string) error {
 			path := filepath.Join(bundle, "config.json")
 			if _, err := os.Stat(path); err == nil {
 				return fmt.Errorf("%s exists already: remove it first", path)

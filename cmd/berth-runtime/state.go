@@ -5,15 +5,14 @@ import (
 	"os"
 
 	"github.com/berth-project/berth/container"
-	"github.com/spf13/cobra"
 )
 
-func stateCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "state <container-id>",
-		Short: "Print a container's OCI state as JSON",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+func stateCmd() *command {
+	return &command{
+		use:   "state <container-id>",
+		short: "Print a container's OCI state as JSON",
+		args:  exactArgs(1),
+		run: func(cmd *command, args []string) error {
 			c, err := container.Load(global.root, args[0])
 			if err != nil {
 				return err

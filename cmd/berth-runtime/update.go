@@ -10,10 +10,9 @@ import (
 
 	"github.com/berth-project/berth/container"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/spf13/cobra"
 )
 
-func updateCmd() *cobra.Command {
+func updateCmd() *command {
 	var resources string
 	var f struct {
 		blkioWeight                                         uint16
@@ -23,11 +22,11 @@ func updateCmd() *cobra.Command {
 		memory, memoryReservation, memorySwap, kernelMemTCP string
 		pidsLimit                                           int64
 	}
-	cmd := &cobra.Command{
-		Use:   "update [flags] <container-id>",
-		Short: "Change the resource limits of a container",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+	cmd := &command{
+		use:   "update [flags] <container-id>",
+		short: "Change the resource limits of a container",
+		args:  exactArgs(1),
+		run: func(cmd *command, args []string) error {
 			c, err := container.Load(global.root, args[0])
 			if err != nil {
 				return err

@@ -4,10 +4,12 @@ package hooks
 
 import (
 	"bytes"
-	"context"
+	"errors"
 	"fmt"
-	"os/exec"
+	"io"
+	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -24,32 +26,69 @@ func Run(kind string, list []specs.Hook, state []byte) error {
 	return nil
 }
 
+// runOne runs one hook. (os.StartProcess, not os/exec: the runtime's
+// binary size is its memory.)
 func runOne(h specs.Hook, state []byte) error {
-	ctx := context.Background()
-	if h.Timeout != nil {
-		if *h.Timeout <= 0 {
-			return fmt.Errorf("timeout must be positive, got %d", *h.Timeout)
-		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(*h.Timeout)*time.Second)
-		defer cancel()
+	if h.Timeout != nil && *h.Timeout <= 0 {
+		return fmt.Errorf("timeout must be positive, got %d", *h.Timeout)
 	}
-	cmd := exec.CommandContext(ctx, h.Path)
-	if len(h.Args) > 0 {
-		cmd.Args = h.Args
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return err
 	}
-	cmd.Env = h.Env
-	if cmd.Env == nil {
-		cmd.Env = []string{}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		return err
 	}
-	cmd.Stdin = bytes.NewReader(state)
+	args := h.Args
+	if len(args) == 0 {
+		args = []string{h.Path}
+	}
+	env := h.Env
+	if env == nil {
+		env = []string{}
+	}
+	proc, err := os.StartProcess(h.Path, args, &os.ProcAttr{Env: env, Files: []*os.File{inR, outW, outW}})
+	inR.Close()
+	outW.Close()
+	if err != nil {
+		inW.Close()
+		outR.Close()
+		return err
+	}
+	go func() {
+		_, _ = inW.Write(state) // a hook need not read its stdin
+		inW.Close()
+	}()
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	copied := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(&out, outR)
+		close(copied)
+	}()
+	var timedOut atomic.Bool
+	if h.Timeout != nil {
+		t := time.AfterFunc(time.Duration(*h.Timeout)*time.Second, func() {
+			timedOut.Store(true)
+			_ = proc.Kill()
+		})
+		defer t.Stop()
+	}
+	st, err := proc.Wait()
 	// A hook that forks a daemon must not keep us waiting on its pipes.
-	cmd.WaitDelay = time.Second
-	err := cmd.Run()
-	if ctx.Err() == context.DeadlineExceeded {
+	select {
+	case <-copied:
+	case <-time.After(time.Second):
+	}
+	outR.Close()
+	<-copied
+	if timedOut.Load() {
 		return fmt.Errorf("timed out after %ds", *h.Timeout)
+	}
+	if err == nil && !st.Success() {
+		err = errors.New(st.String())
 	}
 	if err != nil {
 		if msg := strings.TrimSpace(out.String()); msg != "" {

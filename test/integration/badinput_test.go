@@ -122,13 +122,8 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("error %q does not name %q", strings.TrimSpace(r.Stderr), tc.want)
 			}
 			b.AssertNothingLeft()
-			// Only the compiled-filter cache (not a container) may stay.
-			ents, _ := os.ReadDir(b.Root)
-			for _, e := range ents {
-				if e.Name() != ".seccomp-cache" {
-					t.Errorf("state root not empty: %v", ents)
-					break
-				}
+			if ents, _ := os.ReadDir(b.Root); len(ents) > 0 {
+				t.Errorf("state root not empty: %v", ents)
 			}
 		})
 	}
