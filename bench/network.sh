@@ -4,7 +4,8 @@
 # bridges, veths, rules and sysctls they make never touch the host's).
 #
 # Measures:
-#   1. TCP throughput (iperf3, 5 s, three rounds taking turns, medians)
+#   1. TCP throughput (iperf3, 5 s, five rounds taking turns; medians, and
+#      the median of each round's own ratio)
 #      from a container's namespace to the host end of the bridge, vs the
 #      host's own loopback — before podman's network exists
 #   2. run --rm busybox true on the default bridge vs --network none, for
@@ -63,7 +64,7 @@ $podman import "$work/busybox.tar" localhost/busybox:latest >/dev/null 2>&1
 $berth run -d --name keep busybox sleep 100000 >/dev/null
 $berth run --rm busybox true
 $berth run --rm --network none busybox true
-echo "== 1. TCP throughput, iperf3 5 s × 3 (before podman sets up its network, whose rules would slow this namespace too)"
+echo "== 1. TCP throughput, iperf3 5 s × 5 (before podman sets up its network, whose rules would slow this namespace too)"
 key=$($berth inspect keep | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["NetworkSettings"]["SandboxKey"])')
 tput() { # server address, client's namespace
 	$ns iperf3 -s -1 -B "$1" -p 15299 >/dev/null &
@@ -71,10 +72,11 @@ tput() { # server address, client's namespace
 	nsenter --net="$2" iperf3 -c "$1" -p 15299 -t 5 -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9)'
 	wait
 }
-# Three rounds, the two paths taking turns (the machine is shared and
-# noisy): medians.
+# Five rounds, the two paths taking turns (the machine is shared and
+# noisy): medians, and the median of the rounds' ratios (each pair ran
+# back to back, under the same neighbours).
 veth=() lo=()
-for _ in 1 2 3; do
+for _ in 1 2 3 4 5; do
 	veth+=("$(tput 172.17.0.1 "$key")")
 	lo+=("$(tput 127.0.0.1 "/proc/$holder/ns/net")")
 done
@@ -83,7 +85,8 @@ import statistics, sys
 v = [float(x) for x in sys.argv[1].split()]
 l = [float(x) for x in sys.argv[2].split()]
 mv, ml = statistics.median(v), statistics.median(l)
-print(f"  container → host over the veth {mv:6.2f} Gbit/s   host loopback {ml:6.2f} Gbit/s   ratio {mv/ml:5.2f}")
+paired = statistics.median(a / b for a, b in zip(v, l))
+print(f"  container → host over the veth {mv:6.2f} Gbit/s   host loopback {ml:6.2f} Gbit/s   ratio {mv/ml:5.2f} (per round: median {paired:4.2f})")
 print("  (rounds: veth " + " ".join(f"{x:.2f}" for x in v) + "; loopback " + " ".join(f"{x:.2f}" for x in l) + ")")
 PY
 
