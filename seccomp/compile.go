@@ -219,12 +219,12 @@ func compileBPF(s *specs.LinuxSeccomp, def uint32) ([]unix.SockFilter, error) {
 		// x32 numbers under AUDIT_ARCH_X86_64 are another ABI.
 		tail = []interval{{x32Bit, outcome{ret: c.badArch}}, {noSyscall, outcome{ret: def}}}
 	}
-	if err := c.dispatch(native, tail, true); err != nil {
+	if err := c.dispatch(native, tail, abiX86_64.wide()); err != nil {
 		return nil, err
 	}
 	if want[abiI386] {
 		c.bind(l32)
-		if err := c.dispatch(i386, nil, false); err != nil {
+		if err := c.dispatch(i386, nil, abiI386.wide()); err != nil {
 			return nil, err
 		}
 	}

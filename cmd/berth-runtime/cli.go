@@ -262,34 +262,29 @@ func (a *app) find(name string) *command {
 
 // execute runs the command args name; errHelp after printing help.
 func (a *app) execute(args []string) error {
-	// Global flags up to the command's name.
-	i := 0
-	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "--" {
-		if args[i] == "-v" || args[i] == "--version" {
-			fmt.Printf("%s version %s\n", a.name, a.version)
-			return nil
-		}
-		i++
-		if d := a.flagTakingValue(args[i-1]); d && i < len(args) {
-			i++
-		}
-	}
-	if _, help, err := parse(args[:i], false, &a.global); err != nil || help {
-		if help {
-			a.usage(os.Stdout)
-			return errHelp
-		}
+	// Global flags (and --version) up to the command's name.
+	var version bool
+	var top flagSet
+	top.BoolVarP(&version, "version", "v", false, "print the version")
+	rest, help, err := parse(args, true, &a.global, &top)
+	switch {
+	case help:
+		a.usage(os.Stdout)
+		return errHelp
+	case err != nil:
 		return err
-	}
-	if i == len(args) {
+	case version:
+		fmt.Printf("%s version %s\n", a.name, a.version)
+		return nil
+	case len(rest) == 0:
 		a.usage(os.Stderr)
 		return errors.New("no command given")
 	}
-	cmd := a.find(args[i])
+	cmd := a.find(rest[0])
 	if cmd == nil {
-		return fmt.Errorf("unknown command %q for %q", args[i], a.name)
+		return fmt.Errorf("unknown command %q for %q", rest[0], a.name)
 	}
-	rest, help, err := parse(args[i+1:], cmd.flags.stopAtFirstArg, &cmd.flags, &a.global)
+	rest, help, err = parse(rest[1:], cmd.flags.stopAtFirstArg, &cmd.flags, &a.global)
 	if help {
 		cmd.usage(os.Stdout, a)
 		return errHelp
@@ -308,21 +303,6 @@ func (a *app) execute(args []string) error {
 		}
 	}
 	return cmd.run(cmd, rest)
-}
-
-// flagTakingValue reports whether a global flag written without "=" takes
-// the next argument as its value.
-func (a *app) flagTakingValue(arg string) bool {
-	if strings.Contains(arg, "=") {
-		return false
-	}
-	var d *flagDef
-	if strings.HasPrefix(arg, "--") {
-		d = a.global.lookup(arg[2:], false)
-	} else if len(arg) == 2 {
-		d = a.global.lookup(arg[1:], true)
-	}
-	return d != nil && !d.boolean
 }
 
 func (a *app) usage(w io.Writer) {

@@ -66,6 +66,16 @@ func TestCLIFlags(t *testing.T) {
 	if !a.find("run").flags.Changed("bundle") || a.find("run").flags.Changed("preserve-fds") {
 		t.Error("Changed does not tell the flags given")
 	}
+
+	// --version before the command prints and runs nothing; after it, it
+	// is no flag of the command's.
+	a, v = testApp()
+	if err := a.execute([]string{"--root", "/r", "-v", "run", "c"}); err != nil || v.ran != "" {
+		t.Errorf("-v: %v, ran %q", err, v.ran)
+	}
+	if err := a.execute([]string{"run", "--version", "c"}); err == nil || v.ran != "" {
+		t.Errorf("run --version: %v, ran %q", err, v.ran)
+	}
 }
 
 // exec's flags stop at the container id: what follows is the command line.
