@@ -7,7 +7,9 @@
 #   1. TCP throughput (iperf3, 5 s, five rounds taking turns; medians, and
 #      the median of each round's own ratio)
 #      from a container's namespace to the host end of the bridge, vs the
-#      host's own loopback — before podman's network exists
+#      host's own loopback — before podman's network exists; the same on a
+#      network whose MTU is set to docker's 1500 throughout, to show what
+#      the default local MTU (65535 on the host, 1500 on the way out) gives
 #   2. run --rm busybox true on the default bridge vs --network none, for
 #      the berth client → berthd and for podman (runc, its default
 #      network stack): the difference is what networking adds to a start
@@ -62,10 +64,13 @@ $podman import "$work/busybox.tar" localhost/busybox:latest >/dev/null 2>&1
 # Warm up; a resident container keeps the default bridge (which berthd
 # removes when idle) and podman's network up, as on a host in use.
 $berth run -d --name keep busybox sleep 100000 >/dev/null
+$berth network create --subnet 10.123.0.0/24 -o com.docker.network.driver.mtu=1500 mtu1500 >/dev/null
+$berth run -d --name keep1500 --network mtu1500 busybox sleep 100000 >/dev/null
 $berth run --rm busybox true
 $berth run --rm --network none busybox true
-echo "== 1. TCP throughput, iperf3 5 s × 5 (before podman sets up its network, whose rules would slow this namespace too)"
-key=$($berth inspect keep | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["NetworkSettings"]["SandboxKey"])')
+echo "== 1. TCP throughput, iperf3 5 s × 5 rounds (before podman sets up its network, whose rules would slow this namespace too)"
+sandbox() { $berth inspect "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["NetworkSettings"]["SandboxKey"])'; }
+key=$(sandbox keep) key1500=$(sandbox keep1500)
 tput() { # server address, client's namespace
 	$ns iperf3 -s -1 -B "$1" -p 15299 >/dev/null &
 	sleep 0.3
@@ -75,19 +80,23 @@ tput() { # server address, client's namespace
 # Five rounds, the two paths taking turns (the machine is shared and
 # noisy): medians, and the median of the rounds' ratios (each pair ran
 # back to back, under the same neighbours).
-veth=() lo=()
+veth=() v1500=() lo=()
 for _ in 1 2 3 4 5; do
 	veth+=("$(tput 172.17.0.1 "$key")")
+	v1500+=("$(tput 10.123.0.1 "$key1500")")
 	lo+=("$(tput 127.0.0.1 "/proc/$holder/ns/net")")
 done
-python3 - "${veth[*]}" "${lo[*]}" <<'PY'
+$berth rm -f keep1500 >/dev/null
+$berth network rm mtu1500 >/dev/null
+python3 - "${veth[*]}" "${v1500[*]}" "${lo[*]}" <<'PY'
 import statistics, sys
-v = [float(x) for x in sys.argv[1].split()]
-l = [float(x) for x in sys.argv[2].split()]
-mv, ml = statistics.median(v), statistics.median(l)
-paired = statistics.median(a / b for a, b in zip(v, l))
-print(f"  container → host over the veth {mv:6.2f} Gbit/s   host loopback {ml:6.2f} Gbit/s   ratio {mv/ml:5.2f} (per round: median {paired:4.2f})")
-print("  (rounds: veth " + " ".join(f"{x:.2f}" for x in v) + "; loopback " + " ".join(f"{x:.2f}" for x in l) + ")")
+v, w, l = ([float(x) for x in a.split()] for a in sys.argv[1:4])
+ml = statistics.median(l)
+for name, xs in (("default bridge", v), ("MTU 1500 network", w)):
+    m = statistics.median(xs)
+    paired = statistics.median(a / b for a, b in zip(xs, l))
+    print(f"  container → host, {name:16} {m:6.2f} Gbit/s   host loopback {ml:6.2f} Gbit/s   ratio {m/ml:5.2f} (per round: median {paired:4.2f})")
+print("  (rounds: default " + " ".join(f"{x:.2f}" for x in v) + "; MTU 1500 " + " ".join(f"{x:.2f}" for x in w) + "; loopback " + " ".join(f"{x:.2f}" for x in l) + ")")
 PY
 
 podman_bridge=1

@@ -26,8 +26,9 @@ type AttachRequest struct {
 
 // Attach makes a container's sandbox: a network namespace pinned under the
 // exec root, one veth pair per request (eth0, eth1, ...) with an address,
-// its bridge's MTU, a MAC derived from the address and, on the first, the
-// default route; and the published ports. Bridges are made as needed. On
+// the network's link MTU, a MAC derived from the address and, on the
+// first, the default route (with the outbound MTU when the network's MTU
+// is not set); and the published ports. Bridges are made as needed. On
 // error nothing is left: no namespace, veth, address, port or rule.
 func (m *Manager) Attach(containerID, name string, reqs []AttachRequest, ports []PortBinding, upstream []string) (Sandbox, error) {
 	m.mu.Lock()
@@ -154,7 +155,7 @@ func plumb(nsPath string, n *Network, ep *Endpoint, defaultRoute bool) error {
 	if err != nil {
 		return fmt.Errorf("bridge %s: %w", n.Bridge, err)
 	}
-	mtu := n.mtu()
+	mtu := n.linkMTU()
 	peer := "tmp" + ep.HostVeth[4:]
 	veth := &netlink.Veth{
 		LinkAttrs:     netlink.LinkAttrs{Name: ep.HostVeth, MTU: mtu, MasterIndex: br.Attrs().Index},
@@ -194,7 +195,7 @@ func plumb(nsPath string, n *Network, ep *Endpoint, defaultRoute bool) error {
 	}
 	if defaultRoute && !n.Internal {
 		steps = append(steps, func() error {
-			return h.RouteAdd(&netlink.Route{LinkIndex: in.Attrs().Index, Gw: n.Gateway.AsSlice()})
+			return h.RouteAdd(&netlink.Route{LinkIndex: in.Attrs().Index, Gw: n.Gateway.AsSlice(), MTU: n.routeMTU()})
 		})
 	}
 	if ep.IP6.IsValid() {
@@ -205,7 +206,7 @@ func plumb(nsPath string, n *Network, ep *Endpoint, defaultRoute bool) error {
 		})
 		if defaultRoute && !n.Internal {
 			steps = append(steps, func() error {
-				return h.RouteAdd(&netlink.Route{LinkIndex: in.Attrs().Index, Gw: n.Gateway6.AsSlice()})
+				return h.RouteAdd(&netlink.Route{LinkIndex: in.Attrs().Index, Gw: n.Gateway6.AsSlice(), MTU: n.routeMTU()})
 			})
 		}
 	}

@@ -78,7 +78,7 @@ func (m *Manager) ensureBridge(n *Network) error {
 		}
 	}
 	if _, err := netlink.LinkByName(n.Bridge); err != nil {
-		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, MTU: n.mtu()}}); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, MTU: n.linkMTU()}}); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("create bridge %s: %w", n.Bridge, err)
 		}
 	}
@@ -196,8 +196,11 @@ func (m *Manager) Create(o CreateOptions) (Network, error) {
 	n.Bridge = "br-" + n.ID[:12]
 	if v := o.Options["com.docker.network.driver.mtu"]; v != "" {
 		mtu, err := strconv.Atoi(v)
-		if err != nil || mtu < 68 || mtu > 65535 {
-			return Network{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid MTU %q: want 68 to 65535", v))
+		if err != nil {
+			return Network{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid MTU %q: want a number from 68 to 65535", v))
+		}
+		if err := checkMTU(mtu); err != nil {
+			return Network{}, err
 		}
 		n.MTU = mtu
 	}

@@ -60,12 +60,43 @@ type Network struct {
 	Created  time.Time         `json:"created"`
 }
 
-// mtu is the network's MTU, 1500 unless set.
-func (n *Network) mtu() int {
+// A network whose MTU is not set gives its bridge and veths LocalMTU, the
+// largest a veth takes, and puts OutboundMTU (docker's default MTU) on
+// each container's default route. Traffic that stays on the host —
+// container to host, container to container on the bridge — then moves
+// in 64 KiB frames as over loopback (at 1500 it runs at ~0.7 of
+// loopback's throughput here, at 65535 ~0.98), while what a container
+// sends off the host is still cut to 1500-byte packets and advertises
+// docker's TCP MSS. A network with an MTU set (com.docker.network.driver.mtu,
+// or berthd --mtu for the default one) is that MTU throughout, as docker's.
+const (
+	LocalMTU    = 65535
+	OutboundMTU = 1500
+)
+
+// linkMTU is the MTU of n's bridge and veths.
+func (n *Network) linkMTU() int {
 	if n.MTU == 0 {
-		return 1500
+		return LocalMTU
 	}
 	return n.MTU
+}
+
+// routeMTU is the MTU on a container's default route through n: 0 (the
+// link's) when n's MTU is set.
+func (n *Network) routeMTU() int {
+	if n.MTU == 0 {
+		return OutboundMTU
+	}
+	return 0
+}
+
+// checkMTU refuses an MTU a veth cannot take.
+func checkMTU(mtu int) error {
+	if mtu < 68 || mtu > 65535 {
+		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid MTU %d: want 68 to 65535", mtu))
+	}
+	return nil
 }
 
 // Predefined reports whether n is one of bridge, host and none.
@@ -188,6 +219,26 @@ func (m *Manager) save() error {
 		return err
 	}
 	return os.Rename(tmp, m.file)
+}
+
+// SetDefaultMTU sets the default network's MTU (berthd --mtu), or with 0
+// leaves it unset (LocalMTU on the links, OutboundMTU on the default
+// route). Containers attached from then on get it; the bridge follows
+// the MTU of its ports.
+func (m *Manager) SetDefaultMTU(mtu int) error {
+	if mtu != 0 {
+		if err := checkMTU(mtu); err != nil {
+			return err
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := m.byName(DefaultName)
+	if n.MTU == mtu {
+		return nil
+	}
+	n.MTU = mtu
+	return m.save()
 }
 
 func (m *Manager) byName(name string) *Network {

@@ -18,6 +18,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/dns/dnsmessage"
+	"golang.org/x/sys/unix"
 )
 
 // The tests run in a network namespace of their own: TestMain starts the
@@ -612,6 +613,140 @@ func TestIPv6Network(t *testing.T) {
 	c, _ := nftables.New()
 	if tabs, _ := c.ListTables(); len(tabs) != 0 {
 		t.Errorf("nftables tables left: %d", len(tabs))
+	}
+}
+
+// TestLocalMTU: a network without an MTU gives its links LocalMTU and the
+// container's default route OutboundMTU, so TCP to the gateway takes 64
+// KiB segments and TCP to an address past the gateway docker's 1460; a
+// network with an MTU (or the default one after SetDefaultMTU) is that
+// MTU throughout.
+func TestLocalMTU(t *testing.T) {
+	m := newManager(t)
+	// An address of the host's that a container reaches through its
+	// default route, not on the bridge.
+	far := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "far0"}, PeerName: "far1"}
+	if err := netlink.LinkAdd(far); err != nil {
+		t.Fatal(err)
+	}
+	defer netlink.LinkDel(far)
+	addr, _ := netlink.ParseAddr("10.201.0.1/24")
+	if err := netlink.AddrAdd(far, addr); err != nil {
+		t.Fatal(err)
+	}
+	netlink.LinkSetUp(far)
+	ln, err := net.Listen("tcp4", ":15203")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	// mss dials to:15203 from the sandbox and returns the connection's MSS.
+	mss := func(sb Sandbox, to string) int {
+		t.Helper()
+		var got int
+		err := RunIn(sb.Netns, func() error {
+			c, err := net.Dial("tcp4", to+":15203")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			raw, _ := c.(*net.TCPConn).SyscallConn()
+			var serr error
+			raw.Control(func(fd uintptr) { got, serr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_MAXSEG) })
+			return serr
+		})
+		if err != nil {
+			t.Fatalf("%s to %s: %v", sb.Name, to, err)
+		}
+		return got
+	}
+	// mtus returns eth0's MTU and the default route's in the sandbox.
+	mtus := func(sb Sandbox) (link, route int) {
+		t.Helper()
+		err := RunIn(sb.Netns, func() error {
+			l, err := netlink.LinkByName("eth0")
+			if err != nil {
+				return err
+			}
+			link = l.Attrs().MTU
+			rs, err := netlink.RouteList(l, netlink.FAMILY_V4)
+			for _, r := range rs {
+				if r.Dst == nil || r.Dst.IP.IsUnspecified() {
+					route = r.MTU
+				}
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return link, route
+	}
+	linkMTU := func(name string) int {
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Attrs().MTU
+	}
+
+	a, err := m.Attach("ca", "alpha", []AttachRequest{{Network: DefaultName}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if link, route := mtus(a); link != LocalMTU || route != OutboundMTU {
+		t.Errorf("default network: eth0 MTU %d, default route MTU %d; want %d and %d", link, route, LocalMTU, OutboundMTU)
+	}
+	if h, b := linkMTU(a.Endpoints[0].HostVeth), linkMTU(DefaultBridge); h != LocalMTU || b != LocalMTU {
+		t.Errorf("host end MTU %d, bridge MTU %d; want %d", h, b, LocalMTU)
+	}
+	// The kernel caps a connection's MSS at half the peer's largest
+	// window (32 KiB at first), still far above 1460.
+	if got := mss(a, "172.17.0.1"); got < 16000 {
+		t.Errorf("MSS to the gateway %d, want tens of KiB", got)
+	}
+	if got := mss(a, "10.201.0.1"); got > OutboundMTU-40 {
+		t.Errorf("MSS past the gateway %d, want at most %d", got, OutboundMTU-40)
+	}
+
+	if _, err := m.Create(CreateOptions{Name: "small", Options: map[string]string{"com.docker.network.driver.mtu": "1400"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create(CreateOptions{Name: "bad", Options: map[string]string{"com.docker.network.driver.mtu": "70000"}}); err == nil || !strings.Contains(err.Error(), "invalid MTU") {
+		t.Errorf("MTU 70000: %v", err)
+	}
+	b, err := m.Attach("cb", "beta", []AttachRequest{{Network: "small"}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if link, route := mtus(b); link != 1400 || route != 0 {
+		t.Errorf("network with MTU 1400: eth0 MTU %d, default route MTU %d", link, route)
+	}
+	if got, gw := mss(b, "10.201.0.1"), b.Endpoints[0].IP.Prev().String(); got > 1360 || mss(b, gw) > 1360 {
+		t.Errorf("MSS on a 1400 network: %d past the gateway, %d to it", got, mss(b, gw))
+	}
+
+	if err := m.SetDefaultMTU(20); err == nil || !strings.Contains(err.Error(), "invalid MTU") {
+		t.Errorf("SetDefaultMTU(20): %v", err)
+	}
+	if err := m.SetDefaultMTU(1450); err != nil {
+		t.Fatal(err)
+	}
+	c, err := m.Attach("cc", "gamma", []AttachRequest{{Network: DefaultName}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if link, route := mtus(c); link != 1450 || route != 0 {
+		t.Errorf("default network with MTU 1450: eth0 MTU %d, default route MTU %d", link, route)
 	}
 }
 

@@ -109,8 +109,10 @@ func (m *Manager) SetBandwidth(containerID string, bw Bandwidth) error {
 }
 
 // shape puts a tbf qdisc of rate bits/s at the root of link, or removes
-// it for 0. The bucket holds 10 ms at the rate (at least 3 full packets),
-// and the queue 50 ms more.
+// it for 0. The bucket holds 10 ms at the rate, and at least three
+// 1500-byte frames and two of the link's largest (tbf drops a frame that
+// does not fit its bucket, and with LocalMTU a single TCP segment can be
+// 64 KiB); the queue holds 50 ms more.
 func shape(replace, del func(netlink.Qdisc) error, link netlink.Link, rate uint64) error {
 	attrs := netlink.QdiscAttrs{LinkIndex: link.Attrs().Index, Handle: netlink.MakeHandle(1, 0), Parent: netlink.HANDLE_ROOT}
 	if rate == 0 {
@@ -121,7 +123,7 @@ func shape(replace, del func(netlink.Qdisc) error, link netlink.Link, rate uint6
 		return err
 	}
 	bytesPerSec := rate / 8
-	burst := uint32(max(bytesPerSec/100, 3*1514))
+	burst := uint32(max(bytesPerSec/100, 3*1514, 2*(uint64(link.Attrs().MTU)+14)))
 	return replace(&netlink.Tbf{
 		QdiscAttrs: attrs,
 		Rate:       bytesPerSec,

@@ -44,6 +44,7 @@ type config struct {
 	LogLevel           string   `json:"log-level"`
 	InsecureRegistries []string `json:"insecure-registries"`
 	CgroupParent       string   `json:"cgroup-parent"`
+	MTU                int      `json:"mtu"`
 }
 
 func main() {
@@ -71,6 +72,7 @@ func main() {
 	f.StringVarP(&cfg.LogLevel, "log-level", "l", "info", "debug, info, warn or error")
 	f.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry host:port to speak plain HTTP to")
 	f.StringVar(&cfg.CgroupParent, "cgroup-parent", "/berth", "cgroup under which containers' cgroups are made")
+	f.IntVar(&cfg.MTU, "mtu", 0, "MTU of the default bridge network (0: 65535 on the host, 1500 on containers' default route)")
 	f.StringVar(&configFile, "config-file", "/etc/berth/daemon.json", "daemon.json with defaults for these options")
 	cmd.AddCommand(verifyCmd(&cfg))
 	if err := cmd.Execute(); err != nil {
@@ -163,6 +165,11 @@ func mergeFile(cfg *config, path string, cmd *cobra.Command) error {
 			cfg.CgroupParent = file.CgroupParent
 		}
 	})
+	set("mtu", func() {
+		if file.MTU != 0 {
+			cfg.MTU = file.MTU
+		}
+	})
 	set("insecure-registry", func() { cfg.InsecureRegistries = append(cfg.InsecureRegistries, file.InsecureRegistries...) })
 	return nil
 }
@@ -197,6 +204,9 @@ func run(cfg config) error {
 	nets, err := network.Open(filepath.Join(cfg.DataRoot, "network"), filepath.Join(cfg.ExecRoot, "netns"), log)
 	if err != nil {
 		return err
+	}
+	if err := nets.SetDefaultMTU(cfg.MTU); err != nil {
+		return fmt.Errorf("--mtu: %w", err)
 	}
 	eng, err := engine.Open(engine.Options{DataRoot: cfg.DataRoot, ExecRoot: cfg.ExecRoot, Images: images, Volumes: volumes, Network: nets, Log: log, CgroupParent: cfg.CgroupParent})
 	if err != nil {

@@ -26,9 +26,9 @@ func TestNetworkingWithDockerCLI(t *testing.T) {
 		return out
 	}
 
-	// Default bridge: an address, a route, /etc/hosts.
-	out, _ := d.stdout(t, "", "run", "--rm", "--hostname", "box", "busybox", "sh", "-c", "ip -4 -o addr show eth0; ip route; grep box /etc/hosts")
-	for _, want := range []string{"inet 172.17.0.2/16", "default via 172.17.0.1 dev eth0", "172.17.0.2\tbox"} {
+	// Default bridge: an address, a route, /etc/hosts, the local MTU.
+	out, _ := d.stdout(t, "", "run", "--rm", "--hostname", "box", "busybox", "sh", "-c", "ip -4 -o addr show eth0; ip route; grep box /etc/hosts; ip link show eth0")
+	for _, want := range []string{"inet 172.17.0.2/16", "default via 172.17.0.1 dev eth0", "172.17.0.2\tbox", "mtu 65535"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("default bridge: no %q in\n%s", want, out)
 		}
