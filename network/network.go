@@ -93,8 +93,8 @@ func (n *Network) routeMTU() int {
 
 // checkMTU refuses an MTU a veth cannot take.
 func checkMTU(mtu int) error {
-	if mtu < 68 || mtu > 65535 {
-		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid MTU %d: want 68 to 65535", mtu))
+	if mtu < 68 || mtu > LocalMTU {
+		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid MTU %d: want 68 to %d", mtu, LocalMTU))
 	}
 	return nil
 }

@@ -617,8 +617,9 @@ func TestIPv6Network(t *testing.T) {
 }
 
 // TestLocalMTU: a network without an MTU gives its links LocalMTU and the
-// container's default route OutboundMTU, so TCP to the gateway takes 64
-// KiB segments and TCP to an address past the gateway docker's 1460; a
+// container's default route OutboundMTU, so TCP to the gateway takes
+// segments of tens of KiB and TCP to an address past the gateway docker's
+// 1460; a
 // network with an MTU (or the default one after SetDefaultMTU) is that
 // MTU throughout.
 func TestLocalMTU(t *testing.T) {
@@ -718,7 +719,8 @@ func TestLocalMTU(t *testing.T) {
 		t.Errorf("MSS past the gateway %d, want at most %d", got, OutboundMTU-40)
 	}
 
-	if _, err := m.Create(CreateOptions{Name: "small", Options: map[string]string{"com.docker.network.driver.mtu": "1400"}}); err != nil {
+	small, err := m.Create(CreateOptions{Name: "small", Options: map[string]string{"com.docker.network.driver.mtu": "1400"}})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m.Create(CreateOptions{Name: "bad", Options: map[string]string{"com.docker.network.driver.mtu": "70000"}}); err == nil || !strings.Contains(err.Error(), "invalid MTU") {
@@ -731,8 +733,8 @@ func TestLocalMTU(t *testing.T) {
 	if link, route := mtus(b); link != 1400 || route != 0 {
 		t.Errorf("network with MTU 1400: eth0 MTU %d, default route MTU %d", link, route)
 	}
-	if got, gw := mss(b, "10.201.0.1"), b.Endpoints[0].IP.Prev().String(); got > 1360 || mss(b, gw) > 1360 {
-		t.Errorf("MSS on a 1400 network: %d past the gateway, %d to it", got, mss(b, gw))
+	if past, to := mss(b, "10.201.0.1"), mss(b, small.Gateway.String()); past > 1360 || to > 1360 {
+		t.Errorf("MSS on a 1400 network: %d past the gateway, %d to it", past, to)
 	}
 
 	if err := m.SetDefaultMTU(20); err == nil || !strings.Contains(err.Error(), "invalid MTU") {
