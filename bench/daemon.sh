@@ -48,11 +48,7 @@ ulimits="--ulimit nofile=1024:1024 --ulimit nproc=4096:4096"
 scripts/build.sh "$work"
 
 # The image: busybox-static and its applets.
-mkdir -p "$work/rootfs"/{bin,etc,tmp}
-cp "$(command -v busybox)" "$work/rootfs/bin/busybox"
-for a in $("$work/rootfs/bin/busybox" --list); do [ "$a" = busybox ] || ln -s busybox "$work/rootfs/bin/$a"; done
-echo "root:x:0:0:root:/root:/bin/sh" >"$work/rootfs/etc/passwd"
-tar -C "$work/rootfs" -cf "$work/busybox.tar" .
+scripts/busybox-tar.sh "$work/busybox.tar"
 
 "$work/berthd" -H "unix://$work/berth.sock" --data-root "$work/data" --exec-root "$work/exec" \
 	--pidfile "$work/berthd.pid" --config-file /dev/null --log-level warn 2>"$work/berthd.log" &

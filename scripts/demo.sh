@@ -34,16 +34,9 @@ for _ in $(seq 100); do [ -S "$work/berth.sock" ] && break; sleep 0.05; done
 echo "berthd is listening on $BERTH_HOST (log: $work/berthd.log)"
 
 # The image: busybox-static with a link per applet, imported through the API.
-rootfs=$work/rootfs
-rm -rf "$rootfs"
-mkdir -p "$rootfs"/{bin,etc,tmp,root}
-cp "$(command -v busybox)" "$rootfs/bin/busybox"
-for a in $("$rootfs/bin/busybox" --list); do
-	[ "$a" = busybox ] || ln -sf busybox "$rootfs/bin/$a"
-done
-echo "root:x:0:0:root:/root:/bin/sh" >"$rootfs/etc/passwd"
-echo "root:x:0:" >"$rootfs/etc/group"
-tar -C "$rootfs" -cf - . | bin/berth import - busybox:latest >/dev/null
+scripts/busybox-tar.sh "$work/busybox.tar"
+bin/berth import "$work/busybox.tar" busybox:latest >/dev/null
+rm -f "$work/busybox.tar"
 
 if [ -t 0 ] && [ -t 1 ]; then
 	echo "berth run -it --rm busybox sh: an interactive busybox shell (type exit to leave)"
