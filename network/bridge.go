@@ -199,7 +199,7 @@ func (m *Manager) Create(o CreateOptions) (Network, error) {
 		if err != nil {
 			return Network{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid MTU %q: want a number from 68 to 65535", v))
 		}
-		if err := checkMTU(mtu); err != nil {
+		if err := CheckMTU(mtu); err != nil {
 			return Network{}, err
 		}
 		n.MTU = mtu

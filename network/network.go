@@ -91,8 +91,8 @@ func (n *Network) routeMTU() int {
 	return 0
 }
 
-// checkMTU refuses an MTU a veth cannot take.
-func checkMTU(mtu int) error {
+// CheckMTU refuses an MTU a veth cannot take.
+func CheckMTU(mtu int) error {
 	if mtu < 68 || mtu > LocalMTU {
 		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid MTU %d: want 68 to %d", mtu, LocalMTU))
 	}
@@ -227,7 +227,7 @@ func (m *Manager) save() error {
 // the MTU of its ports.
 func (m *Manager) SetDefaultMTU(mtu int) error {
 	if mtu != 0 {
-		if err := checkMTU(mtu); err != nil {
+		if err := CheckMTU(mtu); err != nil {
 			return err
 		}
 	}

@@ -179,6 +179,13 @@ func run(cfg config) error {
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: %w", cfg.LogLevel, err)
 	}
+	// Checked here as well as by SetDefaultMTU, so that a bad value leaves
+	// nothing behind: no pidfile, data root or exec root.
+	if cfg.MTU != 0 {
+		if err := network.CheckMTU(cfg.MTU); err != nil {
+			return fmt.Errorf("--mtu: %w", err)
+		}
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	// Whatever containers leave behind is reparented to berthd, not to the
 	// host's PID 1.
