@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/network"
 	"io"
 	"net"
@@ -121,11 +122,13 @@ func buildDaemon(t *testing.T) string {
 	return filepath.Join(binDir, "berthd")
 }
 
-// Main runs a package's tests and removes the binaries built for them;
-// call it from TestMain.
+// Main runs a package's tests and removes the binaries built for them,
+// with the read-only mount the monitor's containers ran it from; call it
+// from TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
 	if binDir != "" {
+		container.RemoveExeMount(filepath.Join(binDir, "berth-monitor"))
 		os.RemoveAll(binDir)
 	}
 	os.Exit(code)
