@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"github.com/berth-project/berth/container/capabilities"
 	"github.com/berth-project/berth/container/hooks"
@@ -287,6 +288,7 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 			os.Exit(1)
 		}
 	}
+	resetSignals()
 	err = unix.Exec(path, p.Args, p.Env)
 	// Past the barrier nobody waits for a message: say it on stderr.
 	fmt.Fprintf(os.Stderr, "berth-runtime: exec %s: %v\n", path, err)
@@ -461,4 +463,22 @@ func Personality(d specs.LinuxPersonalityDomain) (uintptr, bool) {
 func Rlimit(name string) (int, bool) {
 	n, ok := rlimits[name]
 	return n, ok
+}
+
+// resetSignals gives the program about to be exec'd every signal at its
+// default disposition and none blocked, as a fresh process under dockerd or
+// runc has. execve resets caught signals itself but keeps ignored ones and
+// the mask, and whoever started the init (berth-monitor ignores SIGINT and
+// SIGHUP; a shell may block some) passes those down. Called last before
+// execve: the Go runtime's own handlers are gone after it.
+func resetSignals() {
+	var dfl [4]uint64 // struct kernel_sigaction: handler SIG_DFL, flags, restorer, mask
+	for sig := 1; sig <= 64; sig++ {
+		if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
+			continue
+		}
+		unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
+	}
+	var empty uint64
+	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&empty)), 0, 8, 0, 0)
 }

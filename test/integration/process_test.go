@@ -483,3 +483,49 @@ func TestPersonality(t *testing.T) {
 	}
 	b2.AssertNothingLeft()
 }
+
+// TestSignalsStartDefault: the container's process and an exec'd one start
+// with no signal ignored or blocked, even when the runtime's caller ignores
+// some (berth-monitor ignores SIGINT and SIGHUP), as under runc and dockerd:
+// otherwise Ctrl-C and --stop-signal INT never reach the program.
+func TestSignalsStartDefault(t *testing.T) {
+	b := harness.NewBundle(t)
+	b.Spec.Process.Args = []string{"sleep", "60"}
+	b.Write()
+	ignoring := func(cmd *exec.Cmd) {
+		cmd.Args = append([]string{"sh", "-c", `trap "" INT HUP QUIT TERM USR1; exec "$0" "$@"`}, cmd.Args...)
+		cmd.Path = "/bin/sh"
+	}
+	if r := b.RuntimeWith(ignoring, "run", "-d", b.ID); r.Code != 0 {
+		t.Fatalf("run -d: %s", r)
+	}
+	initPid := b.State().Pid
+	checkSigs := func(what, status string) {
+		t.Helper()
+		for _, l := range strings.Split(status, "\n") {
+			k, v, _ := strings.Cut(l, ":")
+			if (k == "SigIgn" || k == "SigBlk") && strings.Trim(strings.TrimSpace(v), "0") != "" {
+				t.Errorf("%s: %s %s, want none", what, k, strings.TrimSpace(v))
+			}
+		}
+		if !strings.Contains(status, "SigIgn:") {
+			t.Errorf("%s: no SigIgn in %q", what, status)
+		}
+	}
+	st, err := os.ReadFile("/proc/" + itoa(initPid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSigs("container process", string(st))
+	r := b.RuntimeWith(ignoring, "exec", b.ID, "cat", "/proc/self/status")
+	if r.Code != 0 {
+		t.Fatalf("exec: %s", r)
+	}
+	checkSigs("exec'd process", r.Stdout)
+	// The effect: a shell that sends itself SIGINT dies of it (130).
+	if r := b.RuntimeWith(ignoring, "exec", b.ID, "sh", "-c", "kill -INT $$; echo survived"); r.Code != 130 || strings.Contains(r.Stdout, "survived") {
+		t.Errorf("exec'd shell sent itself SIGINT: %s, want exit 130", r)
+	}
+	b.MustRuntime("delete", "--force", b.ID)
+	b.AssertNothingLeft()
+}
