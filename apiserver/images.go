@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	imagetypes "github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/storage"
 
@@ -69,7 +68,11 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := []imagetypes.Summary{}
+	all := boolParam(r, "all")
 	for _, img := range imgs {
+		if !all && len(img.RepoTags) == 0 && img.Children > 0 {
+			continue // an intermediate image of a build, as docker hides them
+		}
 		tags, digests, ok, err := f.matchImage(img)
 		if err != nil {
 			writeError(w, err)
@@ -78,7 +81,7 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			continue
 		}
-		sum := imagetypes.Summary{ID: img.ID.String(), RepoTags: tags, RepoDigests: digests,
+		sum := imagetypes.Summary{ID: img.ID.String(), ParentID: img.Parent.String(), RepoTags: tags, RepoDigests: digests,
 			Size: img.Size, SharedSize: -1, Containers: -1, Labels: img.Config.Config.Labels}
 		if img.Config.Created != nil {
 			sum.Created = img.Config.Created.Unix()
@@ -98,7 +101,7 @@ func (s *Server) inspectImage(w http.ResponseWriter, r *http.Request, name strin
 	}
 	resp := imagetypes.InspectResponse{
 		ID: img.ID.String(), RepoTags: familiarNames(img.RepoTags), RepoDigests: familiarNames(img.RepoDigests),
-		Config:       &dockerspec.DockerOCIImageConfig{ImageConfig: img.Config.Config},
+		Config:       &img.Config.Config,
 		Architecture: img.Config.Architecture, Variant: img.Config.Variant, Os: img.Config.OS,
 		Size:        img.Size,
 		Author:      img.Config.Author,
@@ -110,6 +113,9 @@ func (s *Server) inspectImage(w http.ResponseWriter, r *http.Request, name strin
 	}
 	for _, l := range img.Layers {
 		resp.RootFS.Layers = append(resp.RootFS.Layers, l.DiffID.String())
+	}
+	if h := img.Config.History; len(h) > 0 {
+		resp.Comment = h[len(h)-1].Comment
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

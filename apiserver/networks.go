@@ -10,7 +10,6 @@ import (
 
 	"github.com/berth-project/berth/errdefs"
 	berthnet "github.com/berth-project/berth/network"
-	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/network"
 )
 
@@ -24,7 +23,6 @@ func (s *Server) networkRoutes() {
 	s.mux.HandleFunc("DELETE /networks/{id}", s.removeNetwork)
 	s.mux.HandleFunc("POST /networks/{id}/connect", s.connectNetwork)
 	s.mux.HandleFunc("POST /networks/{id}/disconnect", s.disconnectNetwork)
-	s.mux.HandleFunc("POST /build/prune", s.pruneBuildCache)
 }
 
 // networkJSON is docker's shape of a network; with containers, its
@@ -221,10 +219,4 @@ func (s *Server) pruneNetworks(w http.ResponseWriter, r *http.Request) {
 		names = []string{}
 	}
 	writeJSON(w, http.StatusOK, network.PruneReport{NetworksDeleted: names})
-}
-
-// pruneBuildCache answers the build-cache step of `docker system prune`:
-// berthd builds no images, so it has no build cache.
-func (s *Server) pruneBuildCache(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, build.CachePruneReport{CachesDeleted: []string{}})
 }

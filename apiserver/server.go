@@ -56,6 +56,12 @@ func New(b Backend) *Server {
 	s.containerRoutes()
 	s.volumeRoutes()
 	s.networkRoutes()
+	s.buildRoutes()
+	s.cleanBuildDir()
+	// Routes Berth does not serve answer as dockerd's unknown routes do.
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, message("page not found"))
+	})
 	return s
 }
 

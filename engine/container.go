@@ -240,7 +240,7 @@ func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig, 
 		e.mu.Unlock()
 	})
 
-	d := image.RuntimeDefaults(img.Config.Config, image.Overrides{
+	d := image.RuntimeDefaults(img.Config.Config.ImageConfig, image.Overrides{
 		Entrypoint: entrypointOverride(cfg.Entrypoint), Cmd: cfg.Cmd, Env: cfg.Env,
 		WorkingDir: cfg.WorkingDir, User: cfg.User,
 	})

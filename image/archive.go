@@ -522,19 +522,10 @@ func (s *Store) Import(r io.Reader, ref string) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	id := digest.FromBytes(cfgRaw)
-	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
-		Config: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: id, Size: int64(len(cfgRaw))},
-		Layers: []ocispec.Descriptor{{MediaType: mediaType, Digest: d, Size: size}}}
-	mraw, err := json.Marshal(m)
+	rec := &imageRecord{Layers: []layerRecord{l}}
+	id, err := s.putConfigAndManifest(cfgRaw, rec)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("import: %w", err)
 	}
-	mdigest := digest.FromBytes(mraw)
-	for dg, b := range map[digest.Digest][]byte{id: cfgRaw, mdigest: mraw} {
-		if err := s.content.Put(dg, b); err != nil {
-			return nil, fmt.Errorf("import: %w", err)
-		}
-	}
-	return s.commitImage(id, &imageRecord{Manifest: mdigest, MediaType: m.MediaType, Layers: []layerRecord{l}}, names, "")
+	return s.commitImage(id, rec, names, "")
 }

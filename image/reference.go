@@ -2,6 +2,7 @@ package image
 
 import (
 	"fmt"
+	"github.com/distribution/reference"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -20,6 +21,11 @@ const dockerHub = "docker.io"
 func parseRef(s string, insecure []string) (name.Reference, error) {
 	if s == "" {
 		return nil, fmt.Errorf("image reference is empty: %w", errdefs.ErrInvalid)
+	}
+	// Docker's grammar first: it refuses names such as "../../evil" that
+	// the registry client's looser parser takes.
+	if _, err := reference.ParseNormalizedNamed(s); err != nil {
+		return nil, errdefs.New(errdefs.ErrInvalid, err.Error())
 	}
 	ref, err := name.ParseReference(s, name.WithDefaultRegistry(dockerHub))
 	if err != nil {
@@ -77,4 +83,11 @@ func FullName(ref string) (string, error) {
 		return "", err
 	}
 	return fullName(r), nil
+}
+
+// CheckName reports whether s is a valid image name, in docker's words
+// ("invalid reference format") when not.
+func (s *Store) CheckName(ref string) error {
+	_, err := parseRef(ref, nil)
+	return err
 }

@@ -29,8 +29,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/sys/unix"
@@ -82,6 +82,9 @@ var (
 	bucketRootfs = []byte("rootfs") // container rootfs key → image ID
 )
 
+// buckets are every bucket the metadata store has.
+var buckets = [][]byte{bucketImages, bucketTags, bucketRootfs, bucketBuildCache}
+
 // layerRecord is one layer of an image.
 type layerRecord struct {
 	Digest    digest.Digest `json:"digest"` // of the blob as stored (compressed)
@@ -98,6 +101,9 @@ type imageRecord struct {
 	Layers      []layerRecord `json:"layers"`
 	RepoDigests []string      `json:"repoDigests,omitempty"`
 	Added       time.Time     `json:"added"`
+	// Parent is the image this one was committed on (build steps, docker
+	// commit); empty for pulled and loaded images.
+	Parent digest.Digest `json:"parent,omitempty"`
 }
 
 // Image is an image as callers see it.
@@ -108,10 +114,14 @@ type Image struct {
 	Manifest    digest.Digest
 	MediaType   string
 	Layers      []Layer
-	Config      ocispec.Image
+	Config      dockerspec.DockerOCIImage
 	// Size is the bytes of file content in all layers, as docker's Size.
 	Size  int64
 	Added time.Time
+	// Parent is the image this one was committed on, if any.
+	Parent digest.Digest
+	// Children counts the images committed on this one (set by List).
+	Children int
 }
 
 // Layer is one layer of an image, base first.
@@ -167,7 +177,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("metadata store: %w", err)
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketImages, bucketTags, bucketRootfs} {
+		for _, b := range buckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -279,7 +289,7 @@ func (s *Store) toImage(tx *bolt.Tx, id digest.Digest, r *imageRecord) (*Image, 
 	if err != nil {
 		return nil, fmt.Errorf("image %s: config: %w", id, err)
 	}
-	img := &Image{ID: id, RepoTags: tagsOf(tx, id), RepoDigests: r.RepoDigests, Manifest: r.Manifest, MediaType: r.MediaType, Added: r.Added}
+	img := &Image{ID: id, RepoTags: tagsOf(tx, id), RepoDigests: r.RepoDigests, Manifest: r.Manifest, MediaType: r.MediaType, Added: r.Added, Parent: r.Parent}
 	if err := json.Unmarshal(raw, &img.Config); err != nil {
 		return nil, fmt.Errorf("image %s: config: %w", id, err)
 	}
@@ -328,6 +338,15 @@ func (s *Store) List() ([]*Image, error) {
 			return nil
 		})
 	})
+	kids := map[digest.Digest]int{}
+	for _, img := range out {
+		if img.Parent != "" {
+			kids[img.Parent]++
+		}
+	}
+	for _, img := range out {
+		img.Children = kids[img.ID]
+	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Added.After(out[j].Added) })
 	return out, err
 }
@@ -372,7 +391,17 @@ func (s *Store) Remove(ref string, force bool) (*RemoveResult, error) {
 		}
 		tags := tagsOf(tx, id)
 		byName := !strings.HasPrefix(id.Encoded(), strings.TrimPrefix(ref, "sha256:"))
-		if byName && len(tags) > 1 {
+		hasChildren := len(children(tx, id)) > 0
+		if hasChildren && !(byName && len(tags) == 1) {
+			if byName {
+				r, _ := parseRef(ref, nil)
+				full := fullName(r)
+				res.Untagged = append(res.Untagged, full)
+				return tx.Bucket(bucketTags).Delete([]byte(full))
+			}
+			return errHasChildren(id)
+		}
+		if byName && (len(tags) > 1 || hasChildren) {
 			r, _ := parseRef(ref, nil)
 			full := fullName(r)
 			res.Untagged = append(res.Untagged, full)
@@ -391,11 +420,15 @@ func (s *Store) Remove(ref string, force bool) (*RemoveResult, error) {
 			}
 			return nil
 		}
+		rec, err := loadRecord(tx, id)
+		if err != nil {
+			return err
+		}
 		if err := dropImage(tx, id, res); err != nil {
 			return err
 		}
 		deleted = true
-		return nil
+		return dropParents(tx, rec.Parent, res)
 	})
 	if err != nil {
 		return nil, err
@@ -426,6 +459,9 @@ func dropImage(tx *bolt.Tx, id digest.Digest, res *RemoveResult) error {
 		}
 	}
 	res.Deleted = append(res.Deleted, id)
+	if err := dropCacheOf(tx, id); err != nil {
+		return err
+	}
 	return tx.Bucket(bucketImages).Delete([]byte(id))
 }
 
@@ -455,20 +491,26 @@ func (s *Store) Prune(all bool) (*PruneResult, error) {
 	defer s.gc.Unlock()
 	res := &RemoveResult{}
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		var ids []digest.Digest
-		tx.Bucket(bucketImages).ForEach(func(k, _ []byte) error {
-			id := digest.Digest(k)
-			if len(rootfsUsers(tx, id)) == 0 && (all || len(tagsOf(tx, id)) == 0) {
-				ids = append(ids, id)
+		// Rounds, leaves first: an image others are committed on goes
+		// once they have gone.
+		for {
+			var ids []digest.Digest
+			tx.Bucket(bucketImages).ForEach(func(k, _ []byte) error {
+				id := digest.Digest(k)
+				if len(rootfsUsers(tx, id)) == 0 && (all || len(tagsOf(tx, id)) == 0) && len(children(tx, id)) == 0 {
+					ids = append(ids, id)
+				}
+				return nil
+			})
+			if len(ids) == 0 {
+				return nil
 			}
-			return nil
-		})
-		for _, id := range ids {
-			if err := dropImage(tx, id, res); err != nil {
-				return err
+			for _, id := range ids {
+				if err := dropImage(tx, id, res); err != nil {
+					return err
+				}
 			}
 		}
-		return nil
 	})
 	if err != nil {
 		return nil, err
