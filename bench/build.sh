@@ -13,7 +13,7 @@
 # dockerd runs in a network namespace of its own, without bridge or
 # iptables (see shared/reference/oracles.md), on its own data root.
 #
-# usage: sudo bench/build.sh [rounds]   (default 5)
+# usage (as root): bench/build.sh [rounds]   (default 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin

@@ -16,7 +16,7 @@
 # cgroup host) and rlimits this host allows (CAP_SYS_RESOURCE is absent,
 # so podman's default raised limits fail).
 #
-# usage: sudo bench/daemon.sh [rounds]   (default 30)
+# usage (as root): bench/daemon.sh [rounds]   (default 30)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin

@@ -14,7 +14,7 @@
 #      the berth client → berthd and for podman (runc, its default
 #      network stack): the difference is what networking adds to a start
 #
-# usage: sudo bench/network.sh [rounds]   (default 30)
+# usage (as root): bench/network.sh [rounds]   (default 30)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin

@@ -6,7 +6,7 @@
 # on a tmpfs (which takes the shared disk's noise out and leaves the CPU
 # work). Prints medians and ratios.
 #
-# usage: sudo bench/pull.sh [rounds]   (default 7)
+# usage (as root): bench/pull.sh [rounds]   (default 7)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin

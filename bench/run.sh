@@ -7,7 +7,7 @@
 # mount namespace where /sys/fs/cgroup/unified is unmounted; the host's
 # mounts are not touched.
 #
-# usage: sudo bench/run.sh [rounds]   (default 200)
+# usage (as root): bench/run.sh [rounds]   (default 200)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
