@@ -1,10 +1,7 @@
 package apiserver
 
 import (
-	"bufio"
 	"bytes"
-	"compress/bzip2"
-	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +20,6 @@ import (
 	"github.com/berth-project/berth/engine"
 	"github.com/berth-project/berth/errdefs"
 	"github.com/berth-project/berth/storage"
-	"github.com/berth-project/berth/storage/unpack"
 )
 
 func (s *Server) buildRoutes() {
@@ -134,7 +130,7 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer os.RemoveAll(dir)
-	if err := readContext(r.Body, dir); err != nil {
+	if err := build.UnpackContext(r.Body, dir); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -157,28 +153,6 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 		// The classic builder's quiet mode: the ID alone, as a stream line.
 		json.NewEncoder(fw).Encode(map[string]string{"stream": id.String() + "\n"})
 	}
-}
-
-// readContext unpacks the build context (a tar, plain, gzip or bzip2)
-// into dir, with the layer unpacker's guarantees: nothing outside dir.
-func readContext(body io.Reader, dir string) error {
-	br := bufio.NewReader(body)
-	magic, _ := br.Peek(3)
-	var r io.Reader = br
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		gz, err := gzip.NewReader(br)
-		if err != nil {
-			return errdefs.New(errdefs.ErrInvalid, "build context: "+err.Error())
-		}
-		r = gz
-	case bytes.HasPrefix(magic, []byte("BZh")):
-		r = bzip2.NewReader(br)
-	}
-	if _, err := unpack.Unpack(r, dir, unpack.Options{}); err != nil {
-		return errdefs.New(errdefs.ErrInvalid, "build context: "+err.Error())
-	}
-	return nil
 }
 
 // buildPrune serves docker builder prune: the build cache is the untagged

@@ -20,7 +20,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -82,19 +84,18 @@ type stageState struct {
 
 // run is one build.
 type run struct {
-	b       *Builder
-	ctx     context.Context
-	o       Options
-	dir     string // the context, unpacked
-	ignore  *patternmatcher.PatternMatcher
-	out     io.Writer
-	step    int
-	total   int
-	stages  map[string]*stageState
-	byIndex []*stageState
-	global  map[string]string // ARGs before the first FROM
-	used    map[string]bool   // build args some ARG took
-	escape  rune
+	b      *Builder
+	ctx    context.Context
+	o      Options
+	dir    string // the context, unpacked
+	ignore *patternmatcher.PatternMatcher
+	out    io.Writer
+	step   int
+	total  int
+	stages map[string]*stageState // by name and by index
+	global map[string]string      // ARGs before the first FROM
+	used   map[string]bool        // build args some ARG took
+	escape rune
 }
 
 // Build builds the Dockerfile in the context directory dir and returns the
@@ -139,7 +140,7 @@ func (b *Builder) Build(ctx context.Context, dir string, o Options, out io.Write
 	for _, a := range metaArgs {
 		r.total++
 		for _, kv := range a.Args {
-			r.global[kv.Key] = r.argValue(kv.Key, kv.Value, nil)
+			r.global[kv.Key] = r.argValue(kv.Key, kv.Value)
 		}
 	}
 	for _, st := range stages[:last+1] {
@@ -151,7 +152,7 @@ func (b *Builder) Build(ctx context.Context, dir string, o Options, out io.Write
 	}
 	var final *stageState
 	for i := range stages[:last+1] {
-		if final, err = r.buildStage(&stages[i]); err != nil {
+		if final, err = r.buildStage(i, &stages[i]); err != nil {
 			return "", err
 		}
 	}
@@ -195,9 +196,8 @@ func fullTag(t string) string {
 	return t
 }
 
-// argValue is an ARG's value: the build arg given for it, else its default
-// (expanded with env).
-func (r *run) argValue(key string, def *string, env []string) string {
+// argValue is an ARG's value: the build arg given for it, else its default.
+func (r *run) argValue(key string, def *string) string {
 	if v, ok := r.o.BuildArgs[key]; ok && v != nil {
 		r.used[key] = true
 		return *v
@@ -214,17 +214,18 @@ func (r *run) argValue(key string, def *string, env []string) string {
 // say prints a line of progress.
 func (r *run) say(format string, a ...any) { fmt.Fprintf(r.out, format+"\n", a...) }
 
-func (r *run) buildStage(st *instructions.Stage) (*stageState, error) {
+func (r *run) buildStage(index int, st *instructions.Stage) (*stageState, error) {
 	r.step++
 	s := &stageState{name: strings.ToLower(st.Name), args: map[string]string{}}
 	r.say("Step %d/%d : %s", r.step, r.total, st.SourceCode)
+	global := shell.EnvsFromSlice(globalEnv(r.global))
 	if st.Platform != "" {
-		p, _, _ := r.lex().ProcessWord(st.Platform, shell.EnvsFromSlice(globalEnv(r.global)))
-		if p != "linux/"+hostArch() && p != "linux" {
-			return nil, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("FROM --platform=%s: this daemon builds for linux/%s only", p, hostArch()))
+		p, _, _ := r.lex().ProcessWord(st.Platform, global)
+		if p != "linux/"+runtime.GOARCH && p != "linux" {
+			return nil, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("FROM --platform=%s: this daemon builds for linux/%s only", p, runtime.GOARCH))
 		}
 	}
-	base, _, err := r.lex().ProcessWord(st.BaseName, shell.EnvsFromSlice(globalEnv(r.global)))
+	base, _, err := r.lex().ProcessWord(st.BaseName, global)
 	if err != nil {
 		return nil, errdefs.New(errdefs.ErrInvalid, "FROM: "+err.Error())
 	}
@@ -241,16 +242,7 @@ func (r *run) buildStage(st *instructions.Stage) (*stageState, error) {
 		if err != nil {
 			return nil, fmt.Errorf("FROM %s: %w", base, err)
 		}
-		s.id = img.ID
-		raw, err := r.b.Images.RawConfig(img.ID)
-		if err != nil {
-			return nil, err
-		}
-		var full dockerspec.DockerOCIImage
-		if err := jsonUnmarshal(raw, &full); err != nil {
-			return nil, fmt.Errorf("FROM %s: config: %w", base, err)
-		}
-		s.config = full.Config
+		s.id, s.config = img.ID, img.Config.Config
 	}
 	if s.id != "" {
 		r.say(" ---> %s", s.id.Encoded()[:12])
@@ -279,8 +271,7 @@ func (r *run) buildStage(st *instructions.Stage) (*stageState, error) {
 	if st.Name != "" {
 		r.stages[s.name] = s
 	}
-	r.stages[fmt.Sprint(len(r.byIndex))] = s
-	r.byIndex = append(r.byIndex, s)
+	r.stages[strconv.Itoa(index)] = s
 	return s, nil
 }
 
@@ -339,8 +330,9 @@ func (r *run) exec(s *stageState, c instructions.Command, expand bool) error {
 	cfg := s.config
 	if e, ok := c.(*instructions.ExposeCommand); ok && expand {
 		var ports []string
+		env := shell.EnvsFromSlice(s.env())
 		for _, p := range e.Ports {
-			words, err := r.lex().ProcessWords(p, shell.EnvsFromSlice(s.env()))
+			words, err := r.lex().ProcessWords(p, env)
 			if err != nil {
 				return errdefs.New(errdefs.ErrInvalid, "EXPOSE: "+err.Error())
 			}
@@ -366,7 +358,7 @@ func (r *run) exec(s *stageState, c instructions.Command, expand bool) error {
 			if _, ok := s.args[kv.Key]; !ok {
 				s.argSet = append(s.argSet, kv.Key)
 			}
-			s.args[kv.Key] = r.argValue(kv.Key, def, s.env())
+			s.args[kv.Key] = r.argValue(kv.Key, def)
 		}
 		return r.commitMeta(s, c, cfg)
 	case *instructions.RunCommand:
@@ -453,7 +445,7 @@ func ApplyConfig(cfg *dockerspec.DockerOCIImageConfig, c instructions.Command) e
 			cfg.Volumes[v] = struct{}{}
 		}
 	case *instructions.StopSignalCommand:
-		if _, err := signalNumber(c.Signal); err != nil {
+		if _, err := engine.ParseSignal(c.Signal); err != nil {
 			return err
 		}
 		cfg.StopSignal = c.Signal
@@ -489,34 +481,30 @@ func cacheKey(parent digest.Digest, parts ...string) digest.Digest {
 }
 
 // fromCache reuses the image a step with key made before, if any.
-func (r *run) fromCache(s *stageState, key digest.Digest) (bool, error) {
+func (r *run) fromCache(s *stageState, key digest.Digest) bool {
 	if r.o.NoCache {
-		return false, nil
+		return false
 	}
 	id, ok := r.b.Images.CacheGet(key)
 	if !ok {
-		return false, nil
+		return false
 	}
-	raw, err := r.b.Images.RawConfig(id)
+	img, err := r.b.Images.Get(id.String())
 	if err != nil {
-		return false, nil
+		return false
 	}
-	var full dockerspec.DockerOCIImage
-	if err := jsonUnmarshal(raw, &full); err != nil {
-		return false, nil
-	}
-	s.id, s.config = id, full.Config
+	s.id, s.config = img.ID, img.Config.Config
 	r.say(" ---> Using cache")
 	r.say(" ---> %s", id.Encoded()[:12])
-	return true, nil
+	return true
 }
 
 // commitMeta makes the image of a step that only changes the config.
 func (r *run) commitMeta(s *stageState, c instructions.Command, cfg dockerspec.DockerOCIImageConfig) error {
 	text := sourceOf(c)
 	key := cacheKey(s.id, "meta", text, jsonString(cfg))
-	if hit, err := r.fromCache(s, key); hit || err != nil {
-		return err
+	if r.fromCache(s, key) {
+		return nil
 	}
 	if err := r.ctx.Err(); err != nil {
 		return err

@@ -148,26 +148,27 @@ func (r *run) copyStep(s *stageState, c instructions.Command, cs copySpec) error
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	key := cacheKey(s.id, "copy", sourceOf(c), s.config.WorkingDir, hex.EncodeToString(h.Sum(nil)))
-	if hit, err := r.fromCache(s, key); hit || err != nil {
-		return err
+	sum := hex.EncodeToString(h.Sum(nil))
+	key := cacheKey(s.id, "copy", sourceOf(c), s.config.WorkingDir, sum)
+	if r.fromCache(s, key) {
+		return nil
 	}
 	m, err := r.b.mount(s.id)
 	if err != nil {
 		return err
 	}
 	defer m.release()
-	uid, gid := 0, 0
-	if cs.chown != "" {
-		if uid, gid, err = lookupOwner(m.dir, cs.chown); err != nil {
-			return err
-		}
-	}
 	rootfd, err := unix.Open(m.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(rootfd)
+	uid, gid := 0, 0
+	if cs.chown != "" {
+		if uid, gid, err = lookupOwner(rootfd, cs.chown); err != nil {
+			return err
+		}
+	}
 	if !toDir {
 		if fd, err := rootfs.OpenInRoot(rootfd, dest); err == nil {
 			var st unix.Stat_t
@@ -199,7 +200,7 @@ func (r *run) copyStep(s *stageState, c instructions.Command, cs copySpec) error
 	}
 	img, err := r.b.Images.Commit(image.CommitOptions{Parent: s.id, Config: s.config,
 		Layer:   r.b.Images.RootfsLayer(m.key),
-		History: historyOf(fmt.Sprintf("/bin/sh -c #(nop) %s %s in %s ", name, hex.EncodeToString(h.Sum(nil))[:12], dest))})
+		History: historyOf(fmt.Sprintf("/bin/sh -c #(nop) %s %s in %s ", name, sum[:12], dest))})
 	if err != nil {
 		return err
 	}
@@ -430,6 +431,22 @@ func isArchive(p string) bool {
 	return bytes.Equal(hdr[257:262], []byte("ustar"))
 }
 
+// UnpackContext unpacks a build context (a tar, plain or compressed with
+// gzip or bzip2, as docker build may send it) into dir, with the layer
+// unpacker's guarantees: nothing written outside dir.
+func UnpackContext(body io.Reader, dir string) error {
+	r, err := decompress(body)
+	if err == nil {
+		_, err = unpack.Unpack(r, dir, unpack.Options{})
+	}
+	if err != nil {
+		return errdefs.New(errdefs.ErrInvalid, "build context: "+err.Error())
+	}
+	return nil
+}
+
+// decompress reads through gzip or bzip2 when the stream starts with
+// their magic number, else as it is.
 func decompress(f io.Reader) (io.Reader, error) {
 	br := bufio.NewReader(f)
 	magic, _ := br.Peek(3)
@@ -465,12 +482,12 @@ func (cp *copier) extract(rootfd int, dir, host string) error {
 
 // lookupOwner resolves --chown's user[:group], by number or by name in the
 // root's /etc/passwd and /etc/group.
-func lookupOwner(root, spec string) (int, int, error) {
+func lookupOwner(rootfd int, spec string) (int, int, error) {
 	user, group, hasGroup := strings.Cut(spec, ":")
 	uid, gid := -1, -1
 	var err error
 	if uid, err = strconv.Atoi(user); err != nil {
-		u, g, ok := lookupName(root, "/etc/passwd", user)
+		u, g, ok := lookupName(rootfd, "/etc/passwd", user)
 		if !ok {
 			return 0, 0, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("unable to convert uid/gid chown string to host mapping: can't find uid for user %s: no such user: %s", user, user))
 		}
@@ -480,7 +497,7 @@ func lookupOwner(root, spec string) (int, int, error) {
 	}
 	if hasGroup {
 		if gid, err = strconv.Atoi(group); err != nil {
-			g, _, ok := lookupName(root, "/etc/group", group)
+			g, _, ok := lookupName(rootfd, "/etc/group", group)
 			if !ok {
 				return 0, 0, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("unable to convert uid/gid chown string to host mapping: can't find gid for group %s: no such group: %s", group, group))
 			}
@@ -495,12 +512,7 @@ func lookupOwner(root, spec string) (int, int, error) {
 
 // lookupName finds name in a passwd or group file of the root: its third
 // field and, for passwd, its fourth.
-func lookupName(root, file, name string) (int, int, bool) {
-	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, 0, false
-	}
-	defer unix.Close(rootfd)
+func lookupName(rootfd int, file, name string) (int, int, bool) {
 	fd, err := rootfs.OpenInRoot(rootfd, file)
 	if err != nil {
 		return 0, 0, false

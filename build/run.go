@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"runtime"
+	"io"
 	"sort"
 	"strings"
 	"time"
@@ -51,8 +51,8 @@ func (r *run) runStep(s *stageState, c *instructions.RunCommand) error {
 		createdBy = fmt.Sprintf("|%d %s %s", len(argEnv), strings.Join(argEnv, " "), createdBy)
 	}
 	key := cacheKey(s.id, "run", jsonString(args), strings.Join(argEnv, "\x00"), jsonString(s.config))
-	if hit, err := r.fromCache(s, key); hit || err != nil {
-		return err
+	if r.fromCache(s, key) {
+		return nil
 	}
 	env := append(append([]string{}, s.config.Env...), argEnv...)
 	cfg := &container.Config{Image: s.id.String(), Cmd: args, Entrypoint: []string{""}, Env: env,
@@ -72,13 +72,8 @@ func (r *run) runStep(s *stageState, c *instructions.RunCommand) error {
 	}
 	stop := context.AfterFunc(r.ctx, func() { r.b.Engine.Kill(id, "KILL") })
 	defer stop()
-	var tail []string
 	_, err = r.b.Engine.Logs(r.ctx, id, engine.LogsOptions{Tail: -1, Follow: true}, func(e logfile.Entry) error {
-		_, werr := r.out.Write([]byte(e.Log))
-		tail = append(tail, e.Log)
-		if len(tail) > 5 {
-			tail = tail[1:]
-		}
+		_, werr := io.WriteString(r.out, e.Log)
 		return werr
 	})
 	if err != nil && r.ctx.Err() == nil {
@@ -172,25 +167,6 @@ func exposedPort(w string) (string, error) {
 	return port + "/" + proto, nil
 }
 
-// signalNumber checks a STOPSIGNAL value: a name with or without SIG, or
-// a number.
-func signalNumber(s string) (int, error) {
-	names := map[string]int{"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "BUS": 7, "FPE": 8, "KILL": 9,
-		"USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15, "STKFLT": 16, "CHLD": 17, "CONT": 18,
-		"STOP": 19, "TSTP": 20, "TTIN": 21, "TTOU": 22, "URG": 23, "XCPU": 24, "XFSZ": 25, "VTALRM": 26, "PROF": 27,
-		"WINCH": 28, "IO": 29, "PWR": 30, "SYS": 31, "RTMIN": 34, "RTMAX": 64}
-	if n, ok := names[strings.TrimPrefix(strings.ToUpper(s), "SIG")]; ok {
-		return n, nil
-	}
-	n := 0
-	if _, err := fmt.Sscanf(s, "%d", &n); err == nil && n > 0 && n <= 64 && fmt.Sprint(n) == s {
-		return n, nil
-	}
-	return 0, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("Invalid signal: %s", s))
-}
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
-
 func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
@@ -200,5 +176,3 @@ func historyOf(createdBy string) ocispec.History {
 	now := time.Now().UTC()
 	return ocispec.History{Created: &now, CreatedBy: createdBy}
 }
-
-func hostArch() string { return runtime.GOARCH }

@@ -302,8 +302,9 @@ func (e *Engine) scheduleRestart(c *ctr, delay time.Duration) {
 	})
 }
 
-// parseSignal reads "SIGTERM", "TERM" or "15".
-func parseSignal(s string) (unix.Signal, error) {
+// ParseSignal reads "SIGTERM", "TERM" or "15" (empty: SIGKILL), as the
+// engine delivers stop and kill signals.
+func ParseSignal(s string) (unix.Signal, error) {
 	if s == "" {
 		return unix.SIGKILL, nil
 	}
@@ -322,7 +323,7 @@ func parseSignal(s string) (unix.Signal, error) {
 
 // Kill sends a signal (default SIGKILL) to a running container.
 func (e *Engine) Kill(ref, signal string) error {
-	sig, err := parseSignal(signal)
+	sig, err := ParseSignal(signal)
 	if err != nil {
 		return err
 	}
@@ -393,7 +394,7 @@ func (e *Engine) Stop(ref, signal string, timeout *int) error {
 		}
 		e.mu.Unlock()
 	}()
-	sig, err := parseSignal(signal)
+	sig, err := ParseSignal(signal)
 	if err != nil {
 		sig = unix.SIGTERM
 	}

@@ -59,27 +59,22 @@ func (s *Store) Commit(o CommitOptions) (*Image, error) {
 	}}
 	var layers []layerRecord
 	if o.Parent != "" {
-		var rec *imageRecord
+		var parent *Image
 		err := s.db.View(func(tx *bolt.Tx) error {
-			var err error
-			rec, err = loadRecord(tx, o.Parent)
+			rec, err := loadRecord(tx, o.Parent)
+			if err != nil {
+				return err
+			}
+			layers = append(layers, rec.Layers...)
+			parent, err = s.toImage(tx, o.Parent, rec)
 			return err
 		})
 		if err != nil {
 			return nil, err
 		}
-		raw, err := s.content.ReadAll(o.Parent)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: config: %w", o.Parent, err)
-		}
-		var parent dockerspec.DockerOCIImage
-		if err := json.Unmarshal(raw, &parent); err != nil {
-			return nil, fmt.Errorf("image %s: config: %w", o.Parent, err)
-		}
-		img.RootFS.DiffIDs = append(img.RootFS.DiffIDs, parent.RootFS.DiffIDs...)
-		img.History = append(img.History, parent.History...)
-		img.Platform = parent.Platform
-		layers = append(layers, rec.Layers...)
+		img.RootFS.DiffIDs = append(img.RootFS.DiffIDs, parent.Config.RootFS.DiffIDs...)
+		img.History = append(img.History, parent.Config.History...)
+		img.Platform = parent.Config.Platform
 	}
 	h := o.History
 	h.Created = &now
@@ -177,6 +172,19 @@ func children(tx *bolt.Tx, id digest.Digest) []digest.Digest {
 		return nil
 	})
 	return out
+}
+
+// childCounts counts, in one pass, the images committed on each image.
+func childCounts(tx *bolt.Tx) map[digest.Digest]int {
+	n := map[digest.Digest]int{}
+	tx.Bucket(bucketImages).ForEach(func(_, v []byte) error {
+		var r imageRecord
+		if json.Unmarshal(v, &r) == nil && r.Parent != "" {
+			n[r.Parent]++
+		}
+		return nil
+	})
+	return n
 }
 
 // dropParents deletes, after id was deleted, its parent and their parents

@@ -495,9 +495,10 @@ func (s *Store) Prune(all bool) (*PruneResult, error) {
 		// once they have gone.
 		for {
 			var ids []digest.Digest
+			kids := childCounts(tx)
 			tx.Bucket(bucketImages).ForEach(func(k, _ []byte) error {
 				id := digest.Digest(k)
-				if len(rootfsUsers(tx, id)) == 0 && (all || len(tagsOf(tx, id)) == 0) && len(children(tx, id)) == 0 {
+				if len(rootfsUsers(tx, id)) == 0 && (all || len(tagsOf(tx, id)) == 0) && kids[id] == 0 {
 					ids = append(ids, id)
 				}
 				return nil

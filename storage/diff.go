@@ -38,7 +38,7 @@ const (
 // root (docker keeps them in an init layer). Empty, they are not changes
 // the container made: docker diff and commit leave them out.
 var placeholders = map[string]bool{"dev": true, "proc": true, "sys": true,
-	"etc/hostname": true, "etc/hosts": true, "etc/resolv.conf": true, ".dockerenv": true}
+	"etc/hostname": true, "etc/hosts": true, "etc/resolv.conf": true}
 
 // isPlaceholder reports whether rel is a mount point the runtime made and
 // nothing filled.
@@ -84,8 +84,9 @@ func isOpaque(p string) bool {
 	return err == nil && n == 1 && b[0] == 'y'
 }
 
-// inLower reports whether rel exists in any of key's lower layers, stopping
-// at an opaque directory or a whiteout above it.
+// inLower reports whether rel exists in key's lower layers: in the topmost
+// that has an entry for it, that entry is not a whiteout. (Opaque
+// directories above it are not looked at.)
 func (s *Snapshotter) inLower(lower []digest.Digest, rel string) bool {
 	for _, l := range lower {
 		p := filepath.Join(s.LayerPath(l), rel)
