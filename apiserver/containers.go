@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/berth-project/berth/errdefs"
 	"github.com/berth-project/berth/logfile"
 	"github.com/berth-project/berth/monitor"
+	"github.com/berth-project/berth/network"
 	ctypes "github.com/moby/moby/api/types/container"
 )
 
@@ -30,6 +33,7 @@ func (s *Server) containerRoutes() {
 	s.mux.HandleFunc("POST /containers/{id}/restart", s.restartContainer)
 	s.mux.HandleFunc("POST /containers/{id}/kill", s.killContainer)
 	s.mux.HandleFunc("POST /containers/{id}/rename", s.renameContainer)
+	s.mux.HandleFunc("POST /containers/{id}/update", s.updateContainer)
 	s.mux.HandleFunc("POST /containers/{id}/bandwidth", s.setBandwidth)
 	s.mux.HandleFunc("POST /containers/{id}/resize", s.resizeContainer)
 	s.mux.HandleFunc("POST /containers/{id}/wait", s.waitContainer)
@@ -126,8 +130,51 @@ func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) {
 	// stats (docker's inspect has no field for them).
 	writeJSON(w, http.StatusOK, struct {
 		*ctypes.InspectResponse
+		NetworkSettings      *legacyNetworkSettings
 		BerthNetworkCounters map[string]ctypes.NetworkStats `json:",omitempty"`
-	}{resp, s.b.Engine.NetworkCounters(resp.ID)})
+	}{resp, withLegacyFields(resp.NetworkSettings), s.b.Engine.NetworkCounters(resp.ID)})
+}
+
+// legacyNetworkSettings adds the fields API 1.50 still has beside
+// Networks, which dockerd fills from the default bridge network's
+// endpoint and scripts still read (.NetworkSettings.IPAddress).
+type legacyNetworkSettings struct {
+	*ctypes.NetworkSettings
+	Bridge                 string
+	HairpinMode            bool
+	LinkLocalIPv6Address   string
+	LinkLocalIPv6PrefixLen int
+	SecondaryIPAddresses   []string
+	SecondaryIPv6Addresses []string
+	EndpointID             string
+	Gateway                string
+	GlobalIPv6Address      string
+	GlobalIPv6PrefixLen    int
+	IPAddress              string
+	IPPrefixLen            int
+	IPv6Gateway            string
+	MacAddress             string
+}
+
+func withLegacyFields(ns *ctypes.NetworkSettings) *legacyNetworkSettings {
+	if ns == nil {
+		return nil
+	}
+	l := &legacyNetworkSettings{NetworkSettings: ns}
+	ep := ns.Networks[network.DefaultName]
+	if ep == nil || ep.EndpointID == "" {
+		return l
+	}
+	str := func(a netip.Addr) string {
+		if !a.IsValid() {
+			return ""
+		}
+		return a.String()
+	}
+	l.EndpointID, l.IPAddress, l.IPPrefixLen, l.Gateway = ep.EndpointID, str(ep.IPAddress), ep.IPPrefixLen, str(ep.Gateway)
+	l.GlobalIPv6Address, l.GlobalIPv6PrefixLen, l.IPv6Gateway = str(ep.GlobalIPv6Address), ep.GlobalIPv6PrefixLen, str(ep.IPv6Gateway)
+	l.MacAddress = ep.MacAddress.String()
+	return l
 }
 
 func (s *Server) startContainer(w http.ResponseWriter, r *http.Request) {
@@ -373,13 +420,16 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	if info.HostConfig.LogConfig.Type == engine.LogDriverNone {
+		writeError(w, errdefs.New(errdefs.ErrInvalid, "configured logging driver does not support reading"))
+		return
+	}
 	tty := info.Config.Tty
 	w.Header().Set("Content-Type", streamType(tty))
 	w.WriteHeader(http.StatusOK)
 	fw := flushWriter{w}
 	stamps := boolParam(r, "timestamps")
 	wantOut, wantErr := boolParam(r, "stdout"), boolParam(r, "stderr")
-	var hdr [8]byte
 	_, err = s.b.Engine.Logs(r.Context(), info.ID, o, func(e logfile.Entry) error {
 		stream := byte(1)
 		if e.Stream == "stderr" {
@@ -392,20 +442,26 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
 		if stamps {
 			line = e.Time.Format(time.RFC3339Nano) + " " + line
 		}
-		if tty {
-			_, err := io.WriteString(fw, line)
-			return err
-		}
-		hdr[0] = stream
-		binary.BigEndian.PutUint32(hdr[4:], uint32(len(line)))
-		buf := append(hdr[:], line...)
-		_, err := fw.Write(buf)
-		return err
+		return writeFrame(fw, stream, []byte(line), tty)
 	})
 	if err != nil && r.Context().Err() == nil {
 		// Headers are out: the error can only end the stream.
 		return
 	}
+}
+
+// writeFrame writes p to a docker stream: as is when raw (a terminal),
+// else as one frame of the multiplexed stream (1 stdout, 2 stderr).
+func writeFrame(w io.Writer, stream byte, p []byte, raw bool) error {
+	if raw {
+		_, err := w.Write(p)
+		return err
+	}
+	buf := make([]byte, 8, 8+len(p))
+	buf[0] = stream
+	binary.BigEndian.PutUint32(buf[4:], uint32(len(p)))
+	_, err := w.Write(append(buf, p...))
+	return err
 }
 
 // unixTime reads docker's since/until: seconds with an optional fraction.
@@ -462,6 +518,16 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	mon, tty, err := s.b.Engine.ExecStart(id, false, req.ConsoleSize)
+	var startErr *engine.ExecStartError
+	if errors.As(err, &startErr) {
+		// As dockerd: the stream opens and carries the error; the client
+		// reads exit code 126 from the exec's inspect.
+		if client, _, err := hijack(w, r, streamType(tty)); err == nil {
+			writeFrame(client, 1, []byte(startErr.Error()+"\r\n"), tty)
+			client.Close()
+		}
+		return
+	}
 	if err != nil {
 		writeError(w, err)
 		return
@@ -602,4 +668,92 @@ func (s *Server) setBandwidth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// Archive endpoints (docker cp): HEAD stats a path, GET reads it as a
+// tar, PUT extracts a tar into a directory; the stat travels base64-coded
+// in X-Docker-Container-Path-Stat.
+func (s *Server) archiveRoutes() {
+	s.mux.HandleFunc("HEAD /containers/{id}/archive", s.statArchive)
+	s.mux.HandleFunc("GET /containers/{id}/archive", s.getArchive)
+	s.mux.HandleFunc("PUT /containers/{id}/archive", s.putArchive)
+}
+
+func setPathStat(w http.ResponseWriter, st engine.PathStat) {
+	raw, _ := json.Marshal(st)
+	w.Header().Set("X-Docker-Container-Path-Stat", base64.StdEncoding.EncodeToString(raw))
+}
+
+func archivePath(r *http.Request) (string, error) {
+	p := r.URL.Query().Get("path")
+	if p == "" {
+		return "", errdefs.New(errdefs.ErrInvalid, "path is required")
+	}
+	return p, nil
+}
+
+func (s *Server) statArchive(w http.ResponseWriter, r *http.Request) {
+	p, err := archivePath(r)
+	var st engine.PathStat
+	if err == nil {
+		st, err = s.b.Engine.StatPath(r.PathValue("id"), p)
+	}
+	if err != nil {
+		w.WriteHeader(statusOf(err)) // HEAD: no body
+		return
+	}
+	setPathStat(w, st)
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) getArchive(w http.ResponseWriter, r *http.Request) {
+	p, err := archivePath(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	started := false
+	err = s.b.Engine.ArchivePath(r.PathValue("id"), p, func(st engine.PathStat) {
+		setPathStat(w, st)
+		w.Header().Set("Content-Type", "application/x-tar")
+		w.WriteHeader(http.StatusOK)
+		started = true
+	}, w)
+	if err != nil && !started {
+		writeError(w, err)
+	}
+}
+
+func (s *Server) putArchive(w http.ResponseWriter, r *http.Request) {
+	p, err := archivePath(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if boolParam(r, "copyUIDGID") {
+		writeError(w, errdefs.New(errdefs.ErrInvalid, "docker cp --archive (copyUIDGID) is not supported by berthd: files keep the owners the archive gives them"))
+		return
+	}
+	if err := s.b.Engine.ExtractToDir(r.PathValue("id"), p, r.Body); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) updateContainer(w http.ResponseWriter, r *http.Request) {
+	var u ctypes.UpdateConfig
+	if err := decodeBody(r, &u); err != nil {
+		writeError(w, err)
+		return
+	}
+	warnings, err := s.b.Engine.Update(r.PathValue("id"), u)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if warnings == nil {
+		warnings = []string{}
+	}
+	writeJSON(w, http.StatusOK, ctypes.UpdateResponse{Warnings: warnings})
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-project/berth/errdefs"
 	"github.com/berth-project/berth/image"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 )
 
 func (s *Server) imageRoutes() {
@@ -314,7 +315,14 @@ func (s *Server) importImage(w http.ResponseWriter, r *http.Request) {
 	if tag := q.Get("tag"); ref != "" && tag != "" {
 		ref += ":" + tag
 	}
-	img, err := s.b.Images.Import(r.Body, ref)
+	if ref != "" {
+		if err := s.b.Images.CheckName(ref); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	img, err := s.b.Images.Import(r.Body, image.ImportOptions{Ref: ref, Message: q.Get("message"),
+		Change: func(c *dockerspec.DockerOCIImageConfig) error { return applyChanges(c, q["changes"]) }})
 	if err != nil {
 		writeError(w, err)
 		return

@@ -7,7 +7,9 @@ package apiserver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"github.com/berth-project/berth/errdefs"
 	"github.com/berth-project/berth/network"
 	"net/http"
 	"regexp"
@@ -54,6 +56,7 @@ func New(b Backend) *Server {
 	s.mux.HandleFunc("GET /system/df", s.systemDF)
 	s.imageRoutes()
 	s.containerRoutes()
+	s.archiveRoutes()
 	s.volumeRoutes()
 	s.networkRoutes()
 	s.buildRoutes()
@@ -125,7 +128,19 @@ func writeError(w http.ResponseWriter, err error) {
 		w.WriteHeader(code)
 		return
 	}
-	writeJSON(w, statusOf(err), message(err.Error()))
+	writeJSON(w, statusOf(err), message(clientMessage(err)))
+}
+
+// clientMessage is err's text without the ": not found"-style tail that
+// wrapping an errdefs kind adds: the CLI shows dockerd's plain message.
+func clientMessage(err error) string {
+	msg := err.Error()
+	for _, kind := range []error{errdefs.ErrNotFound, errdefs.ErrConflict, errdefs.ErrInvalid, errdefs.ErrUnavailable, errdefs.ErrUnauthorized, errdefs.ErrForbidden} {
+		if tail := ": " + kind.Error(); errors.Is(err, kind) && strings.HasSuffix(msg, tail) && len(msg) > len(tail) {
+			return strings.TrimSuffix(msg, tail)
+		}
+	}
+	return msg
 }
 
 func boolParam(r *http.Request, name string) bool {

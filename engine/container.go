@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -214,7 +215,7 @@ func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig, 
 		return CreateResult{}, err
 	}
 	warnings = append(warnings, netWarnings...)
-	logOpts, err := logOptions(hc.LogConfig)
+	logOpts, err := logOptions(&hc.LogConfig)
 	if err != nil {
 		return CreateResult{}, err
 	}
@@ -245,7 +246,7 @@ func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig, 
 		WorkingDir: cfg.WorkingDir, User: cfg.User,
 	})
 	if len(d.Args) == 0 {
-		return CreateResult{}, errdefs.New(errdefs.ErrInvalid, "no command specified")
+		return CreateResult{}, errdefs.New(errdefs.ErrInvalid, "No command specified")
 	}
 	final := *cfg
 	final.Env = d.Env
@@ -263,12 +264,22 @@ func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig, 
 	final.Labels = mergeLabels(d.Labels, cfg.Labels)
 	if final.Hostname == "" {
 		final.Hostname = id[:12]
+		if hc.NetworkMode == "host" {
+			// As dockerd: a host-network container is named as the host.
+			if h, err := os.Hostname(); err == nil {
+				final.Hostname = h
+			}
+		}
 	}
 	if len(final.ExposedPorts) == 0 && len(img.Config.Config.ExposedPorts) > 0 {
 		final.ExposedPorts = exposed(d.ExposedPorts)
 	}
-	if final.Volumes == nil && len(d.Volumes) > 0 {
-		final.Volumes = map[string]struct{}{}
+	if len(d.Volumes) > 0 {
+		// The image's volumes and the config's, as dockerd merges them.
+		final.Volumes = maps.Clone(cfg.Volumes)
+		if final.Volumes == nil {
+			final.Volumes = map[string]struct{}{}
+		}
 		for _, v := range d.Volumes {
 			final.Volumes[v] = struct{}{}
 		}
@@ -350,11 +361,30 @@ func (e *Engine) logPath(id string) string {
 	return filepath.Join(e.containerDir(id), id+"-json.log")
 }
 
-func logOptions(lc ctypes.LogConfig) (logfile.Options, error) {
-	if lc.Type != "" && lc.Type != "json-file" {
-		return logfile.Options{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("logging driver %q is not supported: berthd writes json-file logs", lc.Type))
+// The logging drivers berthd has. "local" keeps json-file's format
+// with dockerd's local defaults (see logfile.ParseOptions); "none" keeps
+// nothing.
+const (
+	LogDriverJSON  = "json-file"
+	LogDriverLocal = "local"
+	LogDriverNone  = "none"
+)
+
+// logOptions checks lc, filling in the default driver as dockerd does.
+func logOptions(lc *ctypes.LogConfig) (logfile.Options, error) {
+	switch lc.Type {
+	case "":
+		lc.Type = LogDriverJSON
+	case LogDriverJSON, LogDriverLocal:
+	case LogDriverNone:
+		for k := range lc.Config {
+			return logfile.Options{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("unknown log opt '%s' for none log driver", k))
+		}
+		return logfile.Options{}, nil
+	default:
+		return logfile.Options{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("logger: no log driver named '%s' is registered (berthd has json-file, local and none)", lc.Type))
 	}
-	o, err := logfile.ParseOptions(lc.Config)
+	o, err := logfile.ParseOptions(lc.Type, lc.Config)
 	if err != nil {
 		return o, errdefs.New(errdefs.ErrInvalid, err.Error())
 	}

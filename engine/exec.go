@@ -58,6 +58,13 @@ func (e *Engine) ExecCreate(ref string, cfg ctypes.ExecCreateRequest) (string, e
 	return id, nil
 }
 
+// ExecStartError is an exec whose process could not be started (a
+// missing binary, a bad user or working directory): its exit code is 126.
+type ExecStartError struct{ Err error }
+
+func (e *ExecStartError) Error() string { return e.Err.Error() }
+func (e *ExecStartError) Unwrap() error { return e.Err }
+
 // ExecStart starts an exec instance. Unless detach, the returned
 // connection carries its streams (raw when tty) until it exits.
 func (e *Engine) ExecStart(execID string, detach bool, consoleSize *[2]uint) (net.Conn, bool, error) {
@@ -85,7 +92,7 @@ func (e *Engine) ExecStart(execID string, detach bool, consoleSize *[2]uint) (ne
 		x.exitCode = &code
 		close(x.done)
 		e.mu.Unlock()
-		return nil, false, err
+		return nil, false, &ExecStartError{Err: err}
 	}
 	p, err := e.execProcess(rec, x.cfg)
 	if err != nil {

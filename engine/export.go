@@ -48,50 +48,21 @@ func (e *Engine) Export(ref string, w io.Writer) error {
 		defer unix.Unmount(tmp, unix.MNT_DETACH)
 		root = tmp
 	}
-	tw := tar.NewWriter(w)
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, path)
-		if err != nil || rel == "." {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		link := ""
-		if info.Mode()&fs.ModeSymlink != 0 {
-			if link, err = os.Readlink(path); err != nil {
-				return err
-			}
-		}
-		hdr, err := tar.FileInfoHeader(info, link)
-		if err != nil {
-			return err
-		}
-		hdr.Name = rel
-		if d.IsDir() {
-			hdr.Name += "/"
-		}
-		if st, ok := info.Sys().(*unix.Stat_t); ok {
-			hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
-			hdr.Uname, hdr.Gname = "", ""
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if !info.Mode().IsRegular() {
-			return nil
-		}
-		f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(tw, f)
+	r, err := os.OpenRoot(root)
+	if err != nil {
 		return err
+	}
+	defer r.Close()
+	tw := tar.NewWriter(w)
+	err = fs.WalkDir(r.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == "." {
+			return err
+		}
+		info, err := r.Lstat(p)
+		if err != nil {
+			return err
+		}
+		return tarEntry(tw, r, p, p, info)
 	})
 	if err != nil {
 		return fmt.Errorf("export %s: %w", id, err)

@@ -1,16 +1,17 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/berth-project/berth/errdefs"
 	ctypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
-	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/storage"
 )
 
@@ -50,6 +51,9 @@ func (e *Engine) Inspect(ref string, size bool) (*ctypes.InspectResponse, error)
 		Mounts:          e.mountPoints(r),
 		Config:          r.Config,
 		NetworkSettings: e.networkSettings(r),
+	}
+	if r.HostConfig.LogConfig.Type == LogDriverNone {
+		resp.LogPath = ""
 	}
 	if size {
 		if n, err := e.o.Images.RootfsUsage(r.ID); err == nil {
@@ -152,8 +156,10 @@ func (e *Engine) List(o ListOptions) ([]ctypes.Summary, error) {
 			Command: strings.Join(append([]string{r.Path}, r.Args...), " "),
 			Created: r.Created.Unix(), Ports: []ctypes.PortSummary{}, Labels: r.Config.Labels,
 			State: r.State.Status, Status: statusText(r), Mounts: e.mountPoints(r),
-			NetworkSettings: &ctypes.NetworkSettingsSummary{Networks: map[string]*network.EndpointSettings{}},
 		}
+		ns := e.networkSettings(r)
+		s.NetworkSettings = &ctypes.NetworkSettingsSummary{Networks: ns.Networks}
+		s.Ports = portSummary(r, ns)
 		s.HostConfig.NetworkMode = string(r.HostConfig.NetworkMode)
 		if o.Size {
 			if n, err := e.o.Images.RootfsUsage(r.ID); err == nil {
@@ -166,6 +172,29 @@ func (e *Engine) List(o ListOptions) ([]ctypes.Summary, error) {
 		}
 	}
 	return out, nil
+}
+
+// portSummary is docker ps's PORTS: each published port with its host
+// side, and exposed ports that are not published.
+func portSummary(r Record, ns *ctypes.NetworkSettings) []ctypes.PortSummary {
+	out := []ctypes.PortSummary{}
+	for port, bindings := range ns.Ports {
+		for _, b := range bindings {
+			hp, _ := strconv.ParseUint(b.HostPort, 10, 16)
+			out = append(out, ctypes.PortSummary{IP: b.HostIP, PrivatePort: port.Num(), PublicPort: uint16(hp), Type: string(port.Proto())})
+		}
+	}
+	if r.State.Running() {
+		for port := range r.Config.ExposedPorts {
+			if _, published := ns.Ports[port]; !published {
+				out = append(out, ctypes.PortSummary{PrivatePort: port.Num(), Type: string(port.Proto())})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b ctypes.PortSummary) int {
+		return cmp.Or(cmp.Compare(a.PrivatePort, b.PrivatePort), cmp.Compare(a.Type, b.Type), cmp.Compare(a.PublicPort, b.PublicPort))
+	})
+	return out
 }
 
 func (e *Engine) matches(r Record, f map[string][]string) bool {

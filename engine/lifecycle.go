@@ -118,7 +118,10 @@ func (e *Engine) start(c *ctr) (err error) {
 	if cs := rec.HostConfig.ConsoleSize; cs[0] > 0 && cs[1] > 0 {
 		stdio.Height, stdio.Width = uint16(cs[0]), uint16(cs[1])
 	}
-	log := &monitor.LogConfig{Path: e.logPath(rec.ID), MaxSize: rec.LogOpts.MaxSize, MaxFiles: rec.LogOpts.MaxFiles}
+	var log *monitor.LogConfig
+	if rec.HostConfig.LogConfig.Type != LogDriverNone {
+		log = &monitor.LogConfig{Path: e.logPath(rec.ID), MaxSize: rec.LogOpts.MaxSize, MaxFiles: rec.LogOpts.MaxFiles}
+	}
 	t1 := time.Now()
 	pid, err := e.mon.Create(rec.ID, bundle, log, stdio)
 	t2 := time.Now()

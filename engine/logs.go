@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/berth-project/berth/errdefs"
+
 	"github.com/berth-project/berth/logfile"
 )
 
@@ -24,7 +26,11 @@ func (e *Engine) Logs(ctx context.Context, ref string, o LogsOptions, fn func(lo
 		return false, err
 	}
 	id, exited, maxFiles, tty := c.rec.ID, c.exited, c.rec.LogOpts.MaxFiles, c.rec.Config.Tty
+	driver := c.rec.HostConfig.LogConfig.Type
 	e.mu.Unlock()
+	if driver == LogDriverNone {
+		return tty, errdefs.New(errdefs.ErrInvalid, "configured logging driver does not support reading")
+	}
 	ro := logfile.ReadOptions{Since: o.Since, Until: o.Until, Tail: o.Tail, Follow: o.Follow}
 	return tty, logfile.Read(ctx, e.logPath(id), max(maxFiles, 1), ro, exited, fn)
 }

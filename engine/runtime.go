@@ -229,3 +229,100 @@ func hostMemory() uint64 {
 	}
 	return 0
 }
+
+// Update changes a container's resource limits and restart policy, as
+// docker update does: the fields the update sets replace the container's,
+// checked as at create, and a running container's cgroup takes them at
+// once.
+func (e *Engine) Update(ref string, u ctypes.UpdateConfig) ([]string, error) {
+	e.mu.Lock()
+	c, err := e.lookup(ref)
+	if err != nil {
+		e.mu.Unlock()
+		return nil, err
+	}
+	hc := *c.rec.HostConfig
+	id, running := c.rec.ID, c.rec.State.Running()
+	e.mu.Unlock()
+	if u.RestartPolicy.Name != "" {
+		if hc.AutoRemove && u.RestartPolicy.Name != ctypes.RestartPolicyDisabled {
+			return nil, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("Cannot update container %s: Restart policy cannot be updated because AutoRemove is enabled for the container", id))
+		}
+		hc.RestartPolicy = u.RestartPolicy
+	}
+	if u.Memory != 0 && u.MemorySwap == 0 && hc.MemorySwap > 0 && u.Memory > hc.MemorySwap {
+		return nil, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("Cannot update container %s: Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time", id))
+	}
+	overlayResources(&hc.Resources, u.Resources)
+	if u.NanoCPUs != 0 {
+		hc.CPUPeriod, hc.CPUQuota = 0, 0
+	}
+	if u.CPUQuota != 0 || u.CPUPeriod != 0 {
+		hc.NanoCPUs = 0
+	}
+	warnings, err := validateHostConfig(&hc)
+	if err != nil {
+		return nil, err
+	}
+	if running {
+		rc, _, err := e.running(id)
+		if err != nil {
+			return nil, err
+		}
+		res, err := resources(&hc)
+		if err != nil {
+			return nil, err
+		}
+		res.Devices = nil // the device rules stay as the container started
+		if err := rc.Update(res); err != nil {
+			return nil, fmt.Errorf("Cannot update container %s: %w", id, err)
+		}
+	}
+	e.mu.Lock()
+	c = e.ctrs[id]
+	e.mu.Unlock()
+	if c == nil {
+		return nil, errdefs.New(errdefs.ErrNotFound, "No such container: "+ref)
+	}
+	if err := e.saveState(c, func(r *Record) { r.HostConfig = &hc }); err != nil {
+		return nil, err
+	}
+	e.emit(c, events.ActionUpdate, nil)
+	return warnings, nil
+}
+
+// overlayResources sets in dst every field of src that is set, as
+// dockerd's update does.
+func overlayResources(dst *ctypes.Resources, src ctypes.Resources) {
+	set := func(d *int64, s int64) {
+		if s != 0 {
+			*d = s
+		}
+	}
+	set(&dst.CPUShares, src.CPUShares)
+	set(&dst.Memory, src.Memory)
+	set(&dst.NanoCPUs, src.NanoCPUs)
+	set(&dst.CPUPeriod, src.CPUPeriod)
+	set(&dst.CPUQuota, src.CPUQuota)
+	set(&dst.CPURealtimePeriod, src.CPURealtimePeriod)
+	set(&dst.CPURealtimeRuntime, src.CPURealtimeRuntime)
+	if src.MemorySwappiness != nil {
+		v := *src.MemorySwappiness
+		dst.MemorySwappiness = &v
+	}
+	set(&dst.MemoryReservation, src.MemoryReservation)
+	set(&dst.MemorySwap, src.MemorySwap)
+	if src.CpusetCpus != "" {
+		dst.CpusetCpus = src.CpusetCpus
+	}
+	if src.CpusetMems != "" {
+		dst.CpusetMems = src.CpusetMems
+	}
+	if src.BlkioWeight != 0 {
+		dst.BlkioWeight = src.BlkioWeight
+	}
+	if src.PidsLimit != nil {
+		v := *src.PidsLimit
+		dst.PidsLimit = &v
+	}
+}

@@ -2,11 +2,13 @@ package engine
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	berthnet "github.com/berth-project/berth/network"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"github.com/berth-project/berth/container/capabilities"
 	"github.com/berth-project/berth/container/rootfs"
 	"github.com/berth-project/berth/errdefs"
+	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/logfile"
 	"github.com/berth-project/berth/seccomp"
 	"github.com/berth-project/berth/storage/quota"
@@ -79,13 +82,28 @@ func validateHostConfig(hc *ctypes.HostConfig) ([]string, error) {
 	if hc.Memory != 0 && hc.Memory < 6*1024*1024 {
 		return invalid("Minimum memory limit allowed is 6MB")
 	}
+	if hc.CPURealtimePeriod != 0 || hc.CPURealtimeRuntime != 0 {
+		return invalid("CPU real-time limits (--cpu-rt-period, --cpu-rt-runtime) are not supported by berthd")
+	}
 	if hc.NanoCPUs != 0 && (hc.CPUQuota != 0 || hc.CPUPeriod != 0) {
 		return invalid("Conflicting options: Nano CPUs and CPU Period cannot both be set")
 	}
-	for _, o := range hc.SecurityOpt {
-		k, v, _ := strings.Cut(o, "=")
-		if k == "seccomp" && v != "unconfined" || k != "seccomp" && k != "no-new-privileges" && k != "label" {
-			return invalid("security option %q is not supported", o)
+	sec, err := parseSecurityOpts(hc.SecurityOpt)
+	if err != nil {
+		return nil, err
+	}
+	var warnings []string
+	if sec.apparmor != "" && sec.apparmor != "unconfined" {
+		warnings = append(warnings, fmt.Sprintf("AppArmor profile %q not applied: this host has no AppArmor", sec.apparmor))
+	}
+	if hc.NanoCPUs > 0 {
+		if n := int64(runtime.NumCPU()); hc.NanoCPUs > n*1e9 {
+			return invalid("Range of CPUs is from 0.01 to %d.00, as there are only %d CPUs available", n, n)
+		}
+	}
+	for _, d := range hc.Devices {
+		if _, err := deviceNode(d); err != nil {
+			return nil, err
 		}
 	}
 	rp := hc.RestartPolicy
@@ -104,7 +122,61 @@ func validateHostConfig(hc *ctypes.HostConfig) ([]string, error) {
 	if hc.AutoRemove && rp.Name != "" && rp.Name != ctypes.RestartPolicyDisabled {
 		return invalid("can't create 'AutoRemove' container with restart policy")
 	}
-	return nil, nil
+	return warnings, nil
+}
+
+// securityOpts are the --security-opt values, in docker's "k=v" and older
+// "k:v" forms.
+type securityOpts struct {
+	unconfinedSeccomp bool
+	noNewPrivs        bool
+	unconfinedPaths   bool   // systempaths=unconfined
+	apparmor          string // accepted, and not applied: the host has no AppArmor
+}
+
+func parseSecurityOpts(list []string) (securityOpts, error) {
+	var o securityOpts
+	for _, opt := range list {
+		if opt == "no-new-privileges" {
+			o.noNewPrivs = true
+			continue
+		}
+		k, v, ok := strings.Cut(opt, "=")
+		if !ok {
+			k, v, ok = strings.Cut(opt, ":")
+		}
+		if !ok {
+			return o, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid --security-opt 1: %q", opt))
+		}
+		switch k {
+		case "seccomp":
+			switch v {
+			case "unconfined":
+				o.unconfinedSeccomp = true
+			case "builtin", "":
+			default:
+				return o, errdefs.New(errdefs.ErrInvalid, "custom seccomp profiles are not supported by berthd: use seccomp=unconfined or the builtin profile")
+			}
+		case "no-new-privileges":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return o, errdefs.New(errdefs.ErrInvalid, "invalid --security-opt 2: \""+opt+"\"")
+			}
+			o.noNewPrivs = b
+		case "apparmor":
+			o.apparmor = v
+		case "label":
+			// SELinux labels: this host has no SELinux; accepted as docker does.
+		case "systempaths":
+			if v != "unconfined" {
+				return o, errdefs.New(errdefs.ErrInvalid, "invalid --security-opt 2: \""+opt+"\"")
+			}
+			o.unconfinedPaths = true
+		default:
+			return o, errdefs.New(errdefs.ErrInvalid, "invalid --security-opt 2: \""+opt+"\"")
+		}
+	}
+	return o, nil
 }
 
 // storageSize reads --storage-opt size= (0 when not given); any other
@@ -200,6 +272,13 @@ func (e *Engine) writeEtcFiles(r *Record, sb *berthnet.Sandbox) (files, error) {
 		if !ok {
 			return f, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid extra host %q: want name:address", h))
 		}
+		if addr == "host-gateway" {
+			gw, err := e.hostGateway(sb)
+			if err != nil {
+				return f, err
+			}
+			addr = gw
+		}
 		hosts += addr + "\t" + name + "\n"
 	}
 	if err := os.WriteFile(f.hostname, []byte(hostname+"\n"), 0o644); err != nil {
@@ -218,30 +297,103 @@ func (e *Engine) writeEtcFiles(r *Record, sb *berthnet.Sandbox) (files, error) {
 // resolvConf is the host's resolv.conf; in a network namespace of its own,
 // loopback name servers (unreachable there) are dropped, as docker does.
 // On a user-defined network (embedded) the only name server is berthd's
-// embedded one, which forwards to --dns or the host's.
+// embedded one, which forwards to --dns or the host's. When --dns,
+// --dns-search or --dns-option is given the file is written anew, as
+// dockerd's: search, name servers, options, each the user's or else the
+// host's; so is the file of a container on a user-defined network.
 func resolvConf(hc *ctypes.HostConfig, embedded bool) string {
 	raw, _ := os.ReadFile("/etc/resolv.conf")
-	var out []string
+	var kept, servers []string
+	var search, options string
 	for _, line := range strings.Split(string(raw), "\n") {
 		fields := strings.Fields(line)
-		if (embedded || len(hc.DNS) > 0) && len(fields) > 0 && fields[0] == "nameserver" {
+		switch {
+		case len(fields) == 0:
 			continue
+		case fields[0] == "nameserver" && len(fields) >= 2:
+			if hc.NetworkMode != "host" && (strings.HasPrefix(fields[1], "127.") || fields[1] == "::1") {
+				continue
+			}
+			servers = append(servers, fields[1])
+			if embedded || len(hc.DNS) > 0 {
+				continue
+			}
+		case fields[0] == "search" || fields[0] == "domain":
+			search = strings.Join(fields[1:], " ")
+		case fields[0] == "options":
+			options = strings.Join(fields[1:], " ")
 		}
-		if hc.NetworkMode != "host" && len(fields) == 2 && fields[0] == "nameserver" && (strings.HasPrefix(fields[1], "127.") || fields[1] == "::1") {
-			continue
-		}
-		if line != "" {
-			out = append(out, line)
+		kept = append(kept, line)
+	}
+	switch {
+	case embedded:
+		servers = []string{berthnet.DNSAddr}
+	case len(hc.DNS) > 0:
+		servers = servers[:0]
+		for _, d := range hc.DNS {
+			servers = append(servers, d.String())
 		}
 	}
-	if embedded {
-		out = append(out, "nameserver "+berthnet.DNSAddr)
-	} else {
-		for _, d := range hc.DNS {
-			out = append(out, "nameserver "+d.String())
+	if !embedded && len(hc.DNS) == 0 && len(hc.DNSSearch) == 0 && len(hc.DNSOptions) == 0 {
+		return strings.Join(kept, "\n") + "\n"
+	}
+	if len(hc.DNSSearch) > 0 {
+		search = strings.Join(hc.DNSSearch, " ")
+		if search == "." { // "." clears the search list
+			search = ""
 		}
+	}
+	if len(hc.DNSOptions) > 0 {
+		options = strings.Join(hc.DNSOptions, " ")
+	}
+	if embedded && !strings.Contains(options, "ndots:") {
+		// As dockerd: names without dots go to the embedded server first.
+		options = strings.TrimSpace(options + " ndots:0")
+	}
+	var out []string
+	if search != "" {
+		out = append(out, "search "+search)
+	}
+	for _, ns := range servers {
+		out = append(out, "nameserver "+ns)
+	}
+	if options != "" {
+		out = append(out, "options "+options)
 	}
 	return strings.Join(out, "\n") + "\n"
+}
+
+// hostGateway is the host's address as a container reaches it, for
+// --add-host NAME:host-gateway: the default bridge's gateway, as dockerd
+// has it, or else the gateway of the container's first network.
+func (e *Engine) hostGateway(sb *berthnet.Sandbox) (string, error) {
+	if n, err := e.o.Network.Get(berthnet.DefaultName); err == nil && n.Gateway.IsValid() {
+		return n.Gateway.String(), nil
+	}
+	if sb != nil && len(sb.Endpoints) > 0 {
+		if n, err := e.o.Network.Get(sb.Endpoints[0].Network); err == nil && n.Gateway.IsValid() {
+			return n.Gateway.String(), nil
+		}
+	}
+	return "", errdefs.New(errdefs.ErrInvalid, "--add-host host-gateway: no bridge network gives this container a host address")
+}
+
+// processEnv is dockerd's environment for a container: PATH, HOSTNAME and
+// (with a terminal) TERM, each replaced by the config's own value.
+func processEnv(cfg *ctypes.Config) []string {
+	env := []string{image.DefaultPath, "HOSTNAME=" + cfg.Hostname}
+	if cfg.Tty {
+		env = append(env, "TERM=xterm")
+	}
+	for _, kv := range cfg.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		if i := slices.IndexFunc(env, func(e string) bool { return strings.HasPrefix(e, k+"=") }); i >= 0 {
+			env[i] = kv
+		} else {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // buildSpec turns a record into the OCI config of its next run. rootPath
@@ -263,10 +415,7 @@ func (e *Engine) buildSpec(r *Record, rootPath string, etc files, sb *berthnet.S
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: InitPath, Type: "bind", Source: init, Options: []string{"bind", "ro", "nosuid", "nodev"}})
 		p.Args = append([]string{InitPath, "--"}, p.Args...)
 	}
-	p.Env = slices.Clone(cfg.Env)
-	if cfg.Tty && !slices.ContainsFunc(p.Env, func(kv string) bool { return strings.HasPrefix(kv, "TERM=") }) {
-		p.Env = append(p.Env, "TERM=xterm")
-	}
+	p.Env = processEnv(cfg)
 	p.Cwd = cfg.WorkingDir
 	if p.Cwd == "" {
 		p.Cwd = "/"
@@ -289,15 +438,18 @@ func (e *Engine) buildSpec(r *Record, rootPath string, etc files, sb *berthnet.S
 		return nil, err
 	}
 	p.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
-	p.NoNewPrivileges = true
+	sec, err := parseSecurityOpts(hc.SecurityOpt)
+	if err != nil {
+		return nil, err
+	}
+	// As dockerd: no_new_privs only when asked for.
+	p.NoNewPrivileges = sec.noNewPrivs
 	s.Linux.Seccomp = seccomp.DefaultProfile(caps)
-	for _, o := range hc.SecurityOpt {
-		switch o {
-		case "seccomp=unconfined", "seccomp:unconfined":
-			s.Linux.Seccomp = nil
-		case "no-new-privileges=false", "no-new-privileges:false":
-			p.NoNewPrivileges = false
-		}
+	if sec.unconfinedSeccomp {
+		s.Linux.Seccomp = nil
+	}
+	if sec.unconfinedPaths {
+		s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
 	}
 	if hc.OomScoreAdj != 0 {
 		adj := hc.OomScoreAdj
@@ -374,11 +526,11 @@ func (e *Engine) buildSpec(r *Record, rootPath string, etc files, sb *berthnet.S
 	if hc.ReadonlyRootfs {
 		etcOpts = append(etcOpts, "ro")
 	}
-	s.Mounts = append(s.Mounts,
-		specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: etc.resolv, Options: etcOpts},
-		specs.Mount{Destination: "/etc/hostname", Type: "bind", Source: etc.hostname, Options: etcOpts},
-		specs.Mount{Destination: "/etc/hosts", Type: "bind", Source: etc.hosts, Options: etcOpts},
-	)
+	ums := []specs.Mount{
+		{Destination: "/etc/resolv.conf", Type: "bind", Source: etc.resolv, Options: etcOpts},
+		{Destination: "/etc/hostname", Type: "bind", Source: etc.hostname, Options: etcOpts},
+		{Destination: "/etc/hosts", Type: "bind", Source: etc.hosts, Options: etcOpts},
+	}
 	for _, raw := range hc.Binds {
 		b, err := parseBind(raw)
 		if err != nil {
@@ -387,14 +539,17 @@ func (e *Engine) buildSpec(r *Record, rootPath string, etc files, sb *berthnet.S
 		if b.volume {
 			continue // in r.Volumes
 		}
-		if err := os.MkdirAll(b.src, 0o755); err != nil { // docker creates a missing -v source
-			return nil, fmt.Errorf("bind source %s: %w", b.src, err)
+		if _, err := os.Stat(b.src); errors.Is(err, os.ErrNotExist) {
+			// docker creates a missing -v source as a directory
+			if err := os.MkdirAll(b.src, 0o755); err != nil {
+				return nil, fmt.Errorf("bind source %s: %w", b.src, err)
+			}
 		}
 		opts := []string{"rbind", "rprivate"}
 		if b.ro {
 			opts = append(opts, "ro")
 		}
-		s.Mounts = append(s.Mounts, specs.Mount{Destination: b.dst, Type: "bind", Source: b.src, Options: opts})
+		ums = append(ums, specs.Mount{Destination: b.dst, Type: "bind", Source: b.src, Options: opts})
 	}
 	for _, m := range hc.Mounts {
 		switch m.Type {
@@ -403,42 +558,83 @@ func (e *Engine) buildSpec(r *Record, rootPath string, etc files, sb *berthnet.S
 			if m.ReadOnly {
 				opts = append(opts, "ro")
 			}
-			s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Target, Type: "bind", Source: m.Source, Options: opts})
+			ums = append(ums, specs.Mount{Destination: m.Target, Type: "bind", Source: m.Source, Options: opts})
 		case mount.TypeVolume:
 			// in r.Volumes
 		case mount.TypeTmpfs:
-			opts := []string{"nosuid", "nodev"}
+			var data []string
 			if m.TmpfsOptions != nil {
 				if m.TmpfsOptions.SizeBytes > 0 {
-					opts = append(opts, "size="+strconv.FormatInt(m.TmpfsOptions.SizeBytes, 10))
+					data = append(data, "size="+strconv.FormatInt(m.TmpfsOptions.SizeBytes, 10))
 				}
 				if m.TmpfsOptions.Mode != 0 {
-					opts = append(opts, fmt.Sprintf("mode=%o", m.TmpfsOptions.Mode))
+					data = append(data, fmt.Sprintf("mode=%o", m.TmpfsOptions.Mode))
 				}
 			}
-			s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Target, Type: "tmpfs", Source: "tmpfs", Options: opts})
+			if m.ReadOnly {
+				data = append(data, "ro")
+			}
+			ums = append(ums, specs.Mount{Destination: m.Target, Type: "tmpfs", Source: "tmpfs", Options: tmpfsOptions(data)})
 		}
 	}
 	for _, dst := range slices.Sorted(mapKeys(hc.Tmpfs)) {
-		opts := []string{"nosuid", "nodev", "noexec"}
+		var data []string
 		if o := hc.Tmpfs[dst]; o != "" {
-			opts = strings.Split(o, ",")
+			data = strings.Split(o, ",")
 		}
-		s.Mounts = append(s.Mounts, specs.Mount{Destination: dst, Type: "tmpfs", Source: "tmpfs", Options: opts})
+		ums = append(ums, specs.Mount{Destination: dst, Type: "tmpfs", Source: "tmpfs", Options: tmpfsOptions(data)})
 	}
-
 	vms, err := e.volumeMounts(r, rootPath)
 	if err != nil {
 		return nil, err
 	}
-	s.Mounts = append(s.Mounts, vms...)
+	ums = append(ums, vms...)
+	// As dockerd: shallower destinations first, so that a mount inside
+	// another (a read-only bind over part of a volume) is not hidden by it.
+	slices.SortStableFunc(ums, func(a, b specs.Mount) int {
+		return mountDepth(a.Destination) - mountDepth(b.Destination)
+	})
+	s.Mounts = append(s.Mounts, ums...)
+
+	devs, err := devices(hc)
+	if err != nil {
+		return nil, err
+	}
+	s.Linux.Devices = append(s.Linux.Devices, devs...)
 
 	res, err := resources(hc)
 	if err != nil {
 		return nil, err
 	}
 	s.Linux.Resources = res
+	for _, d := range devs {
+		major, minor := d.Major, d.Minor
+		s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: d.Type, Major: &major, Minor: &minor, Access: devicePerms(hc, d.Path)})
+	}
 	return s, nil
+}
+
+func mountDepth(dst string) int { return strings.Count(filepath.Clean(dst), "/") }
+
+// tmpfsOptions are dockerd's tmpfs options: noexec, nosuid, nodev, each
+// replaced by the user's opposite (exec, suid, dev), and the user's other
+// options, a later key=value replacing an earlier one.
+func tmpfsOptions(user []string) []string {
+	opts := []string{"noexec", "nosuid", "nodev"}
+	opposite := map[string]string{"exec": "noexec", "suid": "nosuid", "dev": "nodev", "rw": "ro", "ro": "rw",
+		"noexec": "exec", "nosuid": "suid", "nodev": "dev"}
+	for _, o := range user {
+		if o == "" {
+			continue
+		}
+		key, _, _ := strings.Cut(o, "=")
+		opts = slices.DeleteFunc(opts, func(x string) bool {
+			k, _, _ := strings.Cut(x, "=")
+			return x == o || x == opposite[o] || strings.Contains(o, "=") && k == key
+		})
+		opts = append(opts, o)
+	}
+	return opts
 }
 
 func mapKeys[V any](m map[string]V) func(func(string) bool) {
@@ -610,6 +806,11 @@ func resolveUser(root, spec string, groupAdd []string) (specs.User, error) {
 			}
 		}
 	}
+	if len(u.AdditionalGids) == 0 {
+		// As dockerd (runc's user lookup): a user in no group of its own
+		// keeps its primary group as the supplementary list.
+		u.AdditionalGids = []uint32{u.GID}
+	}
 	for _, g := range groupAdd {
 		gid, err := lookupGroup(g)
 		if err != nil {
@@ -655,4 +856,61 @@ func readDB(root, path string) [][]string {
 		out = append(out, strings.Split(line, ":"))
 	}
 	return out
+}
+
+// deviceNode reads a --device host node: its type and numbers.
+func deviceNode(d ctypes.DeviceMapping) (specs.LinuxDevice, error) {
+	fail := func(err error) (specs.LinuxDevice, error) {
+		return specs.LinuxDevice{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("error gathering device information while adding custom device %q: %v", d.PathOnHost, err))
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(d.PathOnHost, &st); err != nil {
+		return fail(err)
+	}
+	var typ string
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+		typ = "c"
+	case unix.S_IFBLK:
+		typ = "b"
+	default:
+		return fail(errors.New("not a device node"))
+	}
+	for _, c := range d.CgroupPermissions {
+		if !strings.ContainsRune("rwm", c) {
+			return specs.LinuxDevice{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid device mode: %s", d.CgroupPermissions))
+		}
+	}
+	dst := d.PathInContainer
+	if dst == "" {
+		dst = d.PathOnHost
+	}
+	mode := os.FileMode(st.Mode & 0o777)
+	uid, gid := st.Uid, st.Gid
+	return specs.LinuxDevice{Path: dst, Type: typ, Major: int64(unix.Major(uint64(st.Rdev))), Minor: int64(unix.Minor(uint64(st.Rdev))),
+		FileMode: &mode, UID: &uid, GID: &gid}, nil
+}
+
+// devices are the --device nodes to create in the container.
+func devices(hc *ctypes.HostConfig) ([]specs.LinuxDevice, error) {
+	var out []specs.LinuxDevice
+	for _, d := range hc.Devices {
+		n, err := deviceNode(d)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// devicePerms is the cgroup access --device gave the node at path in the
+// container ("rwm" when not given).
+func devicePerms(hc *ctypes.HostConfig, path string) string {
+	for _, d := range hc.Devices {
+		if (d.PathInContainer == path || d.PathInContainer == "" && d.PathOnHost == path) && d.CgroupPermissions != "" {
+			return d.CgroupPermissions
+		}
+	}
+	return "rwm"
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -474,9 +475,24 @@ func (s *Store) addImage(a *archive, m ocispec.Manifest, files []string, cfgRaw 
 	return full, nil
 }
 
+// ImportOptions name an imported image and shape its config.
+type ImportOptions struct {
+	Ref     string // name; empty for none
+	Message string // the history entry's comment; empty: "Imported from tarball"
+	// Change, if set, edits the image config (docker import --change).
+	Change func(*dockerspec.DockerOCIImageConfig) error
+}
+
 // Import makes a one-layer image from a plain root filesystem tarball
-// (uncompressed, gzip or zstd) and names it ref, if not empty.
-func (s *Store) Import(r io.Reader, ref string) (*Image, error) {
+// (uncompressed, gzip or zstd).
+func (s *Store) Import(r io.Reader, o ImportOptions) (*Image, error) {
+	ref := o.Ref
+	var imgCfg dockerspec.DockerOCIImageConfig
+	if o.Change != nil {
+		if err := o.Change(&imgCfg); err != nil {
+			return nil, err
+		}
+	}
 	var names []string
 	if ref != "" {
 		rr, err := parseRef(ref, nil)
@@ -515,9 +531,14 @@ func (s *Store) Import(r io.Reader, ref string) (*Image, error) {
 	}
 	l.Unpacked = n
 	now := time.Now().UTC()
-	cfg := ocispec.Image{Created: &now, Platform: ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH},
+	comment := o.Message
+	if comment == "" {
+		comment = "Imported from tarball"
+	}
+	cfg := dockerspec.DockerOCIImage{Image: ocispec.Image{Created: &now, Platform: ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH},
 		RootFS:  ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{diffID}},
-		History: []ocispec.History{{Created: &now, CreatedBy: "berth import", Comment: "Imported from tarball"}}}
+		History: []ocispec.History{{Created: &now, CreatedBy: "berth import", Comment: comment}}},
+		Config: imgCfg}
 	cfgRaw, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err

@@ -122,7 +122,7 @@ func TestImportRootfsTarball(t *testing.T) {
 	zw.Write(registry.BusyboxTar(t))
 	zw.Close()
 	s := openStore(t, image.Options{})
-	img, err := s.Import(bytes.NewReader(gz.Bytes()), "imported:v1")
+	img, err := s.Import(bytes.NewReader(gz.Bytes()), image.ImportOptions{Ref: "imported:v1"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,10 +33,14 @@ type Options struct {
 	MaxFiles int   // files kept, the current one included; < 1 means 1
 }
 
-// ParseOptions reads docker's log-opt map (max-size "10m", max-file "3").
-// Unknown options are an error naming them.
-func ParseOptions(opts map[string]string) (Options, error) {
+// ParseOptions reads docker's log-opt map (max-size "10m", max-file "3")
+// for driver (json-file, or local, whose defaults are dockerd's: 20 MB
+// files, 5 of them). Unknown options are an error naming them.
+func ParseOptions(driver string, opts map[string]string) (Options, error) {
 	var o Options
+	if driver == "local" {
+		o = Options{MaxSize: 20 << 20, MaxFiles: 5}
+	}
 	for k, v := range opts {
 		switch k {
 		case "max-size":
@@ -52,7 +56,7 @@ func ParseOptions(opts map[string]string) (Options, error) {
 			}
 			o.MaxFiles = n
 		default:
-			return o, fmt.Errorf("unknown log opt '%s' for json-file log driver", k)
+			return o, fmt.Errorf("unknown log opt '%s' for %s log driver", k, driver)
 		}
 	}
 	if o.MaxFiles > 1 && o.MaxSize == 0 {

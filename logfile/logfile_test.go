@@ -103,14 +103,20 @@ func TestRotationKeepsMaxFiles(t *testing.T) {
 			t.Fatalf("out of order at %d: %q after %q", i, es[i].Log, es[i-1].Log)
 		}
 	}
-	if _, err := ParseOptions(map[string]string{"max-file": "2"}); err == nil {
+	if _, err := ParseOptions("json-file", map[string]string{"max-file": "2"}); err == nil {
 		t.Error("max-file without max-size accepted")
 	}
-	if _, err := ParseOptions(map[string]string{"colour": "red"}); err == nil || !strings.Contains(err.Error(), "unknown log opt 'colour'") {
+	if _, err := ParseOptions("json-file", map[string]string{"colour": "red"}); err == nil || !strings.Contains(err.Error(), "unknown log opt 'colour'") {
 		t.Errorf("unknown option: %v", err)
 	}
-	if o, err := ParseOptions(map[string]string{"max-size": "10m", "max-file": "3"}); err != nil || o.MaxSize != 10<<20 || o.MaxFiles != 3 {
+	if o, err := ParseOptions("json-file", map[string]string{"max-size": "10m", "max-file": "3"}); err != nil || o.MaxSize != 10<<20 || o.MaxFiles != 3 {
 		t.Errorf("10m/3: %+v %v", o, err)
+	}
+	if o, err := ParseOptions("local", nil); err != nil || o.MaxSize != 20<<20 || o.MaxFiles != 5 {
+		t.Errorf("local defaults: %+v %v", o, err)
+	}
+	if o, err := ParseOptions("local", map[string]string{"max-size": "1m"}); err != nil || o.MaxSize != 1<<20 || o.MaxFiles != 5 {
+		t.Errorf("local max-size=1m: %+v %v", o, err)
 	}
 }
 

@@ -13,6 +13,9 @@ command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
 [ -x /usr/sbin/tc ] || need+=(iproute2)
 [ -x /usr/sbin/nft ] || need+=(nftables)
 command -v musl-gcc >/dev/null 2>&1 || need+=(musl-tools)
+# Debian's dockerd is test/dockerparity's oracle (a test tool, never a
+# dependency of Berth).
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 # Only seccomp's tests use libseccomp (as the reference compiler).
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 for extra in "$@"; do
@@ -26,6 +29,17 @@ if [ ${#need[@]} -gt 0 ]; then
 		exit 1
 	fi
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	# Installed packages must not start services (docker.io would start a
+	# host dockerd): a policy-rc.d refuses them for the time of the install.
+	own_policy=
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		own_policy=1
+	fi
+	status=0
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || status=$?
+	[ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
+	[ "$status" = 0 ] || exit "$status"
 fi
 command -v go >/dev/null 2>&1 || { echo "deps.sh: Go is not installed (expected at /usr/local/go)" >&2; exit 1; }

@@ -198,6 +198,7 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 	if err != nil {
 		return err
 	}
+	env := withHome(p.Env, p.User.UID)
 	if p.Cwd != "" {
 		if err := unix.Chdir(p.Cwd); err != nil {
 			return fmt.Errorf("process.cwd %s: %w", p.Cwd, err)
@@ -289,7 +290,7 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 		}
 	}
 	resetSignals()
-	err = unix.Exec(path, p.Args, p.Env)
+	err = unix.Exec(path, p.Args, env)
 	// Past the barrier nobody waits for a message: say it on stderr.
 	fmt.Fprintf(os.Stderr, "berth-runtime: exec %s: %v\n", path, err)
 	os.Exit(127)
@@ -366,6 +367,28 @@ func lookPath(name string, env []string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("process.args[0] %q: executable file not found in the container's $PATH (%s)", name, path)
+}
+
+// withHome adds HOME when env has none, as runc does: the home directory
+// of uid in the container's /etc/passwd, or "/" when it has no entry.
+func withHome(env []string, uid uint32) []string {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "HOME=") {
+			return env
+		}
+	}
+	home := "/"
+	if raw, err := os.ReadFile("/etc/passwd"); err == nil {
+		want := strconv.FormatUint(uint64(uid), 10)
+		for _, line := range strings.Split(string(raw), "\n") {
+			f := strings.Split(line, ":")
+			if len(f) >= 6 && f[2] == want && f[5] != "" {
+				home = f[5]
+				break
+			}
+		}
+	}
+	return append(env[:len(env):len(env)], "HOME="+home)
 }
 
 // setUser switches to the process user, keeping capabilities for Apply.

@@ -21,8 +21,12 @@ func OpenInRoot(rootfd int, path string) (int, error) {
 		Flags:   unix.O_PATH | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	}
+	rel := strings.TrimPrefix(filepath.Clean("/"+path), "/")
+	if rel == "" {
+		rel = "." // the root itself
+	}
 	for {
-		fd, err := unix.Openat2(rootfd, strings.TrimPrefix(filepath.Clean("/"+path), "/"), &how)
+		fd, err := unix.Openat2(rootfd, rel, &how)
 		if err == unix.EINTR || err == unix.EAGAIN {
 			continue
 		}

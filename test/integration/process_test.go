@@ -67,8 +67,10 @@ func TestProcessSettings(t *testing.T) {
 	if rep.Cwd != "/work/dir" {
 		t.Errorf("cwd %q", rep.Cwd)
 	}
-	if !slices.Contains(rep.Env, "BERTH_TEST=yes") || len(rep.Env) != len(p.Env) {
-		t.Errorf("env %v, want exactly %v", rep.Env, p.Env)
+	// As runc: HOME is added when the spec has none, from the user's
+	// passwd entry ("/" for a uid it does not list).
+	if want := append(slices.Clone(p.Env), "HOME=/"); !slices.Equal(rep.Env, want) {
+		t.Errorf("env %v, want exactly %v", rep.Env, want)
 	}
 	if rep.Rlimits["NOFILE"] != [2]uint64{512, 512} || rep.Rlimits["CORE"] != [2]uint64{4096, 8192} {
 		t.Errorf("rlimits %v", rep.Rlimits)
