@@ -56,6 +56,9 @@ type State struct {
 	Error      string
 	StartedAt  time.Time
 	FinishedAt time.Time
+	// Health is the health check's state during and after a run; nil
+	// without a health check.
+	Health *ctypes.Health `json:",omitempty"`
 }
 
 // Running reports whether a process is (or may be) alive.
@@ -207,6 +210,9 @@ func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig, 
 	if err != nil {
 		return CreateResult{}, err
 	}
+	if err := checkHealthConfig(cfg.Healthcheck); err != nil {
+		return CreateResult{}, err
+	}
 	netWarnings, err := e.checkNetwork(hc, nc)
 	if err != nil {
 		return CreateResult{}, err
@@ -262,6 +268,7 @@ func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig, 
 		final.StopSignal = d.StopSignal
 	}
 	final.Labels = mergeLabels(d.Labels, cfg.Labels)
+	final.Healthcheck = mergeHealth(cfg.Healthcheck, img.Config.Config.Healthcheck)
 	if final.Hostname == "" {
 		final.Hostname = id[:12]
 		if hc.NetworkMode == "host" {

@@ -118,6 +118,12 @@ func Open(o Options) (*Engine, error) {
 		if c.rec.HostConfig != nil && wantsRestartOnBoot(c) {
 			e.scheduleRestart(c, 0)
 		}
+		e.mu.Lock()
+		running := c.rec.State.Running()
+		e.mu.Unlock()
+		if running { // live restore: the health checks go on
+			e.startHealth(c)
+		}
 	}
 	return e, nil
 }

@@ -73,6 +73,7 @@ func dockerState(r Record) *ctypes.State {
 		Status: status, Running: st.Running(), Paused: status == ctypes.StatePaused,
 		Restarting: status == ctypes.StateRestarting, Pid: st.Pid, ExitCode: st.ExitCode, Error: st.Error,
 		StartedAt: timeOrZero(st.StartedAt), FinishedAt: timeOrZero(st.FinishedAt),
+		Health: st.Health,
 	}
 }
 
@@ -124,7 +125,7 @@ type ListOptions struct {
 func (e *Engine) List(o ListOptions) ([]ctypes.Summary, error) {
 	for k := range o.Filters {
 		switch k {
-		case "status", "name", "label", "id", "ancestor", "exited":
+		case "status", "name", "label", "id", "ancestor", "exited", "health":
 		default:
 			return nil, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid filter '%s'", k))
 		}
@@ -212,6 +213,7 @@ func (e *Engine) matches(r Record, f map[string][]string) bool {
 			return r.State.Status == ctypes.StateExited && fmt.Sprint(r.State.ExitCode) == v
 		}) &&
 		any("ancestor", func(v string) bool { return e.isAncestor(r, v) }) &&
+		any("health", func(v string) bool { return healthOf(r) == v }) &&
 		all(f["label"], func(v string) bool {
 			k, val, hasVal := strings.Cut(v, "=")
 			got, ok := r.Config.Labels[k]
@@ -234,12 +236,30 @@ func (e *Engine) isAncestor(r Record, ref string) bool {
 	return err == nil && img.ID.String() == r.Image || r.Config.Image == ref
 }
 
+// healthOf is the container's health for ps's health filter: none,
+// starting, healthy or unhealthy.
+func healthOf(r Record) string {
+	if r.State.Health == nil || !r.State.Running() {
+		return string(ctypes.NoHealthcheck)
+	}
+	return string(r.State.Health.Status)
+}
+
 // statusText is docker ps's STATUS column.
 func statusText(r Record) string {
 	st := r.State
 	switch st.Status {
 	case ctypes.StateRunning:
-		return "Up " + humanDuration(time.Since(st.StartedAt))
+		up := "Up " + humanDuration(time.Since(st.StartedAt))
+		if h := st.Health; h != nil {
+			switch h.Status {
+			case ctypes.Starting:
+				return up + " (health: starting)"
+			case ctypes.Healthy, ctypes.Unhealthy:
+				return up + " (" + string(h.Status) + ")"
+			}
+		}
+		return up
 	case ctypes.StatePaused:
 		return "Up " + humanDuration(time.Since(st.StartedAt)) + " (Paused)"
 	case ctypes.StateRestarting:

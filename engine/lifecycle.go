@@ -170,6 +170,7 @@ func (e *Engine) start(c *ctr) (err error) {
 	cu.Release()
 	waitExec(pid, preExec)
 	e.emit(c, events.ActionStart, nil)
+	e.startHealth(c)
 	e.log.Debug("started", "id", rec.ID, "bundle", t1.Sub(t0), "create", t2.Sub(t1), "start", time.Since(t2))
 	return nil
 }
@@ -220,6 +221,9 @@ func (e *Engine) handleExit(x monitor.Exit, why ...string) {
 	}
 	st := &c.rec.State
 	st.Status, st.Pid, st.ExitCode, st.FinishedAt = ctypes.StateExited, 0, x.ExitCode, x.ExitedAt
+	if st.Health != nil {
+		st.Health.Status = ctypes.Unhealthy // as dockerd: a stopped container is not healthy
+	}
 	if len(why) > 0 {
 		st.Error = why[0]
 	}

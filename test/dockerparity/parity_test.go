@@ -50,6 +50,9 @@ func scenarios() []scenario {
 	sleeper := func(name string, extra ...string) []string {
 		return append(append([]string{"run", "-d", "--name", name, "-h", "h1"}, extra...), "busybox", "sleep", "600")
 	}
+	sleeperHealth := func(name string, extra ...string) []string {
+		return sleeper(name, append([]string{"--health-interval", "300ms"}, extra...)...)
+	}
 	rm := func(names ...string) [][]string { return [][]string{append([]string{"rm", "-f", "-v"}, names...)} }
 	return []scenario{
 		// Running things.
@@ -233,6 +236,39 @@ func scenarios() []scenario {
 		{name: "remove a running container", setup: [][]string{sleeper("rr")}, steps: [][]string{args("rm", "rr")}, mode: codeAndText, want: "rr", cleanup: rm("rr")},
 		{name: "create without a command", steps: [][]string{args("create", "busybox")}},
 		{name: "unknown container and image", steps: [][]string{args("inspect", "nosuch"), args("start", "nosuch"), args("run", "--rm", "nosuchimage:never")}, mode: codeAndText, want: "nosuch"},
+
+		// Health checks. The pause is a container sleeping: the probes
+		// run every 300 ms meanwhile.
+		{name: "health check states", setup: [][]string{
+			sleeperHealth("hh", "--health-cmd", "echo fine"),
+			sleeperHealth("hu", "--health-cmd", "exit 1", "--health-retries", "2"),
+			sleeperHealth("hs", "--health-cmd", "exit 1", "--health-start-period", "60s"),
+			sleeperHealth("ht", "--health-cmd", "sleep 5", "--health-timeout", "200ms", "--health-retries", "1"),
+			args("run", "--rm", "busybox", "sleep", "3"),
+		}, steps: [][]string{
+			args("ps", "--filter", "health=healthy", "--format", "{{.Names}}"),
+			args("ps", "--filter", "health=unhealthy", "--format", "{{.Names}}"),
+			args("ps", "--filter", "health=starting", "--format", "{{.Names}}"),
+			args("inspect", "-f", "{{.State.Health.Status}} {{.State.Health.FailingStreak}} {{(index .State.Health.Log 0).ExitCode}} {{(index .State.Health.Log 0).Output}}", "hh"),
+			args("inspect", "-f", "{{.State.Health.Status}} {{(index .State.Health.Log 0).ExitCode}} {{(index .State.Health.Log 0).Output}}", "ht"),
+			args("inspect", "-f", "{{.State.Health.Status}} {{.State.Health.FailingStreak}}", "hs"),
+			args("stop", "-t", "1", "hh"),
+			args("inspect", "-f", "{{.State.Health.Status}}", "hh"),
+		}, cleanup: rm("hh", "hu", "hs", "ht"), unordered: true},
+		{name: "health check from the image", setup: [][]string{
+			args("run", "--name", "himg", "busybox", "true"),
+			args("commit", "--change", "HEALTHCHECK --interval=300ms CMD echo from-image", "himg", "healthy:1"),
+			args("run", "-d", "--name", "hi", "healthy:1", "sleep", "600"),
+			args("run", "-d", "--name", "hn", "--no-healthcheck", "healthy:1", "sleep", "600"),
+			args("run", "--rm", "busybox", "sleep", "2"),
+		}, steps: [][]string{
+			args("inspect", "-f", "{{.Config.Healthcheck.Test}} {{.State.Health.Status}} {{(index .State.Health.Log 0).Output}}", "hi"),
+			args("inspect", "-f", "{{.Config.Healthcheck.Test}} {{if .State.Health}}checked{{else}}unchecked{{end}}", "hn"),
+		}, cleanup: append(rm("himg", "hi", "hn"), args("rmi", "healthy:1"))},
+		{name: "health check options checked", steps: [][]string{
+			args("run", "--rm", "--health-interval", "1us", "--health-cmd", "true", "busybox", "true"),
+			args("run", "--rm", "--health-retries", "-1", "--health-cmd", "true", "busybox", "true"),
+		}},
 
 		// Where Berth differs on purpose.
 		{name: "live restore", steps: [][]string{args("info", "-f", "{{.LiveRestoreEnabled}}")},
