@@ -46,6 +46,10 @@ type Record struct {
 	// Network is the request's endpoint settings (static address,
 	// aliases) by network name or ID.
 	Network *network.NetworkingConfig `json:",omitempty"`
+	// LeftPrimary: the container was disconnected from the network of
+	// its network mode (Compose does so before connecting it again with
+	// aliases); it joins only the networks in Network.
+	LeftPrimary bool `json:",omitempty"`
 }
 
 // State is a container's run state.

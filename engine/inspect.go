@@ -154,7 +154,7 @@ func (e *Engine) List(o ListOptions) ([]ctypes.Summary, error) {
 		}
 		s := ctypes.Summary{
 			ID: r.ID, Names: []string{r.Name}, Image: r.Config.Image, ImageID: r.Image,
-			Command: strings.Join(append([]string{r.Path}, r.Args...), " "),
+			Command: psCommand(r.Path, r.Args),
 			Created: r.Created.Unix(), Ports: []ctypes.PortSummary{}, Labels: r.Config.Labels,
 			State: r.State.Status, Status: statusText(r), Mounts: e.mountPoints(r),
 		}
@@ -173,6 +173,19 @@ func (e *Engine) List(o ListOptions) ([]ctypes.Summary, error) {
 		}
 	}
 	return out, nil
+}
+
+// psCommand is docker ps's COMMAND, as dockerd writes it: arguments
+// holding a space in single quotes.
+func psCommand(path string, args []string) string {
+	parts := []string{path}
+	for _, a := range args {
+		if strings.Contains(a, " ") {
+			a = "'" + a + "'"
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
 }
 
 // portSummary is docker ps's PORTS: each published port with its host

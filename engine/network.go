@@ -165,7 +165,10 @@ func (e *Engine) attachNetwork(r *Record) (*berthnet.Sandbox, error) {
 	}
 	// The network of the mode first (eth0, the default route), then those
 	// connected to later, by name.
-	reqs := []berthnet.AttachRequest{attachRequest(n, endpointConfig(r.Network, n))}
+	var reqs []berthnet.AttachRequest
+	if !r.LeftPrimary {
+		reqs = append(reqs, attachRequest(n, endpointConfig(r.Network, n)))
+	}
 	if r.Network != nil {
 		names := slices.Sorted(maps.Keys(r.Network.EndpointsConfig))
 		for _, other := range names {
@@ -177,6 +180,9 @@ func (e *Engine) attachNetwork(r *Record) (*berthnet.Sandbox, error) {
 				reqs = append(reqs, attachRequest(o, r.Network.EndpointsConfig[other]))
 			}
 		}
+	}
+	if len(reqs) == 0 {
+		return nil, nil // left every network: loopback only
 	}
 	ports, err := portBindings(r.HostConfig, r.Config.ExposedPorts)
 	if err != nil {
@@ -243,7 +249,9 @@ func (e *Engine) ConnectNetwork(ref, netRef string, ep *network.EndpointSettings
 	if n.Driver != "bridge" {
 		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("container cannot be connected to network %s", n.Name))
 	}
-	if p, err := e.o.Network.Get(primary); err == nil && p.ID == n.ID || c.rec.Network != nil && endpointConfig(c.rec.Network, n) != nil {
+	p, perr := e.o.Network.Get(primary)
+	rejoin := perr == nil && p.ID == n.ID && c.rec.LeftPrimary
+	if perr == nil && p.ID == n.ID && !c.rec.LeftPrimary || !rejoin && c.rec.Network != nil && endpointConfig(c.rec.Network, n) != nil {
 		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("endpoint with name %s already exists in network %s", strings.TrimPrefix(c.rec.Name, "/"), n.Name))
 	}
 	if ep == nil {
@@ -261,6 +269,9 @@ func (e *Engine) ConnectNetwork(ref, netRef string, ep *network.EndpointSettings
 		}
 		nc.EndpointsConfig[n.Name] = ep
 		r.Network = nc
+		if rejoin {
+			r.LeftPrimary = false
+		}
 	})
 	if err != nil {
 		_ = e.o.Network.Disconnect(c.rec.ID, n.ID)
@@ -276,8 +287,25 @@ func (e *Engine) DisconnectNetwork(ref, netRef string) error {
 	if err != nil {
 		return err
 	}
-	if p, err := e.o.Network.Get(networkName(c.rec.HostConfig)); err == nil && p.ID == n.ID {
-		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("container %s was created on network %s: berthd cannot disconnect it from that one (create it with another --network)", strings.TrimPrefix(c.rec.Name, "/"), n.Name))
+	if p, err := e.o.Network.Get(networkName(c.rec.HostConfig)); err == nil && p.ID == n.ID && !c.rec.LeftPrimary {
+		// The network of its mode: a container that is not running leaves
+		// it (Compose disconnects and reconnects with aliases before the
+		// start); a running one keeps it, its first interface.
+		if _, running := e.o.Network.Sandbox(c.rec.ID); running {
+			return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("container %s is running on network %s, its first: berthd cannot disconnect it from that one while it runs (stop it first)", strings.TrimPrefix(c.rec.Name, "/"), n.Name))
+		}
+		return e.saveState(c, func(r *Record) {
+			r.LeftPrimary = true
+			if r.Network != nil {
+				nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{}}
+				for k, v := range r.Network.EndpointsConfig {
+					if k != n.Name && k != n.ID {
+						nc.EndpointsConfig[k] = v
+					}
+				}
+				r.Network = nc
+			}
+		})
 	}
 	if c.rec.Network == nil || endpointConfig(c.rec.Network, n) == nil {
 		return errdefs.New(errdefs.ErrNotFound, fmt.Sprintf("container %s is not connected to network %s", strings.TrimPrefix(c.rec.Name, "/"), n.Name))
@@ -324,7 +352,10 @@ func (e *Engine) networkSettings(r Record) *ctypes.NetworkSettings {
 		return ns
 	}
 	byID := map[string]*network.EndpointSettings{}
-	names := []string{name}
+	var names []string
+	if !r.LeftPrimary {
+		names = append(names, name)
+	}
 	if r.Network != nil {
 		names = append(names, slices.Sorted(maps.Keys(r.Network.EndpointsConfig))...)
 	}

@@ -16,6 +16,8 @@ command -v musl-gcc >/dev/null 2>&1 || need+=(musl-tools)
 # Debian's dockerd is test/dockerparity's oracle (a test tool, never a
 # dependency of Berth).
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+# Debian's Compose 1.29, which test/compose drives berthd with.
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 # Only seccomp's tests use libseccomp (as the reference compiler).
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 for extra in "$@"; do
