@@ -29,6 +29,11 @@ func main() {
 		report1("keyctl", err)
 		return
 	}
+	if len(os.Args) == 2 && os.Args[1] == "name_to_handle_at" {
+		_, _, err := unix.NameToHandleAt(unix.AT_FDCWD, "/", 0)
+		report1("name_to_handle_at", err)
+		return
+	}
 	if len(os.Args) == 3 && os.Args[1] == "ptrace" {
 		pid, _ := strconv.Atoi(os.Args[2])
 		err := unix.PtraceSeize(pid)

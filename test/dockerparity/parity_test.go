@@ -3,6 +3,7 @@ package dockerparity
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -270,6 +271,15 @@ func scenarios() []scenario {
 			args("run", "--rm", "--health-retries", "-1", "--health-cmd", "true", "busybox", "true"),
 		}},
 
+		// The seccomp profile allows and blocks what Docker's does: ptrace
+		// of a process of the container, name_to_handle_at only with
+		// CAP_SYS_ADMIN (busybox with the test's checker binary).
+		{name: "seccomp profile", setup: [][]string{args("build", "-q", "-t", "checker:1", "{dir}/checker")}, steps: [][]string{
+			args("run", "--rm", "checker:1", "sh", "-c", "sleep 30 & /checker ptrace $!"),
+			args("run", "--rm", "checker:1", "/checker", "name_to_handle_at"),
+			args("run", "--rm", "--security-opt", "seccomp=unconfined", "checker:1", "/checker", "name_to_handle_at"),
+		}, cleanup: [][]string{args("rmi", "checker:1")}},
+
 		// Where Berth differs on purpose.
 		{name: "live restore", steps: [][]string{args("info", "-f", "{{.LiveRestoreEnabled}}")},
 			differs: "berthd keeps containers running across its restarts by default; dockerd needs --live-restore"},
@@ -381,6 +391,16 @@ func hostFiles(t *testing.T) string {
 		}
 	}
 	os.Mkdir(filepath.Join(dir, "empty"), 0o755)
+	ctx := filepath.Join(dir, "checker")
+	os.Mkdir(ctx, 0o755)
+	build := exec.Command("go", "build", "-o", filepath.Join(ctx, "checker"), "github.com/berth-project/berth/test/checker")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the checker: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("FROM busybox\nCOPY checker /checker\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "busybox.tar"), registry.BusyboxTar(t), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -249,8 +249,9 @@ func TestKeyctlRefusedByDefaultProfile(t *testing.T) {
 // TestPtraceOfRuntimeRefused: a process in the container cannot ptrace the
 // runtime's init waiting at the start barrier (PID 1 of a created
 // container) — with the default profile, and without one too, because the
-// init is not dumpable. Control: without a profile it can ptrace an
-// ordinary process of the container.
+// init is not dumpable. Control: it can ptrace an ordinary process of the
+// container, with the default profile as without (Docker's profile allows
+// ptrace on kernels from 4.8, so strace and gdb work inside).
 func TestPtraceOfRuntimeRefused(t *testing.T) {
 	for _, profile := range []bool{true, false} {
 		b := harness.NewBundle(t)
@@ -267,11 +268,8 @@ func TestPtraceOfRuntimeRefused(t *testing.T) {
 		b.MustRuntime("start", b.ID)
 		b.MustRuntime("exec", "-d", b.ID, "sleep", "60")
 		out = b.MustRuntime("exec", b.ID, "sh", "-c", "for p in /proc/[0-9]*; do grep -q '^sleep' $p/comm 2>/dev/null && [ ${p#/proc/} != 1 ] && exec /bin/checker ptrace ${p#/proc/}; done").Stdout
-		if profile && !strings.Contains(out, "ptrace: operation not permitted") {
-			t.Errorf("default profile: ptrace of a container process: %q", out)
-		}
-		if !profile && !strings.Contains(out, "ptrace-ok") {
-			t.Errorf("control without a profile: ptrace of a container process: %q", out)
+		if !strings.Contains(out, "ptrace-ok") {
+			t.Errorf("control (profile=%v): ptrace of a container process: %q", profile, out)
 		}
 		b.MustRuntime("delete", "--force", b.ID)
 		b.AssertNothingLeft()
