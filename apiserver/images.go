@@ -26,6 +26,7 @@ func (s *Server) imageRoutes() {
 	s.mux.HandleFunc("POST /images/load", s.loadImages)
 	s.mux.HandleFunc("GET /images/get", s.saveImages)
 	s.mux.HandleFunc("POST /images/prune", s.pruneImages)
+	s.mux.HandleFunc("POST /auth", s.login)
 	// Names contain slashes ("127.0.0.1:5000/app"), so the rest is routed
 	// by suffix.
 	s.mux.HandleFunc("/images/", s.imageByName)
@@ -44,6 +45,8 @@ func (s *Server) imageByName(w http.ResponseWriter, r *http.Request) {
 		s.save(w, []string{strings.TrimSuffix(rest, "/get")})
 	case r.Method == http.MethodPost && strings.HasSuffix(rest, "/tag"):
 		s.tagImage(w, r, strings.TrimSuffix(rest, "/tag"))
+	case r.Method == http.MethodPost && strings.HasSuffix(rest, "/push"):
+		s.pushImage(w, r, strings.TrimSuffix(rest, "/push"))
 	default:
 		writeJSON(w, http.StatusNotFound, message("page not found"))
 	}
@@ -279,6 +282,59 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 		status = "Status: Downloaded newer image for "
 	}
 	show(image.Progress{Status: status + image.Familiar(full)})
+}
+
+// login serves docker login: the credentials are checked against the
+// registry; the CLI keeps them and sends them with each pull and push.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	var a struct {
+		Username, Password, Auth, ServerAddress, IdentityToken, RegistryToken string
+	}
+	if err := decodeBody(r, &a); err != nil {
+		writeError(w, err)
+		return
+	}
+	cfg := authn.AuthConfig{Username: a.Username, Password: a.Password, Auth: a.Auth, IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken}
+	if err := s.b.Images.Login(r.Context(), a.ServerAddress, cfg); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"Status": "Login Succeeded"})
+}
+
+// pushImage serves docker push: a JSON progress stream as dockerd's,
+// ending with the tag's digest and size (also as "aux" for the CLI).
+func (s *Server) pushImage(w http.ResponseWriter, r *http.Request, name string) {
+	ref := name
+	if tag := r.URL.Query().Get("tag"); tag != "" {
+		ref += ":" + tag
+	}
+	full, err := image.FullName(ref)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	auth, err := registryAuth(r.Header.Get("X-Registry-Auth"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	fw := flushWriter{w}
+	show := image.JSONProgress(fw)
+	repo, _, _ := strings.Cut(image.Familiar(full), "@")
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
+	}
+	show(image.Progress{Status: "The push refers to repository [" + repo + "]"})
+	res, err := s.b.Images.Push(r.Context(), ref, image.PushOptions{Auth: auth, Progress: show})
+	if err != nil {
+		streamError(fw, err)
+		return
+	}
+	show(image.Progress{Status: fmt.Sprintf("%s: digest: %s size: %d", res.Tag, res.Digest, res.Size)})
+	json.NewEncoder(fw).Encode(map[string]any{"progressDetail": map[string]any{}, "aux": map[string]any{"Tag": res.Tag, "Digest": res.Digest, "Size": res.Size}})
 }
 
 // registryAuth decodes X-Registry-Auth (base64url JSON); "{}" or none

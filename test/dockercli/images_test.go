@@ -147,3 +147,49 @@ func TestImageLifecycleWithDockerCLI(t *testing.T) {
 		t.Errorf("pull of a missing image: %v\n%s", err, out)
 	}
 }
+
+// TestPushWithDockerCLI: docker push of a built image to a registry with
+// basic auth (docker login), its progress as dockerd's, the registry's
+// view of it (skopeo), and a pull of it back into an empty store.
+func TestPushWithDockerCLI(t *testing.T) {
+	d := startDaemon(t)
+	withBusybox(t, d)
+	reg := registry.Start(t, registry.Options{User: "pusher", Password: "s3cret"})
+	d.Forward(t, reg.Host)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\nRUN echo pushed > /pushed\nCMD [\"cat\", \"/pushed\"]\n"})
+	ref := reg.Ref("team/app:1")
+	if out, code := d.buildDocker(t, dir, "-q", "-t", ref); code != 0 {
+		t.Fatalf("build: %s", out)
+	}
+	if out, err := d.docker("push", ref); err == nil || !strings.Contains(out, "denied") && !strings.Contains(out, "unauthorized") && !strings.Contains(out, "401") {
+		t.Errorf("push without login: want a refusal naming auth: %v\n%s", err, out)
+	}
+	if out, err := d.docker("login", "-u", "pusher", "-p", "wrong", reg.Host); err == nil {
+		t.Errorf("login with a wrong password succeeded:\n%s", out)
+	}
+	if out := d.must(t, "login", "-u", "pusher", "-p", "s3cret", reg.Host); !strings.Contains(out, "Login Succeeded") {
+		t.Errorf("login: %s", out)
+	}
+	out := d.must(t, "push", ref)
+	for _, want := range []string{"The push refers to repository [" + reg.Host + "/team/app]", ": Pushed", "1: digest: sha256:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("push output lacks %q:\n%s", want, out)
+		}
+	}
+	if out := d.must(t, "push", ref); !strings.Contains(out, "Layer already exists") {
+		t.Errorf("second push: want every layer already there:\n%s", out)
+	}
+	insp, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--creds", "pusher:s3cret", "docker://"+ref).CombinedOutput()
+	if err != nil || !strings.Contains(string(insp), `"Layers"`) || strings.Count(string(insp), "sha256:") < 3 {
+		t.Errorf("skopeo inspect of the pushed image: %v\n%s", err, insp)
+	}
+	d.must(t, "rmi", ref)
+	d.must(t, "rmi", "busybox")
+	if out := d.must(t, "run", "--rm", ref); !strings.Contains(out, "Pull complete") || !strings.HasSuffix(out, "\npushed\n") {
+		t.Errorf("run of the image pulled back: %q", out)
+	}
+	if out, err := d.docker("push", reg.Ref("team/none:1")); err == nil || !strings.Contains(out, "An image does not exist locally with the tag: "+reg.Host+"/team/none") {
+		t.Errorf("push of a missing image: %v\n%s", err, out)
+	}
+}
