@@ -171,10 +171,10 @@ type storeBlob struct {
 	mt   types.MediaType
 }
 
-func (b *storeBlob) Digest() (v1.Hash, error)           { return v1.NewHash(b.d.String()) }
-func (b *storeBlob) Size() (int64, error)               { return b.size, nil }
+func (b *storeBlob) Digest() (v1.Hash, error)            { return v1.NewHash(b.d.String()) }
+func (b *storeBlob) Size() (int64, error)                { return b.size, nil }
 func (b *storeBlob) MediaType() (types.MediaType, error) { return b.mt, nil }
-func (b *storeBlob) Compressed() (io.ReadCloser, error) { return b.s.content.Open(b.d) }
+func (b *storeBlob) Compressed() (io.ReadCloser, error)  { return b.s.content.Open(b.d) }
 
 // rawManifest is a stored manifest as remote.Put takes it.
 type rawManifest struct {
