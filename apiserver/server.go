@@ -37,6 +37,8 @@ type Backend struct {
 	DataRoot string
 	// Version is berthd's own version, for /version and /info.
 	Version string
+	// Warnings are shown by docker info (an unauthenticated TCP socket).
+	Warnings []string
 }
 
 // Server is an http.Handler for the Engine API.

@@ -130,6 +130,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		DefaultRuntime:    "berth-runtime",
 		SecurityOptions:   []string{"name=seccomp,profile=builtin"},
 		Swarm:             swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
+		Warnings:          s.b.Warnings,
 	})
 }
 

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +46,7 @@ type config struct {
 	InsecureRegistries []string `json:"insecure-registries"`
 	CgroupParent       string   `json:"cgroup-parent"`
 	MTU                int      `json:"mtu"`
+	tlsOptions
 }
 
 func main() {
@@ -73,6 +75,17 @@ func main() {
 	f.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry host:port to speak plain HTTP to")
 	f.StringVar(&cfg.CgroupParent, "cgroup-parent", "/berth", "cgroup under which containers' cgroups are made")
 	f.IntVar(&cfg.MTU, "mtu", 0, "MTU of the default bridge network (0: 65535 on the host, 1500 on containers' default route)")
+	var useTLS bool
+	f.BoolVar(&useTLS, "tls", false, "serve TCP sockets over TLS (implied by --tlsverify)")
+	f.BoolVar(&cfg.TLSVerify, "tlsverify", false, "serve TCP over TLS and require client certificates signed by --tlscacert")
+	f.StringVar(&cfg.CACert, "tlscacert", "", "CA certificate clients must be signed by (default ~/.docker/ca.pem)")
+	f.StringVar(&cfg.Cert, "tlscert", "", "the server's TLS certificate (default ~/.docker/cert.pem)")
+	f.StringVar(&cfg.Key, "tlskey", "", "the server's TLS key (default ~/.docker/key.pem)")
+	cmd.PreRun = func(cmd *cobra.Command, args []string) {
+		if cmd.Flags().Changed("tls") {
+			cfg.TLS = &useTLS
+		}
+	}
 	f.StringVar(&configFile, "config-file", "/etc/berth/daemon.json", "daemon.json with defaults for these options")
 	cmd.AddCommand(verifyCmd(&cfg))
 	if err := cmd.Execute(); err != nil {
@@ -171,6 +184,27 @@ func mergeFile(cfg *config, path string, cmd *cobra.Command) error {
 		}
 	})
 	set("insecure-registry", func() { cfg.InsecureRegistries = append(cfg.InsecureRegistries, file.InsecureRegistries...) })
+	set("tls", func() {
+		if file.TLS != nil {
+			cfg.TLS = file.TLS
+		}
+	})
+	set("tlsverify", func() { cfg.TLSVerify = cfg.TLSVerify || file.TLSVerify })
+	set("tlscacert", func() {
+		if file.CACert != "" {
+			cfg.CACert = file.CACert
+		}
+	})
+	set("tlscert", func() {
+		if file.Cert != "" {
+			cfg.Cert = file.Cert
+		}
+	})
+	set("tlskey", func() {
+		if file.Key != "" {
+			cfg.Key = file.Key
+		}
+	})
 	return nil
 }
 
@@ -186,7 +220,15 @@ func run(cfg config) error {
 			return fmt.Errorf("--mtu: %w", err)
 		}
 	}
+	tlsConfig, err := cfg.serverConfig()
+	if err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	warnings := tcpWarnings(cfg.Hosts, cfg.tlsOptions)
+	for _, w := range warnings {
+		log.Warn(w)
+	}
 	// Whatever containers leave behind is reparented to berthd, not to the
 	// host's PID 1.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
@@ -223,7 +265,7 @@ func run(cfg config) error {
 	// monitor.
 	defer eng.Close()
 
-	api := apiserver.New(apiserver.Backend{Images: images, Engine: eng, Volumes: volumes, Networks: nets, DataRoot: cfg.DataRoot, Version: version})
+	api := apiserver.New(apiserver.Backend{Images: images, Engine: eng, Volumes: volumes, Networks: nets, DataRoot: cfg.DataRoot, Version: version, Warnings: warnings})
 	var handler http.Handler = api
 	if level <= slog.LevelDebug {
 		handler = withPprof(api)
@@ -233,7 +275,7 @@ func run(cfg config) error {
 	defer stop()
 	errc := make(chan error, len(cfg.Hosts))
 	for _, h := range cfg.Hosts {
-		l, err := listen(h)
+		l, err := listen(h, tlsConfig)
 		if err != nil {
 			return err
 		}
@@ -267,8 +309,8 @@ func writePidfile(path string) error {
 }
 
 // listen opens unix:///path (replacing a stale socket; mode 0660) or
-// tcp://host:port.
-func listen(host string) (net.Listener, error) {
+// tcp://host:port, over TLS when tlsConfig is set.
+func listen(host string, tlsConfig *tls.Config) (net.Listener, error) {
 	proto, addr, ok := strings.Cut(host, "://")
 	if !ok {
 		return nil, fmt.Errorf("--host %q: want unix:///path or tcp://host:port", host)
@@ -293,7 +335,11 @@ func listen(host string) (net.Listener, error) {
 		}
 		return l, nil
 	case "tcp":
-		return net.Listen("tcp", addr)
+		l, err := net.Listen("tcp", addr)
+		if err != nil || tlsConfig == nil {
+			return l, err
+		}
+		return tls.NewListener(l, tlsConfig), nil
 	}
 	return nil, fmt.Errorf("--host %q: unknown protocol %q", host, proto)
 }

@@ -41,6 +41,7 @@ type Daemon struct {
 	holder *exec.Cmd
 	done   chan struct{}
 	logf   *os.File
+	args   []string // more flags, after the test's own
 }
 
 // Start builds berthd and berth-monitor, starts berthd, and at the
@@ -55,6 +56,12 @@ func Start(t *testing.T) *Daemon {
 // made, say); "" is Dir/data.
 func StartOn(t *testing.T, dataRoot string) *Daemon {
 	t.Helper()
+	return StartWith(t, dataRoot)
+}
+
+// StartWith is StartOn with more berthd flags (say, -H tcp://… --tlsverify).
+func StartWith(t *testing.T, dataRoot string, args ...string) *Daemon {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: berthd unpacks images with their owners and mounts overlays")
 	}
@@ -63,7 +70,7 @@ func StartOn(t *testing.T, dataRoot string) *Daemon {
 	if dataRoot == "" {
 		dataRoot = filepath.Join(dir, "data")
 	}
-	d := &Daemon{Sock: filepath.Join(dir, "berth.sock"), Dir: dir, DataRoot: dataRoot, bin: bin, CgroupParent: "/berth-test-" + randomHex()}
+	d := &Daemon{Sock: filepath.Join(dir, "berth.sock"), Dir: dir, DataRoot: dataRoot, bin: bin, CgroupParent: "/berth-test-" + randomHex(), args: args}
 	logf, err := os.Create(filepath.Join(dir, "berthd.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -140,6 +147,7 @@ func (d *Daemon) Start(t *testing.T) {
 	d.cmd = exec.Command("busybox", "nsenter", "--net="+d.Netns(), d.bin, "-H", "unix://"+d.Sock, "--data-root", d.DataRoot,
 		"--exec-root", filepath.Join(d.Dir, "exec"), "--pidfile", filepath.Join(d.Dir, "berthd.pid"),
 		"--config-file", "/dev/null", "--log-level", "debug", "--cgroup-parent", d.CgroupParent)
+	d.cmd.Args = append(d.cmd.Args, d.args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logf, d.logf
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -286,6 +294,9 @@ func (d *Daemon) Docker(args ...string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// Binary is the berthd executable the tests run.
+func (d *Daemon) Binary() string { return d.bin }
 
 // Pid is berthd's pid (0 when stopped).
 func (d *Daemon) Pid() int {
