@@ -18,6 +18,8 @@ command -v musl-gcc >/dev/null 2>&1 || need+=(musl-tools)
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 # Debian's Compose 1.29, which test/compose drives berthd with.
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+# The Docker SDK for Python, which test/dockercli drives berthd with.
+python3 -c "import docker" >/dev/null 2>&1 || need+=(python3-docker)
 # Only seccomp's tests use libseccomp (as the reference compiler).
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 for extra in "$@"; do
