@@ -30,6 +30,8 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/patternmatcher"
+
+	"github.com/berth-project/berth/internal/dockerignore"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-project/berth/engine"
@@ -555,25 +557,7 @@ func readIgnore(dir string) (*patternmatcher.PatternMatcher, error) {
 		return nil, nil
 	}
 	defer f.Close()
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return nil, err
-	}
-	var pats []string
-	for _, l := range strings.Split(string(b), "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
-		neg := strings.HasPrefix(l, "!")
-		l = strings.TrimPrefix(l, "!")
-		l = filepath.Clean(strings.TrimPrefix(filepath.ToSlash(l), "/"))
-		if neg {
-			l = "!" + l
-		}
-		pats = append(pats, l)
-	}
-	pm, err := patternmatcher.New(pats)
+	pm, err := dockerignore.Read(f)
 	if err != nil {
 		return nil, errdefs.New(errdefs.ErrInvalid, ".dockerignore: "+err.Error())
 	}

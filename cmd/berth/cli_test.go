@@ -338,3 +338,44 @@ func TestNetworkCommands(t *testing.T) {
 		t.Errorf("network left:\n%s", out)
 	}
 }
+
+// TestBuildCommand: berth build sends the context as .dockerignore leaves
+// it (the Dockerfile always), with build args, tags and -f from outside
+// the context; -q prints the ID; a failing RUN's code is the exit status.
+func TestBuildCommand(t *testing.T) {
+	d := berthd.Start(t)
+	berth := berthCLI(t, d)
+	tarball := filepath.Join(t.TempDir(), "busybox.tar")
+	os.WriteFile(tarball, registry.BusyboxTar(t), 0o644)
+	if out, code := berth("", "import", tarball, "busybox"); code != 0 {
+		t.Fatalf("import: %s", out)
+	}
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"Dockerfile":    "FROM busybox\nARG V=1\nCOPY . /ctx/\nRUN echo v=$V > /v\nCMD [\"sh\", \"-c\", \"cat /v; ls -A /ctx\"]\n",
+		".dockerignore": "secret\n*.log\n",
+		"a.txt":         "a\n",
+		"secret":        "do not send\n",
+		"x.log":         "log\n",
+	} {
+		os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644)
+	}
+	out, code := berth("", "build", "-t", "built:1", "--build-arg", "V=7", dir)
+	if code != 0 || !strings.Contains(out, "Successfully tagged built:1") {
+		t.Fatalf("build: %d\n%s", code, out)
+	}
+	if out, _ := berth("", "run", "--rm", "built:1"); out != "v=7\n.dockerignore\nDockerfile\na.txt\n" {
+		t.Errorf("run of the built image: %q (want the build arg and the context without the ignored files)", out)
+	}
+	if out, code := berth("", "build", "-q", "-t", "built:1", "--build-arg", "V=7", dir); code != 0 || !strings.HasPrefix(out, "sha256:") || strings.Count(out, "\n") != 1 {
+		t.Errorf("build -q: %d %q", code, out)
+	}
+	failing := filepath.Join(t.TempDir(), "Dockerfile.fail")
+	os.WriteFile(failing, []byte("FROM busybox\nRUN echo about to fail; exit 3\n"), 0o644)
+	if out, code := berth("", "build", "-f", failing, dir); code != 3 || !strings.Contains(out, "returned a non-zero code: 3") {
+		t.Errorf("failing RUN: exit %d\n%s", code, out)
+	}
+	if out, code := berth("", "build", filepath.Join(dir, "nope")); code == 0 || !strings.Contains(out, "unable to prepare context") {
+		t.Errorf("missing context: %d %s", code, out)
+	}
+}

@@ -91,7 +91,7 @@ func main() {
 	root.AddCommand(
 		runCmd(), createCmd(), startCmd(), psCmd(), logsCmd(), execCmd(), stopCmd(), killCmd(), restartCmd(),
 		rmCmd(), inspectCmd(), waitCmd(), renameCmd(), topCmd(), statsCmd(), pauseCmd(), unpauseCmd(),
-		pullCmd(), imagesCmd(), tagCmd(), rmiCmd(), imageCmd(), saveCmd(), loadCmd(), importCmd(),
+		buildCmd(), pullCmd(), imagesCmd(), tagCmd(), rmiCmd(), imageCmd(), saveCmd(), loadCmd(), importCmd(),
 		volumeCmd(), networkCmd(), updateCmd(), systemCmd(), versionCmd(), infoCmd(),
 	)
 	err := root.ExecuteContext(context.Background())
