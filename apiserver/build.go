@@ -15,6 +15,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ctypes "github.com/moby/moby/api/types/container"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/build"
 	"github.com/berth-project/berth/engine"
@@ -49,6 +50,13 @@ func (s *Server) buildDir() string { return filepath.Join(s.b.DataRoot, "build")
 
 // cleanBuildDir removes what a build cut short by a crash left.
 func (s *Server) cleanBuildDir() {
+	if ents, err := os.ReadDir(s.buildDir()); err == nil {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), "context-") {
+				storage.Unmount(filepath.Join(s.buildDir(), e.Name()))
+			}
+		}
+	}
 	ents, _ := os.ReadDir(filepath.Join(s.buildDir(), "mnt"))
 	for _, e := range ents {
 		storage.Unmount(filepath.Join(s.buildDir(), "mnt", e.Name()))
@@ -120,20 +128,12 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := os.MkdirAll(s.buildDir(), 0o700); err != nil {
-		writeError(w, err)
-		return
-	}
-	dir, err := os.MkdirTemp(s.buildDir(), "context-")
+	dir, release, err := s.unpackContext(r.Body)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	defer os.RemoveAll(dir)
-	if err := build.UnpackContext(r.Body, dir); err != nil {
-		writeError(w, err)
-		return
-	}
+	defer release()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	fw := flushWriter{w}
@@ -153,6 +153,52 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 		// The classic builder's quiet mode: the ID alone, as a stream line.
 		json.NewEncoder(fw).Encode(map[string]string{"stream": id.String() + "\n"})
 	}
+}
+
+// smallContext is the largest plain-tar context unpacked into a tmpfs of
+// its own: creating a few hundred files costs ~0.3 ms each on ext4 and
+// ~0.01 ms on tmpfs, most of a cached rebuild's time. Larger (or
+// compressed) contexts go to the data root's disk.
+const smallContext = 32 << 20
+
+// unpackContext unpacks a build context under the build directory and
+// returns it with what removes it (and its tmpfs, if it has one).
+func (s *Server) unpackContext(body io.Reader) (string, func(), error) {
+	if err := os.MkdirAll(s.buildDir(), 0o700); err != nil {
+		return "", nil, err
+	}
+	dir, err := os.MkdirTemp(s.buildDir(), "context-")
+	if err != nil {
+		return "", nil, err
+	}
+	release := func() { os.RemoveAll(dir) }
+	head, err := io.ReadAll(io.LimitReader(body, smallContext+1))
+	if err != nil {
+		release()
+		return "", nil, errdefs.New(errdefs.ErrInvalid, "build context: "+err.Error())
+	}
+	plain := len(head) >= 512 && bytes.Equal(head[257:262], []byte("ustar"))
+	if len(head) <= smallContext && plain {
+		// Each file takes at least a page on tmpfs and 1 KiB in the tar.
+		size := 4*len(head) + 1<<20
+		if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, fmt.Sprintf("size=%d,mode=0700", size)); err == nil {
+			release = func() {
+				storage.Unmount(dir)
+				os.RemoveAll(dir)
+			}
+			if err := build.UnpackContext(bytes.NewReader(head), dir); err == nil {
+				return dir, release, nil
+			}
+			// Say, more small files than the estimate: unpack again on disk.
+			storage.Unmount(dir)
+			release = func() { os.RemoveAll(dir) }
+		}
+	}
+	if err := build.UnpackContext(io.MultiReader(bytes.NewReader(head), body), dir); err != nil {
+		release()
+		return "", nil, err
+	}
+	return dir, release, nil
 }
 
 // buildPrune serves docker builder prune: the build cache is the untagged

@@ -2,11 +2,17 @@ package dockercli
 
 import (
 	"archive/tar"
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // buildDocker runs docker build (the classic builder: no buildx plugin)
@@ -273,5 +279,89 @@ func TestSignalsAndUnknownRoutes(t *testing.T) {
 	code, body := d.get(t, "/v1.50/no/such/route")
 	if code != 404 || body["message"] != "page not found" {
 		t.Errorf("unknown route: %d %v, want 404 {message: page not found}", code, body)
+	}
+}
+
+// TestBuildBadContext: a broken context tar, a context larger than what
+// berthd unpacks in memory, and a client that goes away mid-build: each
+// ends with a clear error or a good image, and nothing left behind — no
+// container, writable root, mount, context directory or tagged image.
+func TestBuildBadContext(t *testing.T) {
+	d := startDaemon(t)
+	withBusybox(t, d)
+	api := http.Client{Transport: &http.Transport{DialContext: unixDialer(d.sock)}}
+	contexts := func() []string {
+		ents, _ := os.ReadDir(filepath.Join(d.dir, "data", "build"))
+		var out []string
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), "context-") {
+				out = append(out, e.Name())
+			}
+		}
+		return out
+	}
+	nothingLeft := func(what string) {
+		t.Helper()
+		if ps, rw, mounts := d.leftovers(t); ps != "" || rw != 0 || mounts != 0 {
+			t.Errorf("%s left containers %q, %d writable roots, %d mounts", what, ps, rw, mounts)
+		}
+		if c := contexts(); len(c) != 0 {
+			t.Errorf("%s left context directories %v", what, c)
+		}
+	}
+
+	// A tar cut in the middle of a file.
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: 1000})
+	tw.Write([]byte("FROM busybox\n"))
+	resp, err := api.Post("http://berthd/build?t=broken:1", "application/x-tar", bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "build context") {
+		t.Errorf("broken tar: %d %s", resp.StatusCode, body)
+	}
+	nothingLeft("a broken context")
+
+	// 40 MiB of context: unpacked on disk rather than in memory.
+	big := t.TempDir()
+	blob := bytes.Repeat([]byte("0123456789abcdef"), 40<<20/16)
+	writeFiles(t, big, map[string]string{"Dockerfile": "FROM busybox\nCOPY big.bin /big.bin\nRUN wc -c < /big.bin > /size\nCMD [\"cat\", \"/size\"]\n", "big.bin": string(blob)})
+	if out, code := d.buildDocker(t, big, "-t", "big:1"); code != 0 {
+		t.Fatalf("40 MiB context: exit %d\n%s", code, out)
+	}
+	if out := d.must(t, "run", "--rm", "big:1"); strings.TrimSpace(out) != strconv.Itoa(len(blob)) {
+		t.Errorf("the big file in the image: %q bytes, want %d", out, len(blob))
+	}
+	nothingLeft("a big context")
+
+	// The client goes away while a RUN step runs.
+	slow := t.TempDir()
+	writeFiles(t, slow, map[string]string{"Dockerfile": "FROM busybox\nRUN echo started; sleep 60\n"})
+	cmd := exec.Command("docker", "build", "-t", "gone:1", ".")
+	cmd.Dir = slow
+	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+d.sock, "DOCKER_CONFIG="+filepath.Join(d.dir, "docker-config"), "DOCKER_BUILDKIT=0")
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && !strings.Contains(sc.Text(), "started") {
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if ps, rw, mounts := d.leftovers(t); ps == "" && rw == 0 && mounts == 0 && len(contexts()) == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	nothingLeft("a build whose client went away")
+	if out, _ := d.docker("image", "inspect", "gone:1"); !strings.Contains(out, "No such image") {
+		t.Errorf("a build whose client went away tagged its image: %s", out)
 	}
 }
