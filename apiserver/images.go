@@ -144,18 +144,40 @@ func (s *Server) imageHistory(w http.ResponseWriter, r *http.Request, name strin
 	}
 	out := []imagetypes.HistoryResponseItem{}
 	hist := img.Config.History
+	// As dockerd: each entry that made a layer shows that layer's size;
+	// the newest entries are named by the images of the build chain (the
+	// image, its parent, …) as far as the store has it.
+	layer := len(img.Layers) - 1
+	chain := img
 	for i := len(hist) - 1; i >= 0; i-- {
 		h := hist[i]
 		item := imagetypes.HistoryResponseItem{ID: "<missing>", CreatedBy: h.CreatedBy, Comment: h.Comment, Tags: []string{}}
 		if h.Created != nil {
 			item.Created = h.Created.Unix()
 		}
-		if i == len(hist)-1 {
-			item.ID, item.Tags = img.ID.String(), familiarNames(img.RepoTags)
+		if !h.EmptyLayer && layer >= 0 {
+			item.Size = img.Layers[layer].Unpacked
+			layer--
+		}
+		if chain != nil {
+			item.ID, item.Tags = chain.ID.String(), familiarNames(chain.RepoTags)
+			chain = s.parentOf(chain)
 		}
 		out = append(out, item)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// parentOf is the image a build step made img on, nil if none is known.
+func (s *Server) parentOf(img *image.Image) *image.Image {
+	if img.Parent == "" {
+		return nil
+	}
+	p, err := s.b.Images.Get(img.Parent.String())
+	if err != nil {
+		return nil
+	}
+	return p
 }
 
 func (s *Server) tagImage(w http.ResponseWriter, r *http.Request, name string) {

@@ -501,6 +501,26 @@ func (r *run) fromCache(s *stageState, key digest.Digest) bool {
 	return true
 }
 
+// historyText is how docker history shows a config step: CMD and
+// ENTRYPOINT as the classic builder writes them (Go's quoting of the
+// list, shell form expanded), others as written.
+func historyText(c instructions.Command, cfg dockerspec.DockerOCIImageConfig, text string) string {
+	quoted := func(l []string) string {
+		q := make([]string, len(l))
+		for i, s := range l {
+			q[i] = strconv.Quote(s)
+		}
+		return "[" + strings.Join(q, " ") + "]"
+	}
+	switch c.(type) {
+	case *instructions.CmdCommand:
+		return "CMD " + quoted(cfg.Cmd)
+	case *instructions.EntrypointCommand:
+		return "ENTRYPOINT " + quoted(cfg.Entrypoint)
+	}
+	return text
+}
+
 // commitMeta makes the image of a step that only changes the config.
 func (r *run) commitMeta(s *stageState, c instructions.Command, cfg dockerspec.DockerOCIImageConfig) error {
 	text := sourceOf(c)
@@ -512,7 +532,7 @@ func (r *run) commitMeta(s *stageState, c instructions.Command, cfg dockerspec.D
 		return err
 	}
 	img, err := r.b.Images.Commit(image.CommitOptions{Parent: s.id, Config: cfg,
-		History: historyOf("/bin/sh -c #(nop) " + text)})
+		History: historyOf("/bin/sh -c #(nop)  " + historyText(c, cfg, text))})
 	if err != nil {
 		return err
 	}

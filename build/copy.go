@@ -200,7 +200,7 @@ func (r *run) copyStep(s *stageState, c instructions.Command, cs copySpec) error
 	}
 	img, err := r.b.Images.Commit(image.CommitOptions{Parent: s.id, Config: s.config,
 		Layer:   r.b.Images.RootfsLayer(m.key),
-		History: historyOf(fmt.Sprintf("/bin/sh -c #(nop) %s %s in %s ", name, sum[:12], dest))})
+		History: historyOf(fmt.Sprintf("/bin/sh -c #(nop) %s %s:%s in %s ", name, sourceKind(srcs), sum, dest))})
 	if err != nil {
 		return err
 	}
@@ -410,6 +410,18 @@ func (cp *copier) one(root *os.Root, host, name string, fi fs.FileInfo) error {
 		return err
 	}
 	return root.Chtimes(name, fi.ModTime(), fi.ModTime())
+}
+
+// sourceKind names a COPY's sources in its history line as docker does:
+// file (one file), dir (one directory) or multi.
+func sourceKind(srcs []source) string {
+	switch {
+	case len(srcs) != 1:
+		return "multi"
+	case srcs[0].fi.IsDir():
+		return "dir"
+	}
+	return "file"
 }
 
 // isArchive reports whether ADD extracts the file: a tar, plain or

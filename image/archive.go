@@ -478,7 +478,7 @@ func (s *Store) addImage(a *archive, m ocispec.Manifest, files []string, cfgRaw 
 // ImportOptions name an imported image and shape its config.
 type ImportOptions struct {
 	Ref     string // name; empty for none
-	Message string // the history entry's comment; empty: "Imported from tarball"
+	Message string // the history entry's comment; empty: "Imported from -", as dockerd
 	// Change, if set, edits the image config (docker import --change).
 	Change func(*dockerspec.DockerOCIImageConfig) error
 }
@@ -533,11 +533,11 @@ func (s *Store) Import(r io.Reader, o ImportOptions) (*Image, error) {
 	now := time.Now().UTC()
 	comment := o.Message
 	if comment == "" {
-		comment = "Imported from tarball"
+		comment = "Imported from -" // as dockerd names a tarball sent in the request
 	}
 	cfg := dockerspec.DockerOCIImage{Image: ocispec.Image{Created: &now, Platform: ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH},
 		RootFS:  ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{diffID}},
-		History: []ocispec.History{{Created: &now, CreatedBy: "berth import", Comment: comment}}},
+		History: []ocispec.History{{Created: &now, Comment: comment}}},
 		Config: imgCfg}
 	cfgRaw, err := json.Marshal(cfg)
 	if err != nil {

@@ -130,6 +130,9 @@ type Layer struct {
 	DiffID    digest.Digest
 	Size      int64
 	MediaType string
+	// Unpacked is the bytes of file content the layer holds (docker
+	// history's SIZE).
+	Unpacked int64
 }
 
 // Open opens (creating if needed) the store on opts.Root and takes its lock.
@@ -294,7 +297,7 @@ func (s *Store) toImage(tx *bolt.Tx, id digest.Digest, r *imageRecord) (*Image, 
 		return nil, fmt.Errorf("image %s: config: %w", id, err)
 	}
 	for _, l := range r.Layers {
-		img.Layers = append(img.Layers, Layer{Digest: l.Digest, DiffID: l.DiffID, Size: l.Size, MediaType: l.MediaType})
+		img.Layers = append(img.Layers, Layer{Digest: l.Digest, DiffID: l.DiffID, Size: l.Size, MediaType: l.MediaType, Unpacked: l.Unpacked})
 		img.Size += l.Unpacked
 	}
 	return img, nil

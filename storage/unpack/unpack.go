@@ -54,7 +54,8 @@ const (
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 // Unpack reads the tar stream r to its end and writes its entries under
-// dir, which must exist. It returns the number of file-content bytes written.
+// dir, which must exist. It returns the layer's size as docker counts it:
+// the bytes of file content written and of symlink targets.
 // Errors name the entry.
 func Unpack(r io.Reader, dir string, opts Options) (int64, error) {
 	root, err := unix.Open(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -402,7 +403,9 @@ func (u *unpacker) entry(hdr *tar.Header, p, dir, base string, r io.Reader) (int
 		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
 			return 0, err
 		}
-		return 0, u.meta(pfd, base, hdr, false)
+		// A link's size is its target's length, counted as docker counts
+		// a layer's size.
+		return int64(len(hdr.Linkname)), u.meta(pfd, base, hdr, false)
 	case tar.TypeLink:
 		return 0, u.hardlink(pfd, base, hdr.Linkname)
 	case tar.TypeChar, tar.TypeBlock:

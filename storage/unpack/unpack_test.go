@@ -37,8 +37,8 @@ func TestMetadataAndWhiteouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != int64(len("c")+len("implied parents")+len("first")+len("second")) {
-		t.Errorf("%d content bytes", n)
+	if n != int64(len("c")+len("implied parents")+len("first")+len("second")+len("/nowhere")) {
+		t.Errorf("%d bytes of content and link targets", n)
 	}
 	st := func(p string) unix.Stat_t {
 		var s unix.Stat_t

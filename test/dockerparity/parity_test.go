@@ -194,6 +194,12 @@ func scenarios() []scenario {
 			steps:   [][]string{args("rmi", "removed:1")},
 			differs: "dockerd lists each layer it deletes after the image; berthd lists the images (layers are garbage-collected apart)"},
 
+		{name: "build and history", setup: [][]string{args("build", "-q", "-t", "hist:1", "{dir}/histctx")}, steps: [][]string{
+			args("history", "--format", "{{.Size}} {{if eq .ID \"<missing>\"}}missing{{else}}id{{end}} {{.Comment}}", "hist:1"),
+			args("history", "--no-trunc", "--format", "{{.CreatedBy}}", "--filter", "", "hist:1"),
+			args("run", "--rm", "hist:1"),
+		}, cleanup: [][]string{args("rmi", "hist:1")}},
+
 		// docker cp.
 		{name: "cp into a running container", setup: [][]string{sleeper("cpr", "-v", "cpvol:/data")}, steps: [][]string{
 			args("cp", "{dir}/files/hello.txt", "cpr:/tmp/"),
@@ -375,6 +381,16 @@ func TestDockerParity(t *testing.T) {
 		total, identical, sameCode, named, total-identical-sameCode-named)
 }
 
+func writeTree(t *testing.T, dir string, files map[string]string) {
+	for p, body := range files {
+		full := filepath.Join(dir, p)
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		if err := os.WriteFile(full, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // hostFiles makes the host directory scenarios refer to as {dir}.
 func hostFiles(t *testing.T) string {
 	dir := t.TempDir()
@@ -391,6 +407,9 @@ func hostFiles(t *testing.T) string {
 		}
 	}
 	os.Mkdir(filepath.Join(dir, "empty"), 0o755)
+	writeTree(t, filepath.Join(dir, "histctx"), map[string]string{
+		"Dockerfile": "FROM busybox\nENV A=1\nRUN echo built > /built\nENTRYPOINT [\"sh\", \"-c\"]\nCMD echo $A; cat /built\n",
+	})
 	ctx := filepath.Join(dir, "checker")
 	os.Mkdir(ctx, 0o755)
 	build := exec.Command("go", "build", "-o", filepath.Join(ctx, "checker"), "github.com/berth-project/berth/test/checker")
