@@ -102,17 +102,28 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) pruneContainers(w http.ResponseWriter, r *http.Request) {
-	if _, err := parseFilters(r.URL.Query().Get("filters")); err != nil {
+	f, err := parseFilters(r.URL.Query().Get("filters"), "label", "until")
+	if err != nil {
 		writeError(w, err)
 		return
 	}
-	list, err := s.b.Engine.List(engine.ListOptions{All: true, Filters: map[string][]string{"status": {"exited", "created", "dead"}}})
+	var until time.Time
+	if v := f["until"]; len(v) > 0 {
+		if until, err = untilTime(v[0]); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	list, err := s.b.Engine.List(engine.ListOptions{All: true, Filters: map[string][]string{"status": {"exited", "created", "dead"}, "label": f["label"]}})
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	resp := ctypes.PruneReport{ContainersDeleted: []string{}}
 	for _, c := range list {
+		if !until.IsZero() && !time.Unix(c.Created, 0).Before(until) {
+			continue
+		}
 		if err := s.b.Engine.Remove(c.ID, engine.RemoveOptions{}); err == nil {
 			resp.ContainersDeleted = append(resp.ContainersDeleted, c.ID)
 		}
@@ -462,6 +473,18 @@ func writeFrame(w io.Writer, stream byte, p []byte, raw bool) error {
 	binary.BigEndian.PutUint32(buf[4:], uint32(len(p)))
 	_, err := w.Write(append(buf, p...))
 	return err
+}
+
+// untilTime reads a prune filter's until: a timestamp, or a duration
+// back from now ("24h").
+func untilTime(v string) (time.Time, error) {
+	if d, err := time.ParseDuration(v); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	return unixTime(v)
 }
 
 // unixTime reads docker's since/until: seconds with an optional fraction.

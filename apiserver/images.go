@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/moby/moby/api/types/events"
 	"io"
 	"net/http"
 	"slices"
@@ -168,6 +169,20 @@ func (s *Server) imageHistory(w http.ResponseWriter, r *http.Request, name strin
 	writeJSON(w, http.StatusOK, out)
 }
 
+// imageEvent records an image event as dockerd's: the actor and its
+// name attribute.
+func (s *Server) imageEvent(action events.Action, id, name string) {
+	s.b.Engine.Emit(events.ImageEventType, action, id, map[string]string{"name": name})
+}
+
+// mustFull is ref's full name, or ref itself when it does not parse.
+func mustFull(ref string) string {
+	if full, err := image.FullName(ref); err == nil {
+		return full
+	}
+	return ref
+}
+
 // parentOf is the image a build step made img on, nil if none is known.
 func (s *Server) parentOf(img *image.Image) *image.Image {
 	if img.Parent == "" {
@@ -189,10 +204,14 @@ func (s *Server) tagImage(w http.ResponseWriter, r *http.Request, name string) {
 		writeError(w, err)
 		return
 	}
+	if img, err := s.b.Images.Get(target); err == nil {
+		s.imageEvent(events.ActionTag, img.ID.String(), image.Familiar(mustFull(target)))
+	}
 	w.WriteHeader(http.StatusCreated)
 }
 
 func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, name string) {
+	before, _ := s.b.Images.Get(name)
 	res, err := s.b.Images.Remove(name, boolParam(r, "force"))
 	if err != nil {
 		if errdefs.NotFound(err) {
@@ -200,6 +219,14 @@ func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, name string
 		}
 		writeError(w, err)
 		return
+	}
+	for range res.Untagged { // dockerd names the image, by ID
+		if before != nil {
+			s.imageEvent(events.ActionUnTag, before.ID.String(), before.ID.String())
+		}
+	}
+	for _, d := range res.Deleted {
+		s.imageEvent(events.ActionDelete, d.String(), d.String())
 	}
 	writeJSON(w, http.StatusOK, deleteResponses(res.Untagged, res.Deleted))
 }
@@ -304,6 +331,7 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 		status = "Status: Downloaded newer image for "
 	}
 	show(image.Progress{Status: status + image.Familiar(full)})
+	s.imageEvent(events.ActionPull, image.Familiar(full), image.Familiar(full))
 }
 
 // login serves docker login: the credentials are checked against the
@@ -357,6 +385,7 @@ func (s *Server) pushImage(w http.ResponseWriter, r *http.Request, name string) 
 	}
 	show(image.Progress{Status: fmt.Sprintf("%s: digest: %s size: %d", res.Tag, res.Digest, res.Size)})
 	json.NewEncoder(fw).Encode(map[string]any{"progressDetail": map[string]any{}, "aux": map[string]any{"Tag": res.Tag, "Digest": res.Digest, "Size": res.Size}})
+	s.imageEvent(events.ActionPush, image.Familiar(full), image.Familiar(full))
 }
 
 // registryAuth decodes X-Registry-Auth (base64url JSON); "{}" or none
@@ -405,6 +434,7 @@ func (s *Server) importImage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	s.imageEvent(events.ActionImport, img.ID.String(), img.ID.String())
 	writeJSON(w, http.StatusOK, map[string]string{"status": img.ID.String()})
 }
 

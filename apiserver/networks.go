@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"fmt"
+	"github.com/moby/moby/api/types/events"
 	"net"
 	"net/http"
 	"net/netip"
@@ -165,14 +166,17 @@ func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	s.b.Engine.Emit(events.NetworkEventType, events.ActionCreate, n.ID, map[string]string{"name": n.Name, "type": n.Driver})
 	writeJSON(w, http.StatusCreated, network.CreateResponse{ID: n.ID})
 }
 
 func (s *Server) removeNetwork(w http.ResponseWriter, r *http.Request) {
+	n, _ := s.b.Networks.Get(r.PathValue("id"))
 	if err := s.b.Networks.Remove(r.PathValue("id")); err != nil {
 		writeError(w, err)
 		return
 	}
+	s.b.Engine.Emit(events.NetworkEventType, events.ActionDestroy, n.ID, map[string]string{"name": n.Name, "type": n.Driver})
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -1,7 +1,10 @@
 package apiserver
 
 import (
+	"fmt"
+
 	"encoding/json"
+	"github.com/berth-project/berth/errdefs"
 	"net/http"
 	"os"
 	"runtime"
@@ -138,7 +141,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 // container (id or name), event, image and label.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f, err := parseFilters(q.Get("filters"), "type", "container", "event", "image", "label")
+	f, err := parseFilters(q.Get("filters"), "type", "container", "event", "image", "label", "volume", "network")
 	if err != nil {
 		writeError(w, err)
 		return
@@ -153,16 +156,28 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	if !since.IsZero() && !until.IsZero() && since.After(until) {
+		writeError(w, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("`since` time (%s) cannot be after `until` time (%s)", q.Get("since"), q.Get("until"))))
+		return
+	}
 	keep := func(m events.Message) bool {
 		match := func(key string, ok func(string) bool) bool {
 			return len(f[key]) == 0 || slices.ContainsFunc(f[key], ok)
 		}
 		return match("type", func(v string) bool { return string(m.Type) == v }) &&
 			match("container", func(v string) bool {
-				return strings.HasPrefix(m.Actor.ID, v) || m.Actor.Attributes["name"] == strings.TrimPrefix(v, "/")
+				// dockerd's fuzzy match: a prefix of the actor's ID or name,
+				// whatever the event's type.
+				return strings.HasPrefix(m.Actor.ID, v) || strings.HasPrefix(m.Actor.Attributes["name"], strings.TrimPrefix(v, "/"))
 			}) &&
 			match("event", func(v string) bool { a, _, _ := strings.Cut(string(m.Action), ":"); return a == v }) &&
-			match("image", func(v string) bool { return m.Actor.Attributes["image"] == v }) &&
+			match("image", func(v string) bool {
+				return m.Actor.Attributes["image"] == v || m.Type == events.ImageEventType && (m.Actor.ID == v || m.Actor.Attributes["name"] == v)
+			}) &&
+			match("volume", func(v string) bool { return m.Type == events.VolumeEventType && m.Actor.ID == v }) &&
+			match("network", func(v string) bool {
+				return m.Type == events.NetworkEventType && (strings.HasPrefix(m.Actor.ID, v) || m.Actor.Attributes["name"] == v)
+			}) &&
 			match("label", func(v string) bool {
 				k, val, has := strings.Cut(v, "=")
 				got, ok := m.Actor.Attributes[k]

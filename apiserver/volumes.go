@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"github.com/moby/moby/api/types/events"
 	"net/http"
 	"slices"
 	"strings"
@@ -42,6 +43,7 @@ func (s *Server) createVolume(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	s.b.Engine.Emit(events.VolumeEventType, events.ActionCreate, v.Name, map[string]string{"driver": "local"})
 	writeJSON(w, http.StatusCreated, s.volumeJSON(v, false))
 }
 
@@ -98,6 +100,7 @@ func (s *Server) removeVolume(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	s.b.Engine.Emit(events.VolumeEventType, events.ActionDestroy, r.PathValue("name"), map[string]string{"driver": "local"})
 	w.WriteHeader(http.StatusNoContent)
 }
 

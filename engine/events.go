@@ -36,6 +36,21 @@ func (l *eventLog) publish(m events.Message) {
 	}
 }
 
+// Emit records an event of another object than a container (image,
+// volume, network), as dockerd reports them: the actor's ID and
+// attributes.
+func (e *Engine) Emit(typ events.Type, action events.Action, id string, attrs map[string]string) {
+	now := time.Now()
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	e.events.publish(events.Message{
+		Type: typ, Action: action, Scope: "local",
+		Actor: events.Actor{ID: id, Attributes: attrs},
+		Time:  now.Unix(), TimeNano: now.UnixNano(),
+	})
+}
+
 // emit records a container event with docker's attributes: the
 // container's name and image, its labels, and extra.
 func (e *Engine) emit(c *ctr, action events.Action, extra map[string]string) {
@@ -45,12 +60,17 @@ func (e *Engine) emit(c *ctr, action events.Action, extra map[string]string) {
 	id := c.rec.ID
 	e.mu.Unlock()
 	maps.Copy(attrs, extra)
-	now := time.Now()
-	e.events.publish(events.Message{
-		Type: events.ContainerEventType, Action: action, Scope: "local",
-		Actor: events.Actor{ID: id, Attributes: attrs},
-		Time:  now.Unix(), TimeNano: now.UnixNano(),
-	})
+	e.Emit(events.ContainerEventType, action, id, attrs)
+}
+
+// emitNetwork records a network event about container id (connect,
+// disconnect) on the network netID.
+func (e *Engine) emitNetwork(action events.Action, netID, id string) {
+	n, err := e.o.Network.Get(netID)
+	if err != nil {
+		return
+	}
+	e.Emit(events.NetworkEventType, action, n.ID, map[string]string{"container": id, "name": n.Name, "type": n.Driver})
 }
 
 // EventFilter picks events; nil takes all.

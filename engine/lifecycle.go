@@ -206,7 +206,7 @@ func (e *Engine) handleExit(x monitor.Exit, why ...string) {
 		return
 	}
 	e.mu.Unlock()
-	e.detachNetwork(x.ID)
+	left := e.leaveNetworks(x.ID)
 	root := filepath.Join(e.bundleDir(x.ID), "rootfs")
 	if err := unix.Unmount(root, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		e.log.Warn("unmount root filesystem", "id", x.ID, "err", err)
@@ -236,6 +236,7 @@ func (e *Engine) handleExit(x monitor.Exit, why ...string) {
 	e.mu.Unlock()
 	e.log.Info("container exited", "id", x.ID, "code", x.ExitCode)
 	e.emit(c, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(x.ExitCode)})
+	e.emitDisconnects(x.ID, left) // after die, as dockerd
 	switch {
 	case autoRemove:
 		go func() {
@@ -599,6 +600,7 @@ func (e *Engine) Attach(ctx context.Context, ref string, cfg monitor.AttachConfi
 		return nil, false, err
 	}
 	tty := c.rec.Config.Tty
+	go e.emit(c, events.ActionAttach, nil)
 	if c.rec.State.Running() && c.busy != "starting" {
 		id := c.rec.ID
 		e.mu.Unlock()

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"github.com/moby/moby/api/types/events"
 	"maps"
 	"net"
 	"net/netip"
@@ -205,6 +206,9 @@ func (e *Engine) attachNetwork(r *Record) (*berthnet.Sandbox, error) {
 			return nil, err
 		}
 	}
+	for _, ep := range sb.Endpoints {
+		e.emitNetwork(events.ActionConnect, ep.Network, r.ID)
+	}
 	return &sb, nil
 }
 
@@ -275,8 +279,10 @@ func (e *Engine) ConnectNetwork(ref, netRef string, ep *network.EndpointSettings
 	})
 	if err != nil {
 		_ = e.o.Network.Disconnect(c.rec.ID, n.ID)
+		return err
 	}
-	return err
+	e.emitNetwork(events.ActionConnect, n.ID, c.rec.ID)
+	return nil
 }
 
 // DisconnectNetwork undoes ConnectNetwork. The network a container was
@@ -315,7 +321,7 @@ func (e *Engine) DisconnectNetwork(ref, netRef string) error {
 			return err
 		}
 	}
-	return e.saveState(c, func(r *Record) {
+	err = e.saveState(c, func(r *Record) {
 		nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{}}
 		for k, v := range r.Network.EndpointsConfig {
 			if k != n.Name && k != n.ID {
@@ -324,16 +330,43 @@ func (e *Engine) DisconnectNetwork(ref, netRef string) error {
 		}
 		r.Network = nc
 	})
+	if err == nil {
+		e.emitNetwork(events.ActionDisconnect, n.ID, c.rec.ID)
+	}
+	return err
 }
 
-// detachNetwork removes a container's sandbox, if it has one.
+// detachNetwork removes a container's sandbox, if it has one, and
+// reports the disconnections.
 func (e *Engine) detachNetwork(id string) {
-	if e.o.Network == nil {
-		return
+	e.emitDisconnects(id, e.leaveNetworks(id))
+}
+
+// emitDisconnects reports that container id left the networks nets.
+func (e *Engine) emitDisconnects(id string, nets []string) {
+	for _, n := range nets {
+		e.emitNetwork(events.ActionDisconnect, n, id)
 	}
+}
+
+// leaveNetworks removes a container's sandbox, if it has one, and returns
+// the networks it was on.
+func (e *Engine) leaveNetworks(id string) []string {
+	if e.o.Network == nil {
+		return nil
+	}
+	sb, had := e.o.Network.Sandbox(id)
 	if err := e.o.Network.Detach(id); err != nil {
 		e.log.Warn("remove the network sandbox", "id", id, "err", err)
+		return nil
 	}
+	var nets []string
+	if had {
+		for _, ep := range sb.Endpoints {
+			nets = append(nets, ep.Network)
+		}
+	}
+	return nets
 }
 
 // networkSettings is docker's NetworkSettings for r: its sandbox's

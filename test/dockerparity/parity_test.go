@@ -6,9 +6,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/berth-project/berth/test/berthd"
 	"github.com/berth-project/berth/test/registry"
@@ -286,6 +288,23 @@ func scenarios() []scenario {
 			args("run", "--rm", "--security-opt", "seccomp=unconfined", "checker:1", "/checker", "name_to_handle_at"),
 		}, cleanup: [][]string{args("rmi", "checker:1")}},
 
+		// Events, attach, prune.
+		{name: "events", setup: [][]string{
+			args("run", "--name", "ev", "busybox", "true"), args("rm", "ev"),
+			args("tag", "busybox", "evt:1"), args("rmi", "evt:1"),
+			args("volume", "create", "evv"), args("volume", "rm", "evv"),
+			args("network", "create", "evn"), args("network", "rm", "evn"),
+		}, steps: [][]string{
+			args("events", "--since", "{since}", "--until", "0s", "--filter", "container=ev", "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}"),
+			args("events", "--since", "{since}", "--until", "0s", "--filter", "type=volume", "--format", "{{.Action}} {{.Actor.ID}}"),
+			args("events", "--since", "{since}", "--until", "0s", "--filter", "network=evn", "--format", "{{.Action}} {{.Actor.Attributes.name}}"),
+			args("events", "--since", "{since}", "--until", "0s", "--filter", "type=image", "--format", "{{.Action}} {{.Actor.Attributes.name}}"),
+		}},
+		{name: "attach to a running container", setup: [][]string{args("run", "-d", "--name", "at", "busybox", "sh", "-c", "sleep 1; echo late; exit 2")},
+			steps: [][]string{args("attach", "at")}, cleanup: rm("at")},
+		{name: "container prune", setup: [][]string{args("create", "--name", "pr", "--label", "prune=me", "busybox", "true")},
+			steps: [][]string{args("container", "prune", "-f", "--filter", "label=prune=me"), args("ps", "-aq", "--filter", "name=pr")}, cleanup: rm("pr")},
+
 		// Where Berth differs on purpose.
 		{name: "live restore", steps: [][]string{args("info", "-f", "{{.LiveRestoreEnabled}}")},
 			differs: "berthd keeps containers running across its restarts by default; dockerd needs --live-restore"},
@@ -311,7 +330,14 @@ func TestDockerParity(t *testing.T) {
 		}
 		return out
 	}
-	run := func(tg *target, sc scenario) ([]result, error) {
+	run := func(tg *target, sc scenario, since string) ([]result, error) {
+		expand := func(a []string) []string {
+			out := expand(a)
+			for i := range out {
+				out[i] = strings.ReplaceAll(out[i], "{since}", since)
+			}
+			return out
+		}
 		defer func() {
 			for _, c := range sc.cleanup {
 				tg.docker("", expand(c)...)
@@ -321,6 +347,11 @@ func TestDockerParity(t *testing.T) {
 			if out, code := tg.docker("", expand(c)...); code != 0 {
 				return nil, fmt.Errorf("%s: setup %v: exit %d: %s", tg.name, c, code, out)
 			}
+		}
+		if since != "" {
+			// The CLI's "--until 0s" is the current whole second, which
+			// dockerd leaves out: let the setup's second pass.
+			time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
 		}
 		var rs []result
 		for _, st := range sc.steps {
@@ -342,8 +373,15 @@ func TestDockerParity(t *testing.T) {
 			var werr, gerr error
 			var wg sync.WaitGroup
 			wg.Add(2)
-			go func() { defer wg.Done(); want, werr = run(oracle, sc) }()
-			go func() { defer wg.Done(); got, gerr = run(berth, sc) }()
+			since := ""
+			if strings.Contains(fmt.Sprint(sc.steps), "{since}") {
+				// A second of its own: dockerd's event times are whole seconds.
+				next := time.Now().Truncate(time.Second).Add(time.Second)
+				time.Sleep(time.Until(next))
+				since = strconv.FormatInt(next.Unix(), 10)
+			}
+			go func() { defer wg.Done(); want, werr = run(oracle, sc, since) }()
+			go func() { defer wg.Done(); got, gerr = run(berth, sc, since) }()
 			wg.Wait()
 			if werr != nil {
 				t.Fatalf("the oracle itself failed: %v", werr)
