@@ -308,6 +308,11 @@ func scenarios() []scenario {
 		// Where Berth differs on purpose.
 		{name: "live restore", steps: [][]string{args("info", "-f", "{{.LiveRestoreEnabled}}")},
 			differs: "berthd keeps containers running across its restarts by default; dockerd needs --live-restore"},
+		{name: "runtime", steps: [][]string{args("info", "-f", "{{.DefaultRuntime}}")},
+			differs: "berthd runs containers with berth-runtime, dockerd with runc"},
+		{name: "traffic counters and bandwidth", setup: [][]string{sleeper("bw", "--label", "io.berth.bandwidth=10mbit")},
+			steps:   [][]string{args("inspect", "-f", "{{if .BerthNetworkCounters}}counted{{else}}none{{end}}", "bw")},
+			differs: "berthd limits a container's bandwidth (label io.berth.bandwidth, berth run --bandwidth) and reports its traffic in inspect; dockerd has neither", cleanup: rm("bw")},
 	}
 }
 
