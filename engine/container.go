@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -101,15 +102,65 @@ func (e *Engine) load() error {
 			return err
 		}
 		return b.ForEach(func(k, v []byte) error {
-			var r Record
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("container record %s: %w", k, err)
+			r, err := decodeRecord(k, v)
+			if err != nil {
+				// Served without it rather than not at all; berthd verify
+				// names it too.
+				e.log.Error("skipping a bad container record", "err", err)
+				return nil
 			}
 			e.ctrs[r.ID] = newCtr(r)
 			e.names[r.Name] = r.ID
 			return nil
 		})
 	})
+}
+
+// decodeRecord reads the record stored under key, refusing one that
+// does not describe a container (cut short, or lacking its config).
+func decodeRecord(key, raw []byte) (Record, error) {
+	var r Record
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return r, fmt.Errorf("container record %s: %w", key, err)
+	}
+	switch {
+	case r.ID != string(key):
+		return r, fmt.Errorf("container record %s: it names container %q", key, r.ID)
+	case r.Config == nil || r.HostConfig == nil:
+		return r, fmt.Errorf("container record %s: no config", key)
+	case r.Name == "" || r.Path == "" && len(r.Args) == 0:
+		return r, fmt.Errorf("container record %s: no name or command", key)
+	}
+	return r, nil
+}
+
+// VerifyRecords checks every container record of the data root offline
+// (berthd stopped: the database is locked while it runs) and returns
+// what is wrong, one error per bad record.
+func VerifyRecords(dataRoot string) ([]error, error) {
+	path := filepath.Join(dataRoot, "containers.db")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	defer db.Close()
+	var bad []error
+	err = db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketContainers)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			if _, err := decodeRecord(k, v); err != nil {
+				bad = append(bad, err)
+			}
+			return nil
+		})
+	})
+	return bad, err
 }
 
 // save writes c's record. Called with e.mu held (the record is read

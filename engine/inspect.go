@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -220,7 +221,7 @@ func (e *Engine) matches(r Record, f map[string][]string) bool {
 		return slices.ContainsFunc(vals, ok)
 	}
 	return any("status", func(v string) bool { return string(r.State.Status) == v }) &&
-		any("name", func(v string) bool { return strings.Contains(r.Name, strings.TrimPrefix(v, "/")) }) &&
+		any("name", func(v string) bool { return nameMatches(r.Name, v) }) &&
 		any("id", func(v string) bool { return strings.HasPrefix(r.ID, v) }) &&
 		any("exited", func(v string) bool {
 			return r.State.Status == ctypes.StateExited && fmt.Sprint(r.State.ExitCode) == v
@@ -232,6 +233,16 @@ func (e *Engine) matches(r Record, f map[string][]string) bool {
 			got, ok := r.Config.Labels[k]
 			return ok && (!hasVal || got == val)
 		})
+}
+
+// nameMatches is docker's name filter: a regular expression, matched
+// against the name with and without its leading "/".
+func nameMatches(name, pattern string) bool {
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return false
+	}
+	return re.MatchString(name) || re.MatchString(strings.TrimPrefix(name, "/"))
 }
 
 func all(vals []string, ok func(string) bool) bool {

@@ -100,7 +100,7 @@ func main() {
 func verifyCmd(cfg *config) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "verify",
-		Short: "Check every blob, layer and name of the image store (offline)",
+		Short: "Check every blob, layer and name of the image store, and every container record (offline)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			store, err := image.Open(image.Options{Root: cfg.DataRoot})
@@ -109,6 +109,11 @@ func verifyCmd(cfg *config) *cobra.Command {
 			}
 			defer store.Close()
 			errs := store.Verify()
+			bad, err := engine.VerifyRecords(cfg.DataRoot)
+			if err != nil {
+				return err
+			}
+			errs = append(errs, bad...)
 			for _, e := range errs {
 				fmt.Fprintln(os.Stderr, e)
 			}

@@ -19,6 +19,7 @@ import (
 	"github.com/berth-project/berth/storage/quota/quotatest"
 	"github.com/berth-project/berth/test/berthd"
 	"github.com/berth-project/berth/test/registry"
+	bolt "go.etcd.io/bbolt"
 )
 
 // withBusybox imports Debian's busybox-static as the image "busybox".
@@ -738,5 +739,54 @@ func checkDiskQuotas(t *testing.T, d *daemon, backend, fullErr string) {
 	}
 	if after := d.hostState(t); after.mounts != before.mounts || after.cgroups != before.cgroups {
 		t.Errorf("left behind: before %+v, after %+v", before, after)
+	}
+}
+
+// TestBadContainerRecords: a record cut short and a record of "{}" in
+// containers.db (written while berthd is stopped) are skipped and named
+// in berthd's log and by berthd verify; the good containers are served
+// and nothing crashes.
+func TestBadContainerRecords(t *testing.T) {
+	d := startDaemon(t)
+	withBusybox(t, d)
+	d.must(t, "create", "--name", "good", "busybox", "true")
+	d.stop()
+	db, err := bolt.Open(filepath.Join(d.dir, "data", "containers.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("containers"))
+		if b == nil {
+			return fmt.Errorf("no containers bucket")
+		}
+		if err := b.Put([]byte("cut-short"), []byte(`{"ID":"cut-short","Name":"/x","Con`)); err != nil {
+			return err
+		}
+		return b.Put([]byte("empty-record"), []byte(`{}`))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(d.Binary(), "verify", "--data-root", filepath.Join(d.dir, "data")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "cut-short") || !strings.Contains(string(out), "empty-record") {
+		t.Errorf("berthd verify: want both bad records named: %v\n%s", err, out)
+	}
+	d.start(t)
+	if out := d.must(t, "ps", "-a", "--format", "{{.Names}}"); strings.TrimSpace(out) != "good" {
+		t.Errorf("ps -a after bad records: %q", out)
+	}
+	for _, ref := range []string{"cut-short", "empty-record"} {
+		if out, err := d.docker("inspect", ref); err == nil {
+			t.Errorf("a bad record was served: %s", out)
+		}
+	}
+	if out := d.must(t, "start", "-a", "good"); out != "" {
+		t.Errorf("start of the good container: %q", out)
+	}
+	logb, _ := os.ReadFile(filepath.Join(d.dir, "berthd.log"))
+	if !strings.Contains(string(logb), "skipping a bad container record") {
+		t.Error("berthd's log does not name the bad records")
 	}
 }

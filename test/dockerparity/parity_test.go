@@ -176,6 +176,11 @@ func scenarios() []scenario {
 			args("inspect", "-f", "{{.NetworkSettings.Gateway}} {{.NetworkSettings.IPPrefixLen}} {{if .NetworkSettings.IPAddress}}ip{{end}} {{if .NetworkSettings.MacAddress}}mac{{end}}", "nf"),
 			args("inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{$v.Gateway}}{{end}}", "nf"),
 		}, cleanup: rm("nf")},
+		{name: "ps name filter is a regexp", setup: [][]string{args("create", "--name", "web1", "busybox", "true"), args("create", "--name", "myweb", "busybox", "true")}, steps: [][]string{
+			args("ps", "-a", "--filter", "name=^web", "--format", "{{.Names}}"),
+			args("ps", "-a", "--filter", "name=web", "--format", "{{.Names}}"),
+			args("ps", "-a", "--filter", "name=^/myweb$", "--format", "{{.Names}}"),
+		}, cleanup: rm("web1", "myweb"), unordered: true},
 		{name: "ps ports and networks", setup: [][]string{sleeper("pp", "-p", "127.0.0.1:8080:80", "--expose", "81")},
 			steps: [][]string{args("ps", "--filter", "name=pp", "--format", "{{.Names}}|{{.Ports}}|{{.Networks}}"), args("port", "pp")}, cleanup: rm("pp")},
 
