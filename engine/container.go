@@ -61,6 +61,8 @@ type State struct {
 	Error      string
 	StartedAt  time.Time
 	FinishedAt time.Time
+	// OOMKilled: the kernel's OOM killer killed a process of the last run.
+	OOMKilled bool `json:",omitempty"`
 	// Health is the health check's state during and after a run; nil
 	// without a health check.
 	Health *ctypes.Health `json:",omitempty"`

@@ -74,7 +74,7 @@ func dockerState(r Record) *ctypes.State {
 		Status: status, Running: st.Running(), Paused: status == ctypes.StatePaused,
 		Restarting: status == ctypes.StateRestarting, Pid: st.Pid, ExitCode: st.ExitCode, Error: st.Error,
 		StartedAt: timeOrZero(st.StartedAt), FinishedAt: timeOrZero(st.FinishedAt),
-		Health: st.Health,
+		Health: st.Health, OOMKilled: st.OOMKilled,
 	}
 }
 

@@ -213,6 +213,7 @@ func (e *Engine) handleExit(x monitor.Exit, why ...string) {
 	}
 	os.RemoveAll(e.bundleDir(x.ID))
 	_ = e.mon.Forget(x.ID)
+	oom := x.OOMKilled
 
 	e.mu.Lock()
 	if !c.rec.State.Running() || c.rec.State.Pid != x.Pid {
@@ -221,6 +222,7 @@ func (e *Engine) handleExit(x monitor.Exit, why ...string) {
 	}
 	st := &c.rec.State
 	st.Status, st.Pid, st.ExitCode, st.FinishedAt = ctypes.StateExited, 0, x.ExitCode, x.ExitedAt
+	st.OOMKilled = oom
 	if st.Health != nil {
 		st.Health.Status = ctypes.Unhealthy // as dockerd: a stopped container is not healthy
 	}
@@ -234,7 +236,10 @@ func (e *Engine) handleExit(x monitor.Exit, why ...string) {
 	autoRemove := c.rec.HostConfig.AutoRemove
 	restart, delay := e.restartDecision(c)
 	e.mu.Unlock()
-	e.log.Info("container exited", "id", x.ID, "code", x.ExitCode)
+	e.log.Info("container exited", "id", x.ID, "code", x.ExitCode, "oomKilled", oom)
+	if oom {
+		e.emit(c, events.ActionOOM, nil)
+	}
 	e.emit(c, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(x.ExitCode)})
 	e.emitDisconnects(x.ID, left) // after die, as dockerd
 	switch {

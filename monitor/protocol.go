@@ -101,6 +101,9 @@ type Proc struct {
 	Running  bool
 	ExitCode int
 	ExitedAt time.Time
+	// OOMKilled: the OOM killer killed a process in the container's
+	// cgroup (read before the cgroup is removed with the container).
+	OOMKilled bool `json:",omitempty"`
 }
 
 // Exit is an event: a process ended and its output is drained.

@@ -77,10 +77,11 @@ type proc struct {
 	atts     map[*attachment]struct{}
 	draining sync.WaitGroup
 
-	reaped   chan struct{} // closed by the reaper
-	finished chan struct{} // closed once output is drained and the exit reported
-	exitCode int
-	exitedAt time.Time
+	reaped    chan struct{} // closed by the reaper
+	finished  chan struct{} // closed once output is drained and the exit reported
+	exitCode  int
+	exitedAt  time.Time
+	oomKilled bool
 }
 
 type attachment struct {
@@ -487,6 +488,9 @@ func (s *Server) watch(p *proc) {
 	if p.container {
 		s.spawnMu.RLock()
 		if c, err := container.Load(s.runtimeRoot(), p.id); err == nil {
+			if n, err := c.OOMKills(); err == nil && n > 0 {
+				p.oomKilled = true
+			}
 			if err := c.Delete(true); err != nil {
 				s.log.Warn("delete runtime state", "id", p.id, "err", err)
 			}
@@ -513,7 +517,7 @@ func (p *proc) record() Proc {
 	r := Proc{ID: p.id, Pid: p.pid, Running: true}
 	select {
 	case <-p.finished:
-		r.Running, r.ExitCode, r.ExitedAt = false, p.exitCode, p.exitedAt
+		r.Running, r.ExitCode, r.ExitedAt, r.OOMKilled = false, p.exitCode, p.exitedAt, p.oomKilled
 	default:
 	}
 	return r

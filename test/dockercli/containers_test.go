@@ -790,3 +790,29 @@ func TestBadContainerRecords(t *testing.T) {
 		t.Error("berthd's log does not name the bad records")
 	}
 }
+
+// TestOOMKilled: a container the OOM killer ends is reported as dockerd
+// reports it: State.OOMKilled, an oom event before die, exit 137; a
+// later run that fits its limit clears it.
+func TestOOMKilled(t *testing.T) {
+	d := startDaemon(t)
+	withBusybox(t, d)
+	since := strconv.FormatInt(time.Now().Unix(), 10)
+	_, code := d.stdout(t, "", "run", "--name", "hog", "-m", "16m", "--memory-swap", "16m", "busybox", "sh", "-c", "a=$(head -c 200m /dev/zero | tr '\\0' x); echo ${#a}")
+	if code != 137 {
+		t.Errorf("exit %d, want 137", code)
+	}
+	if out := strings.TrimSpace(d.must(t, "inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "hog")); out != "true 137" {
+		t.Errorf("inspect: %q, want \"true 137\"", out)
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+	evs := d.must(t, "events", "--since", since, "--until", "0s", "--filter", "container=hog", "--format", "{{.Action}}")
+	if i, j := strings.Index(evs, "oom"), strings.Index(evs, "die"); i < 0 || j < i {
+		t.Errorf("events: want oom then die:\n%s", evs)
+	}
+	d.must(t, "rm", "hog")
+	d.must(t, "run", "--name", "fits", "-m", "16m", "busybox", "true")
+	if out := strings.TrimSpace(d.must(t, "inspect", "-f", "{{.State.OOMKilled}}", "fits")); out != "false" {
+		t.Errorf("a container within its limit: OOMKilled %s", out)
+	}
+}
