@@ -358,9 +358,15 @@ func (s *Store) addLayer(l layerRecord, open func() (io.ReadCloser, error), prog
 			src, finish = io.TeeReader(counter, w), w.Commit
 		}
 		if haveLayer {
+			// The content is unpacked already (from another blob of it: an
+			// import, a build): keep this blob too, checked.
 			if _, err := io.Copy(io.Discard, src); err != nil {
 				return int64(0), err
 			}
+			if err := finish(); err != nil {
+				return int64(0), err
+			}
+			progress(Progress{ID: id, Status: "Pull complete"})
 			return s.unpackedSize(l.DiffID)
 		}
 		tarStream, _, closeDecomp, err := decompress(src)

@@ -366,3 +366,28 @@ func TestPullLargeLayer(t *testing.T) {
 		t.Error("the unpacked 100 MB file differs from what was pushed")
 	}
 }
+
+// TestImportThenPullSameLayer: a layer imported first (a plain tar blob)
+// and then pulled (gzip, another blob of the same content) leaves both
+// blobs in the store: it verifies, and both images save.
+func TestImportThenPullSameLayer(t *testing.T) {
+	requireRoot(t)
+	reg := registry.Start(t, registry.Options{})
+	s := openStore(t, image.Options{InsecureRegistries: []string{reg.Host}})
+	tb := registry.BusyboxTar(t)
+	if _, err := s.Import(bytes.NewReader(tb), image.ImportOptions{Ref: "imported:1"}); err != nil {
+		t.Fatal(err)
+	}
+	reg.Push(t, "same/layer:1", registry.Image(t, "amd64", []string{"sh"}, registry.Layer(t, tb, "gzip")))
+	if _, err := s.Pull(context.Background(), reg.Ref("same/layer:1"), image.PullOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"imported:1", reg.Ref("same/layer:1")} {
+		if err := s.Save(io.Discard, []string{ref}); err != nil {
+			t.Errorf("save %s: %v", ref, err)
+		}
+	}
+	if errs := s.Verify(); len(errs) != 0 {
+		t.Errorf("verify: %v", errs)
+	}
+}
