@@ -471,6 +471,13 @@ func (s *Server) watch(p *proc) {
 		}
 		<-drained
 	}
+	// Our ends of the output pipes: closed now, not whenever the garbage
+	// collector would finalize them (a burst of rm -f left dozens open).
+	for _, f := range p.outputs {
+		if f != p.master {
+			f.Close()
+		}
+	}
 	p.mu.Lock()
 	if p.stdin != nil {
 		p.stdin.Close()

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -814,5 +815,43 @@ func TestOOMKilled(t *testing.T) {
 	d.must(t, "run", "--name", "fits", "-m", "16m", "busybox", "true")
 	if out := strings.TrimSpace(d.must(t, "inspect", "-f", "{{.State.OOMKilled}}", "fits")); out != "false" {
 		t.Errorf("a container within its limit: OOMKilled %s", out)
+	}
+}
+
+// TestMonitorReleasesFds: after containers are removed (rm -f of running
+// ones, concurrently), berth-monitor holds no more descriptors than
+// before they ran: their pipes are closed when they end, not at some
+// later garbage collection.
+func TestMonitorReleasesFds(t *testing.T) {
+	d := startDaemon(t)
+	withBusybox(t, d)
+	d.must(t, "run", "--rm", "busybox", "true") // the monitor is up
+	fds := func() int {
+		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.monitorPid()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	before := fds()
+	var names []string
+	for i := 0; i < 12; i++ {
+		name := fmt.Sprintf("fd%d", i)
+		d.must(t, "run", "-d", "--name", name, "busybox", "sh", "-c", "while :; do echo tick; sleep 0.1; done")
+		names = append(names, name)
+	}
+	var wg sync.WaitGroup
+	for _, n := range names {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.docker("rm", "-f", n) }()
+	}
+	wg.Wait()
+	after := fds()
+	for i := 0; i < 50 && after > before; i++ {
+		time.Sleep(100 * time.Millisecond)
+		after = fds()
+	}
+	if after > before {
+		t.Errorf("berth-monitor holds %d descriptors after 12 containers came and went, %d before", after, before)
 	}
 }
