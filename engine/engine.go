@@ -206,6 +206,10 @@ func (e *Engine) watchExits(ready chan struct{}) {
 			e.restoreNetwork()
 			once()
 		}, func(x monitor.Exit) error {
+			if x.Log != nil {
+				e.handleLogNotice(x)
+				return nil
+			}
 			e.handleExit(x)
 			return nil
 		})

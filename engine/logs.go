@@ -1,13 +1,36 @@
 package engine
 
 import (
+	"strconv"
+
 	"context"
+	"github.com/berth-project/berth/monitor"
 	"time"
 
 	"github.com/berth-project/berth/errdefs"
 
 	"github.com/berth-project/berth/logfile"
 )
+
+// handleLogNotice reports a container's output that the monitor could
+// not log (a full data root) or logs again: in berthd's log and as an
+// event ("log-dropped", "log-resumed"; the log itself gets a marker line).
+func (e *Engine) handleLogNotice(x monitor.Exit) {
+	e.mu.Lock()
+	c := e.ctrs[x.ID]
+	e.mu.Unlock()
+	if c == nil {
+		return
+	}
+	n := x.Log
+	if n.Resumed {
+		e.log.Warn("container output is logged again", "id", x.ID, "lost lines", n.Lines)
+		e.emit(c, "log-resumed", map[string]string{"lostLines": strconv.FormatInt(n.Lines, 10)})
+		return
+	}
+	e.log.Warn("container output is not being logged", "id", x.ID, "err", n.Error)
+	e.emit(c, "log-dropped", map[string]string{"error": n.Error})
+}
 
 // LogsOptions are docker logs's.
 type LogsOptions struct {

@@ -10,7 +10,9 @@ package logfile
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"sync"
@@ -103,6 +105,28 @@ type Writer struct {
 	size    int64
 	partial map[string][]byte // an unfinished line per stream
 	buf     bytes.Buffer
+	// dropped counts lines not written since the last write that worked
+	// (a full disk); dropErr is why.
+	dropped int64
+	dropErr error
+	onDrop  func(DropReport)
+}
+
+// DropReport tells that lines stopped being logged (Resumed false: the
+// first loss, with its error) or are logged again (Resumed true: how many
+// were lost).
+type DropReport struct {
+	Resumed bool
+	Lines   int64
+	Err     error
+}
+
+// OnDrop sets fn to hear when lines start being dropped and when writing
+// resumes; fn is called with the writer's lock held and must not block.
+func (w *Writer) OnDrop(fn func(DropReport)) {
+	w.mu.Lock()
+	w.onDrop = fn
+	w.mu.Unlock()
 }
 
 // Create opens (appending to) the log file at path.
@@ -123,20 +147,27 @@ func Create(path string, o Options) (*Writer, error) {
 }
 
 // Write logs p, output of stream, as complete lines; an unfinished last
-// line waits for its end (or for MaxLine bytes, or Close).
+// line waits for its end (or for MaxLine bytes, or Close). A line that
+// cannot be written (a full disk) is dropped and counted, never retried,
+// so the container is never held up; when writing works again a marker
+// line says how many were lost. The first error is returned.
 func (w *Writer) Write(stream string, p []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	now := time.Now().UTC()
 	pend := w.partial[stream]
+	var first error
+	keep := func(err error) {
+		if first == nil {
+			first = err
+		}
+	}
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			pend = append(pend, p...)
 			for len(pend) >= MaxLine {
-				if err := w.entry(stream, pend[:MaxLine], now); err != nil {
-					return err
-				}
+				keep(w.entry(stream, pend[:MaxLine], now))
 				pend = append(pend[:0], pend[MaxLine:]...)
 			}
 			break
@@ -147,23 +178,56 @@ func (w *Writer) Write(stream string, p []byte) error {
 			line = pend
 		}
 		for len(line) > MaxLine {
-			if err := w.entry(stream, line[:MaxLine], now); err != nil {
-				return err
-			}
+			keep(w.entry(stream, line[:MaxLine], now))
 			line = line[MaxLine:]
 		}
-		if err := w.entry(stream, line, now); err != nil {
-			return err
-		}
+		keep(w.entry(stream, line, now))
 		pend = pend[:0]
 		p = p[i+1:]
 	}
 	w.partial[stream] = pend
+	return first
+}
+
+// entry writes one JSON line, rotating first if it would overflow
+// MaxSize; after lost lines, the marker first.
+func (w *Writer) entry(stream string, line []byte, t time.Time) error {
+	if w.dropped > 0 {
+		lost, why := w.dropped, w.dropErr
+		msg := fmt.Sprintf("berth: %d line(s) of output were not logged: %v\n", lost, why)
+		if err := w.write("stderr", []byte(msg), t); err != nil {
+			return w.drop(err)
+		}
+		w.dropped, w.dropErr = 0, nil
+		if w.onDrop != nil {
+			w.onDrop(DropReport{Resumed: true, Lines: lost, Err: why})
+		}
+	}
+	if err := w.write(stream, line, t); err != nil {
+		return w.drop(err)
+	}
 	return nil
 }
 
-// entry writes one JSON line, rotating first if it would overflow MaxSize.
-func (w *Writer) entry(stream string, line []byte, t time.Time) error {
+// drop counts a line that could not be written.
+func (w *Writer) drop(err error) error {
+	w.dropped++
+	if w.dropped == 1 {
+		w.dropErr = err
+		var pe *fs.PathError
+		if errors.As(err, &pe) { // the log's own path says nothing in it
+			w.dropErr = pe.Err
+		}
+		if w.onDrop != nil {
+			w.onDrop(DropReport{Lines: 1, Err: err})
+		}
+	}
+	return err
+}
+
+// write appends one entry; a write cut short is undone, so the file holds
+// whole lines only.
+func (w *Writer) write(stream string, line []byte, t time.Time) error {
 	w.buf.Reset()
 	enc := json.NewEncoder(&w.buf)
 	enc.SetEscapeHTML(false)
@@ -176,8 +240,14 @@ func (w *Writer) entry(stream string, line []byte, t time.Time) error {
 		}
 	}
 	n, err := w.f.Write(w.buf.Bytes())
+	if err != nil {
+		if n > 0 {
+			_ = w.f.Truncate(w.size)
+		}
+		return err
+	}
 	w.size += int64(n)
-	return err
+	return nil
 }
 
 // rotate shifts <path>.i to <path>.i+1, dropping the oldest, and starts an

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -158,5 +159,59 @@ func TestFollowAcrossRotation(t *testing.T) {
 	}
 	if n != 20 {
 		t.Errorf("followed %d entries, want 20", n)
+	}
+}
+
+// TestFullDiskDropsAndResumes: on a full filesystem lines are dropped,
+// never half-written, the first loss is reported; once space returns a
+// marker line says how many were lost and logging goes on.
+func TestFullDiskDropsAndResumes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts a small tmpfs")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=256k"); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Unmount(dir, syscall.MNT_DETACH)
+	path := filepath.Join(dir, "c-json.log")
+	w, err := Create(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reports []DropReport
+	w.OnDrop(func(r DropReport) { reports = append(reports, r) })
+	filler, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler.Write(make([]byte, 200<<10))
+	filler.Close()
+	var failed int
+	for i := 0; i < 2000; i++ {
+		if w.Write("stdout", []byte(fmt.Sprintf("line %04d %s\n", i, strings.Repeat("x", 40)))) != nil {
+			failed++
+		}
+	}
+	if failed == 0 || len(reports) != 1 || reports[0].Resumed {
+		t.Fatalf("full disk: %d failed writes, reports %+v", failed, reports)
+	}
+	os.Remove(filepath.Join(dir, "filler"))
+	if err := w.Write("stdout", []byte("after\n")); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if len(reports) != 2 || !reports[1].Resumed || reports[1].Lines != int64(failed) {
+		t.Errorf("reports %+v, want a resume after %d lost lines", reports, failed)
+	}
+	es := readAll(t, path, 1, ReadOptions{Tail: -1})
+	n := len(es)
+	if n < 3 || es[n-1].Log != "after\n" || !strings.Contains(es[n-2].Log, fmt.Sprintf("berth: %d line(s) of output were not logged", failed)) {
+		t.Errorf("the log ends with %q", logs(es[max(0, n-3):]))
+	}
+	for i, e := range es[:n-2] {
+		if want := fmt.Sprintf("line %04d ", i); !strings.HasPrefix(e.Log, want) {
+			t.Fatalf("entry %d is %q: lines kept must be the first ones, whole", i, e.Log)
+		}
 	}
 }

@@ -104,6 +104,17 @@ type Proc struct {
 	// OOMKilled: the OOM killer killed a process in the container's
 	// cgroup (read before the cgroup is removed with the container).
 	OOMKilled bool `json:",omitempty"`
+	// Log, set in an event that is not an exit: the container's output
+	// stopped being logged (a full disk) or is logged again.
+	Log *LogNotice `json:",omitempty"`
+}
+
+// LogNotice reports lost log lines: the first loss (Resumed false, with
+// its error) and the return to logging (Resumed true, Lines lost).
+type LogNotice struct {
+	Resumed bool
+	Lines   int64
+	Error   string
 }
 
 // Exit is an event: a process ended and its output is drained.
@@ -237,7 +248,7 @@ func (c Client) Forget(id string) error {
 	return err
 }
 
-// Events streams Exit records to fn until the connection ends (an error),
+// Events streams Exit records (and log notices, Exit.Log set) to fn until the connection ends (an error),
 // fn returns an error, or ctx ends.
 func (c Client) Events(ctx context.Context, ready func(), fn func(Exit) error) error {
 	_, conn, err := c.call(Request{Op: OpEvents}, true)

@@ -364,6 +364,20 @@ func (s *Server) create(req Request) (int, error) {
 			return 0, err
 		}
 		p.log = w
+		w.OnDrop(func(r logfile.DropReport) {
+			n := &LogNotice{Resumed: r.Resumed, Lines: r.Lines}
+			if r.Err != nil {
+				n.Error = r.Err.Error()
+			}
+			if r.Resumed {
+				s.log.Warn("container output logged again", "id", p.id, "lost", r.Lines)
+			} else {
+				s.log.Warn("container output not logged", "id", p.id, "err", r.Err)
+			}
+			s.mu.Lock()
+			s.publish(Proc{ID: p.id, Pid: p.pid, Running: true, Log: n})
+			s.mu.Unlock()
+		})
 	}
 	st, err := s.newStdio(p, req.Stdio)
 	if err != nil {
@@ -507,7 +521,13 @@ func (s *Server) watch(p *proc) {
 	close(p.finished)
 	s.mu.Lock()
 	delete(s.byPid, p.pid)
-	e := p.record()
+	s.publish(p.record())
+	s.mu.Unlock()
+	s.log.Info("exited", "id", p.id, "pid", p.pid, "code", p.exitCode)
+}
+
+// publish sends an event to every subscriber. Called with s.mu held.
+func (s *Server) publish(e Proc) {
 	for sub := range s.subs {
 		select {
 		case sub.ch <- e:
@@ -516,8 +536,6 @@ func (s *Server) watch(p *proc) {
 			delete(s.subs, sub)
 		}
 	}
-	s.mu.Unlock()
-	s.log.Info("exited", "id", p.id, "pid", p.pid, "code", p.exitCode)
 }
 
 func (p *proc) record() Proc {

@@ -21,6 +21,7 @@ import (
 	"github.com/berth-project/berth/test/berthd"
 	"github.com/berth-project/berth/test/registry"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 )
 
 // withBusybox imports Debian's busybox-static as the image "busybox".
@@ -853,5 +854,61 @@ func TestMonitorReleasesFds(t *testing.T) {
 	}
 	if after > before {
 		t.Errorf("berth-monitor holds %d descriptors after 12 containers came and went, %d before", after, before)
+	}
+}
+
+// TestLogsOnFullDisk: when the data root fills up, a container's output
+// is dropped — the container is never held up — and said so: a warning
+// in berthd's log, a log-dropped event, and once space returns a marker
+// line in the container's log, a log-resumed event and logging again.
+func TestLogsOnFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	root := t.TempDir()
+	if err := unix.Mount("tmpfs", root, "tmpfs", 0, "size=48m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(root, unix.MNT_DETACH) })
+	bd := berthd.StartOn(t, filepath.Join(root, "data"))
+	d := &daemon{Daemon: bd, sock: bd.Sock, dir: bd.Dir}
+	withBusybox(t, d)
+	// Leave ~1 MiB free.
+	var st unix.Statfs_t
+	unix.Statfs(root, &st)
+	filler := filepath.Join(root, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(make([]byte, int64(st.Bavail)*st.Bsize-1<<20))
+	f.Close()
+	since := strconv.FormatInt(time.Now().Unix(), 10)
+	d.must(t, "run", "-d", "--name", "chatty", "busybox", "sh", "-c",
+		"i=0; while [ $i -lt 60000 ]; do echo line $i; i=$((i+1)); done; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo after-resume")
+	events := func() string {
+		out, _ := d.docker("events", "--since", since, "--until", strconv.FormatInt(time.Now().Unix()+1, 10), "--filter", "container=chatty", "--format", "{{.Action}}")
+		return out
+	}
+	for i := 0; i < 100 && !strings.Contains(events(), "log-dropped"); i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if ev := events(); !strings.Contains(ev, "log-dropped") {
+		t.Fatalf("no log-dropped event:\n%s", ev)
+	}
+	os.Remove(filler)
+	d.must(t, "exec", "chatty", "touch", "/tmp/go")
+	if out := strings.TrimSpace(d.must(t, "wait", "chatty")); out != "0" {
+		t.Errorf("the container exited %s: it must never be held up by its log", out)
+	}
+	logs := d.must(t, "logs", "chatty")
+	if !strings.Contains(logs, "line(s) of output were not logged: no space left on device") || !strings.HasSuffix(logs, "after-resume\n") {
+		t.Errorf("logs: want the marker and the line after it, got the tail %q", logs[max(0, len(logs)-300):])
+	}
+	if ev := events(); !strings.Contains(ev, "log-resumed") {
+		t.Errorf("no log-resumed event:\n%s", ev)
+	}
+	if b, _ := os.ReadFile(filepath.Join(d.dir, "berthd.log")); !strings.Contains(string(b), "container output is not being logged") {
+		t.Error("berthd's log does not warn of the lost output")
 	}
 }
