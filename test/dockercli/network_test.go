@@ -25,6 +25,9 @@ func TestNetworkingWithDockerCLI(t *testing.T) {
 		}
 		return out
 	}
+	// What berthd must give back: the namespace inherits the host's
+	// forwarding (on where Docker runs).
+	forwardBefore := strings.TrimSpace(inHost("busybox", "cat", "/proc/sys/net/ipv4/ip_forward"))
 
 	// Default bridge: an address, a route, /etc/hosts, the local MTU.
 	out, _ := d.stdout(t, "", "run", "--rm", "--hostname", "box", "busybox", "sh", "-c", "ip -4 -o addr show eth0; ip route; grep box /etc/hosts; ip link show eth0")
@@ -185,8 +188,8 @@ func TestNetworkingWithDockerCLI(t *testing.T) {
 	if out := linksSettled(d); strings.Contains(out, "veth") || strings.Contains(out, "br-") {
 		t.Errorf("interfaces left:\n%s", out)
 	}
-	if out := inHost("busybox", "cat", "/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(out) != "0" {
-		t.Errorf("ip_forward left at %q", out)
+	if out := inHost("busybox", "cat", "/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(out) != forwardBefore {
+		t.Errorf("ip_forward left at %q, was %q", out, forwardBefore)
 	}
 	if after := d.hostState(t); after.mounts != before.mounts || after.cgroups != before.cgroups {
 		t.Errorf("left behind: before %+v, after %+v", before, after)

@@ -117,9 +117,17 @@ type statsEvent struct {
 func TestEventsStats(t *testing.T) {
 	b := harness.NewBundle(t)
 	b.Spec.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr(int64(64 << 20))}
-	b.Spec.Process.Args = []string{"sh", "-c", "sleep 60 & sleep 60 & wait"}
+	// Ready once both children exist: before that the count is the
+	// shell's progress, not the runtime's.
+	b.Spec.Process.Args = []string{"sh", "-c", "sleep 60 & sleep 60 & echo > /ready; wait"}
 	b.Write()
 	b.MustRuntime("run", "-d", b.ID)
+	for i := 0; i < 500; i++ {
+		if _, err := os.Stat(filepath.Join(b.Rootfs, "ready")); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	var ev statsEvent
 	r := b.MustRuntime("events", "--stats", b.ID)
 	if err := json.Unmarshal([]byte(r.Stdout), &ev); err != nil {
