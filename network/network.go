@@ -159,6 +159,7 @@ type Manager struct {
 	// rendered is the rule set last written to nftables: an unchanged one
 	// is not written again (a transaction costs an RCU grace period).
 	rendered string
+	fw       firewallState
 	// unlinking counts host veths being deleted in the background.
 	unlinking sync.WaitGroup
 }
@@ -362,6 +363,11 @@ func (m *Manager) render() error {
 		}
 	}
 	slices.SortFunc(nets, func(a, b natNet) int { return strings.Compare(a.bridge, b.bridge) })
+	var bridges []string
+	for _, n := range nets {
+		bridges = append(bridges, n.bridge)
+	}
+	m.syncFirewall(bridges)
 	slices.SortFunc(ports, func(a, b portRule) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
 	for _, sb := range m.st.Sandboxes {
 		if len(sb.Endpoints) == 0 {

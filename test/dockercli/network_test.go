@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-project/berth/test/oracle"
 )
 
 // TestNetworkingWithDockerCLI: the default bridge and a user-defined
@@ -242,4 +244,46 @@ func linksSettled(d *daemon) string {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return out
+}
+
+// TestNetworksBesideDocker: Debian's dockerd runs in berthd's own network
+// namespace, as on a host with Docker: it sets the iptables FORWARD policy
+// to DROP and bridged traffic goes through iptables (br_netfilter). Berth's
+// containers must still reach each other on the default bridge and on a
+// user network, reach the host, and be reached on a published port; and
+// when Berth's networks are gone, so are its rules.
+func TestNetworksBesideDocker(t *testing.T) {
+	d := startDaemon(t)
+	withBusybox(t, d)
+	dockerd := oracle.Start(t, d.Netns(), "--bip", "172.30.0.1/24")
+	if out, _ := d.InNetns("iptables", "-S", "FORWARD"); !strings.Contains(out, "-P FORWARD DROP") {
+		t.Fatalf("dockerd did not set FORWARD to DROP:\n%s", out)
+	}
+	_ = dockerd
+	d.must(t, "network", "create", "mesh")
+	d.must(t, "run", "-d", "--name", "m1", "--network", "mesh", "busybox", "sleep", "600")
+	d.must(t, "run", "-d", "--name", "b1", "busybox", "sleep", "600")
+	b1 := strings.TrimSpace(d.must(t, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", "b1"))
+	if out, _ := d.stdout(t, "", "run", "--rm", "--network", "mesh", "busybox", "ping", "-c1", "-W3", "m1"); !strings.Contains(out, "1 packets received") {
+		t.Errorf("user network, container to container:\n%s", out)
+	}
+	if out, _ := d.stdout(t, "", "run", "--rm", "busybox", "ping", "-c1", "-W3", b1); !strings.Contains(out, "1 packets received") {
+		t.Errorf("default bridge, container to container:\n%s", out)
+	}
+	d.must(t, "run", "-d", "--name", "web", "-p", "127.0.0.1:18088:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
+	var got string
+	for i := 0; i < 30; i++ {
+		if got, _ = d.InNetns("busybox", "wget", "-qO-", "http://127.0.0.1:18088/hostname"); strings.TrimSpace(got) != "" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if strings.TrimSpace(got) == "" {
+		t.Errorf("published port beside Docker: nothing served")
+	}
+	d.must(t, "rm", "-f", "m1", "b1", "web")
+	d.must(t, "network", "rm", "mesh")
+	if out, _ := d.InNetns("iptables", "-S"); strings.Contains(out, "berth") {
+		t.Errorf("iptables rules left once Berth's networks are gone:\n%s", out)
+	}
 }
