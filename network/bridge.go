@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/berth-project/berth/errdefs"
@@ -77,6 +78,9 @@ func (m *Manager) ensureBridge(n *Network) error {
 			return errdefs.New(errdefs.ErrUnavailable, "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")
 		}
 	}
+	if err := m.checkOwner(n.Bridge); err != nil {
+		return err
+	}
 	if _, err := netlink.LinkByName(n.Bridge); err != nil {
 		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, MTU: n.linkMTU()}}); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("create bridge %s: %w", n.Bridge, err)
@@ -85,6 +89,11 @@ func (m *Manager) ensureBridge(n *Network) error {
 	br, err := netlink.LinkByName(n.Bridge)
 	if err != nil {
 		return err
+	}
+	if m.o.Owner != "" && br.Attrs().Alias != m.o.Owner {
+		if err := netlink.LinkSetAlias(br, m.o.Owner); err != nil {
+			return fmt.Errorf("bridge %s: mark it as this daemon's: %w", n.Bridge, err)
+		}
 	}
 	addr := &netlink.Addr{IPNet: &net.IPNet{IP: n.Gateway.AsSlice(), Mask: net.CIDRMask(n.Subnet.Bits(), 32)}}
 	if err := netlink.AddrReplace(br, addr); err != nil {
@@ -117,6 +126,30 @@ func (m *Manager) ensureBridge(n *Network) error {
 			return fmt.Errorf("turn on IPv4 forwarding: %w", err)
 		}
 		m.st.ForwardSet = true
+	}
+	return nil
+}
+
+// ownerPrefix starts the alias berthd writes on its bridges.
+const ownerPrefix = "berthd "
+
+// OwnerOf is the alias a daemon with data root dataRoot writes on its
+// bridges.
+func OwnerOf(dataRoot string) string { return ownerPrefix + dataRoot }
+
+// checkOwner refuses a bridge another berthd made (its alias names that
+// daemon): two daemons on one bridge mix their subnets and rules.
+func (m *Manager) checkOwner(bridge string) error {
+	l, err := netlink.LinkByName(bridge)
+	if err != nil {
+		return nil // not there: ours to make
+	}
+	alias := l.Attrs().Alias
+	if m.o.Owner != "" && strings.HasPrefix(alias, ownerPrefix) && alias != m.o.Owner {
+		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("bridge %s belongs to another berthd (data root %s): give this daemon a bridge of its own (--bridge, --bip)", bridge, strings.TrimPrefix(alias, ownerPrefix)))
+	}
+	if _, isBridge := l.(*netlink.Bridge); !isBridge {
+		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("%s is a %s interface, not a bridge berthd can use", bridge, l.Type()))
 	}
 	return nil
 }
@@ -318,6 +351,6 @@ func (m *Manager) RemoveDefaultBridge() error {
 		return errdefs.New(errdefs.ErrConflict, "the default bridge is in use")
 	}
 	m.unlinking.Wait()
-	deleteLink(DefaultBridge)
+	deleteLink(m.byName(DefaultName).Bridge)
 	return nil
 }

@@ -22,7 +22,8 @@ import (
 // networks go. Isolation between Berth's networks stays in Berth's table,
 // which still sees (and may drop) every packet.
 
-// forwardChain is the iptables chain holding Berth's accepts.
+// forwardChain is the default daemon's iptables chain holding its
+// accepts (Options.ForwardChain).
 const forwardChain = "BERTH-FORWARD"
 
 // firewallState is what Berth has put in iptables.
@@ -47,20 +48,21 @@ func (m *Manager) syncFirewall(bridges []string) {
 	if len(bridges) == 0 {
 		// Our networks are gone: the jump and the chain go too.
 		run := func(args ...string) { exec.Command(ipt, append([]string{"-w"}, args...)...).Run() }
-		for exec.Command(ipt, "-w", "-C", "FORWARD", "-j", forwardChain).Run() == nil {
-			run("-D", "FORWARD", "-j", forwardChain)
+		for exec.Command(ipt, "-w", "-C", "FORWARD", "-j", m.o.ForwardChain).Run() == nil {
+			run("-D", "FORWARD", "-j", m.o.ForwardChain)
 		}
-		run("-F", forwardChain)
-		run("-X", forwardChain)
+		run("-F", m.o.ForwardChain)
+		run("-X", m.o.ForwardChain)
 		m.fw.bridges = nil
 		return
 	}
 	// iptables-restore --noflush flushes the chains it declares and
 	// leaves everything else as it is.
 	var script bytes.Buffer
-	fmt.Fprintf(&script, "*filter\n:%s - [0:0]\n", forwardChain)
+	chain := m.o.ForwardChain
+	fmt.Fprintf(&script, "*filter\n:%s - [0:0]\n", chain)
 	for _, b := range bridges {
-		fmt.Fprintf(&script, "-A %s -i %s -j ACCEPT\n-A %s -o %s -j ACCEPT\n", forwardChain, b, forwardChain, b)
+		fmt.Fprintf(&script, "-A %s -i %s -j ACCEPT\n-A %s -o %s -j ACCEPT\n", chain, b, chain, b)
 	}
 	script.WriteString("COMMIT\n")
 	restore := exec.Command(ipt+"-restore", "-w", "--noflush")
@@ -69,8 +71,8 @@ func (m *Manager) syncFirewall(bridges []string) {
 		m.log.Warn("iptables: accept Berth's bridges in FORWARD", "err", err, "output", strings.TrimSpace(string(out)))
 		return
 	}
-	if exec.Command(ipt, "-w", "-C", "FORWARD", "-j", forwardChain).Run() != nil {
-		if out, err := exec.Command(ipt, "-w", "-I", "FORWARD", "-j", forwardChain).CombinedOutput(); err != nil {
+	if exec.Command(ipt, "-w", "-C", "FORWARD", "-j", m.o.ForwardChain).Run() != nil {
+		if out, err := exec.Command(ipt, "-w", "-I", "FORWARD", "-j", m.o.ForwardChain).CombinedOutput(); err != nil {
 			m.log.Warn("iptables: jump from FORWARD", "err", err, "output", strings.TrimSpace(string(out)))
 			return
 		}

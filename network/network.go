@@ -160,19 +160,56 @@ type Manager struct {
 	// is not written again (a transaction costs an RCU grace period).
 	rendered string
 	fw       firewallState
+	o        Options
 	// unlinking counts host veths being deleted in the background.
 	unlinking sync.WaitGroup
 }
 
+// Options make a daemon's networks its own, beside other daemons on the
+// host: its default bridge, that bridge's address, and the names of its
+// nftables tables and iptables chain.
+type Options struct {
+	// Bridge is the default network's Linux bridge (dockerd's --bridge);
+	// "" is DefaultBridge.
+	Bridge string
+	// BIP is the default bridge's address and prefix (dockerd's --bip,
+	// "172.30.0.1/24"); invalid: picked from the default pools.
+	BIP netip.Prefix
+	// Table names the nftables tables; "" is "berth".
+	Table string
+	// ForwardChain names the iptables chain (see firewall.go); "" is
+	// "BERTH-FORWARD".
+	ForwardChain string
+	// Owner is written on the bridges this daemon makes (their alias), so
+	// that another daemon refuses to take them; "" leaves them unmarked.
+	Owner string
+}
+
 // Open loads the state under root (made if missing) and keeps sandbox
-// namespaces in netnsDir. It changes nothing on the host.
+// namespaces in netnsDir, with the default options. It changes nothing
+// on the host.
 func Open(root, netnsDir string, log *slog.Logger) (*Manager, error) {
+	return OpenWith(root, netnsDir, log, Options{})
+}
+
+// OpenWith is Open with o. A default bridge or address that changed since
+// the last start is taken up if no container uses the default network.
+func OpenWith(root, netnsDir string, log *slog.Logger, o Options) (*Manager, error) {
+	if o.Bridge == "" {
+		o.Bridge = DefaultBridge
+	}
+	if o.Table == "" {
+		o.Table = "berth"
+	}
+	if o.ForwardChain == "" {
+		o.ForwardChain = forwardChain
+	}
 	for _, d := range []string{root, netnsDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
 		}
 	}
-	m := &Manager{file: filepath.Join(root, "network.json"), netnsDir: netnsDir, log: log,
+	m := &Manager{file: filepath.Join(root, "network.json"), netnsDir: netnsDir, log: log, o: o,
 		st: state{Networks: map[string]*Network{}, Sandboxes: map[string]*Sandbox{}}}
 	b, err := os.ReadFile(m.file)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -188,12 +225,28 @@ func Open(root, netnsDir string, log *slog.Logger) (*Manager, error) {
 		if m.byName(pre.name) == nil {
 			n := &Network{ID: newID(), Name: pre.name, Driver: pre.driver, Created: time.Now().UTC()}
 			if pre.name == DefaultName {
-				n.Bridge = DefaultBridge
-				n.Options = map[string]string{"com.docker.network.bridge.default_bridge": "true", "com.docker.network.bridge.name": DefaultBridge}
+				n.Bridge = o.Bridge
 			}
 			m.st.Networks[n.ID] = n
 			changed = true
 		}
+	}
+	def := m.byName(DefaultName)
+	if len(m.used(def.ID)) == 0 {
+		if def.Bridge != o.Bridge {
+			def.Bridge, def.Subnet, def.Gateway = o.Bridge, netip.Prefix{}, netip.Addr{}
+			changed = true
+		}
+		if o.BIP.IsValid() && (def.Gateway != o.BIP.Addr() || def.Subnet != o.BIP.Masked()) {
+			def.Subnet, def.Gateway = o.BIP.Masked(), o.BIP.Addr()
+			changed = true
+		}
+	} else if def.Bridge != o.Bridge || o.BIP.IsValid() && def.Gateway != o.BIP.Addr() {
+		log.Warn("the default network keeps its bridge and address while containers use it", "bridge", def.Bridge, "gateway", def.Gateway)
+	}
+	def.Options = map[string]string{"com.docker.network.bridge.default_bridge": "true", "com.docker.network.bridge.name": def.Bridge}
+	if err := m.checkOwner(def.Bridge); err != nil {
+		return nil, err
 	}
 	if changed {
 		if err := m.save(); err != nil {
@@ -390,7 +443,7 @@ func (m *Manager) render() error {
 		return fmt.Errorf("nftables: %w", err)
 	}
 	defer c.CloseLasting()
-	if err := renderTable(c, nets, ports); err != nil {
+	if err := renderTable(c, m.o.Table, nets, ports); err != nil {
 		m.rendered = ""
 		return err
 	}

@@ -10,11 +10,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Berth's packet rules live in nftables tables of its own, "berth" in
-// family ip and, while a network has IPv6, in family ip6 — nowhere else. The table is rendered whole from the
-// manager's state and replaced in one netlink transaction at every change,
-// so it never drifts from the state, even after a crash.
-const tableName = "berth"
+// Berth's packet rules live in nftables tables of its own daemon (see
+// Options.Table: "berth" for the default one), in family ip and, while a
+// network has IPv6, in family ip6 — nowhere else. The table is rendered
+// whole from the manager's state and replaced in one netlink transaction
+// at every change, so it never drifts from the state, even after a crash.
 
 // natNet is what the table needs to know of one bridge network.
 type natNet struct {
@@ -36,15 +36,15 @@ type portRule struct {
 
 // renderTable replaces the tables with the rules for nets and ports, in
 // one transaction; a family with no network is deleted.
-func renderTable(c *nftables.Conn, nets []natNet, ports []portRule) error {
+func renderTable(c *nftables.Conn, tableName string, nets []natNet, ports []portRule) error {
 	var nets6 []natNet
 	for _, n := range nets {
 		if n.subnet6.IsValid() {
 			nets6 = append(nets6, n)
 		}
 	}
-	renderFamily(c, nftables.TableFamilyIPv4, nets, ports)
-	renderFamily(c, nftables.TableFamilyIPv6, nets6, nil)
+	renderFamily(c, tableName, nftables.TableFamilyIPv4, nets, ports)
+	renderFamily(c, tableName, nftables.TableFamilyIPv6, nets6, nil)
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("nftables: replace the %s tables: %w", tableName, err)
 	}
@@ -53,7 +53,7 @@ func renderTable(c *nftables.Conn, nets []natNet, ports []portRule) error {
 
 // renderFamily queues the table of one family. IPv6 has no published
 // ports (they are IPv4 here).
-func renderFamily(c *nftables.Conn, family nftables.TableFamily, nets []natNet, ports []portRule) {
+func renderFamily(c *nftables.Conn, tableName string, family nftables.TableFamily, nets []natNet, ports []portRule) {
 	t := &nftables.Table{Family: family, Name: tableName}
 	c.AddTable(t) // create if missing, so the delete or flush below cannot fail
 	if len(nets) == 0 {

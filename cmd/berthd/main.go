@@ -6,7 +6,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -46,6 +49,8 @@ type config struct {
 	InsecureRegistries []string `json:"insecure-registries"`
 	CgroupParent       string   `json:"cgroup-parent"`
 	MTU                int      `json:"mtu"`
+	Bridge             string   `json:"bridge"`
+	BIP                string   `json:"bip"`
 	tlsOptions
 }
 
@@ -68,12 +73,14 @@ func main() {
 	}
 	f := cmd.Flags()
 	f.StringSliceVarP(&cfg.Hosts, "host", "H", []string{"unix:///run/berth/berth.sock"}, "socket(s) to listen on: unix:///path or tcp://host:port")
-	f.StringVar(&cfg.DataRoot, "data-root", "/var/lib/berth", "root of persistent state")
+	f.StringVar(&cfg.DataRoot, "data-root", defaultDataRoot, "root of persistent state")
 	f.StringVar(&cfg.ExecRoot, "exec-root", "/run/berth", "root of runtime state")
 	f.StringVarP(&cfg.Pidfile, "pidfile", "p", "/run/berth/berthd.pid", "file to write the daemon's PID to")
 	f.StringVarP(&cfg.LogLevel, "log-level", "l", "info", "debug, info, warn or error")
 	f.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry host:port to speak plain HTTP to")
 	f.StringVar(&cfg.CgroupParent, "cgroup-parent", "/berth", "cgroup under which containers' cgroups are made")
+	f.StringVarP(&cfg.Bridge, "bridge", "b", "", "the default network's Linux bridge (default berth0); each daemon on a host needs its own")
+	f.StringVar(&cfg.BIP, "bip", "", "the default bridge's address and prefix, such as 172.30.0.1/24 (default: a free pool)")
 	f.IntVar(&cfg.MTU, "mtu", 0, "MTU of the default bridge network (0: 65535 on the host, 1500 on containers' default route)")
 	var useTLS bool
 	f.BoolVar(&useTLS, "tls", false, "serve TCP sockets over TLS (implied by --tlsverify)")
@@ -183,6 +190,16 @@ func mergeFile(cfg *config, path string, cmd *cobra.Command) error {
 			cfg.CgroupParent = file.CgroupParent
 		}
 	})
+	set("bridge", func() {
+		if file.Bridge != "" {
+			cfg.Bridge = file.Bridge
+		}
+	})
+	set("bip", func() {
+		if file.BIP != "" {
+			cfg.BIP = file.BIP
+		}
+	})
 	set("mtu", func() {
 		if file.MTU != 0 {
 			cfg.MTU = file.MTU
@@ -229,6 +246,10 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
+	netOpts, err := networkOptions(cfg)
+	if err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	warnings := tcpWarnings(cfg.Hosts, cfg.tlsOptions)
 	for _, w := range warnings {
@@ -255,7 +276,7 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
-	nets, err := network.Open(filepath.Join(cfg.DataRoot, "network"), filepath.Join(cfg.ExecRoot, "netns"), log)
+	nets, err := network.OpenWith(filepath.Join(cfg.DataRoot, "network"), filepath.Join(cfg.ExecRoot, "netns"), log, netOpts)
 	if err != nil {
 		return err
 	}
@@ -296,6 +317,33 @@ func run(cfg config) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdown)
+}
+
+// defaultDataRoot is berthd's data root when none is given.
+const defaultDataRoot = "/var/lib/berth"
+
+// networkOptions are this daemon's network names: the default daemon
+// keeps "berth" and BERTH-FORWARD; another (another data root) gets names
+// of its own, from a hash of its data root, so that daemons side by side
+// never rewrite each other's rules.
+func networkOptions(cfg config) (network.Options, error) {
+	o := network.Options{Bridge: cfg.Bridge, Owner: network.OwnerOf(cfg.DataRoot)}
+	if cfg.Bridge == "none" {
+		return o, fmt.Errorf("--bridge none is not supported by berthd: containers without a network take --network none")
+	}
+	if cfg.BIP != "" {
+		p, err := netip.ParsePrefix(cfg.BIP)
+		if err != nil || !p.Addr().Is4() || p.Addr() == p.Masked().Addr() {
+			return o, fmt.Errorf("--bip %q: want the bridge's IPv4 address and prefix, such as 172.30.0.1/24", cfg.BIP)
+		}
+		o.BIP = p
+	}
+	if filepath.Clean(cfg.DataRoot) != defaultDataRoot {
+		sum := sha256.Sum256([]byte(filepath.Clean(cfg.DataRoot)))
+		h := hex.EncodeToString(sum[:4])
+		o.Table, o.ForwardChain = "berth-"+h, "BERTH-FWD-"+strings.ToUpper(h)
+	}
+	return o, nil
 }
 
 // writePidfile refuses to start over a live daemon's pidfile.

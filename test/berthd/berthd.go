@@ -42,6 +42,8 @@ type Daemon struct {
 	done   chan struct{}
 	logf   *os.File
 	args   []string // more flags, after the test's own
+	// sharedNetns: holder is another daemon's (StartBeside).
+	sharedNetns bool
 }
 
 // Start builds berthd and berth-monitor, starts berthd, and at the
@@ -62,6 +64,19 @@ func StartOn(t *testing.T, dataRoot string) *Daemon {
 // StartWith is StartOn with more berthd flags (say, -H tcp://… --tlsverify).
 func StartWith(t *testing.T, dataRoot string, args ...string) *Daemon {
 	t.Helper()
+	return start(t, dataRoot, nil, args)
+}
+
+// StartBeside starts a second daemon in the network namespace of other,
+// as two daemons on one host: with its own data root, exec root and
+// socket, and args.
+func StartBeside(t *testing.T, other *Daemon, args ...string) *Daemon {
+	t.Helper()
+	return start(t, "", other, args)
+}
+
+func start(t *testing.T, dataRoot string, beside *Daemon, args []string) *Daemon {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: berthd unpacks images with their owners and mounts overlays")
 	}
@@ -76,7 +91,11 @@ func StartWith(t *testing.T, dataRoot string, args ...string) *Daemon {
 		t.Fatal(err)
 	}
 	d.logf = logf
-	d.startHolder(t)
+	if beside != nil {
+		d.holder, d.sharedNetns = beside.holder, true
+	} else {
+		d.startHolder(t)
+	}
 	d.Start(t)
 	t.Cleanup(func() {
 		if d.cmd != nil {
@@ -85,8 +104,10 @@ func StartWith(t *testing.T, dataRoot string, args ...string) *Daemon {
 		d.Stop()
 		d.endMonitor(t)
 		d.removeCgroupParent(t)
-		d.holder.Process.Kill()
-		d.holder.Wait()
+		if !d.sharedNetns {
+			d.holder.Process.Kill()
+			d.holder.Wait()
+		}
 		logf.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())

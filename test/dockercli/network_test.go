@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-project/berth/test/berthd"
 	"github.com/berth-project/berth/test/oracle"
 )
 
@@ -212,7 +213,15 @@ func TestNetworkChurn(t *testing.T) {
 	if out, _ := d.InNetns("busybox", "ip", "-o", "link"); strings.Count(out, "veth") != 100 {
 		t.Errorf("veths with 100 containers: %d", strings.Count(out, "veth"))
 	}
-	if out, _ := d.InNetns("/usr/sbin/nft", "list", "chain", "ip", "berth", "ports"); strings.Count(out, "dnat to") != 100 {
+	// The daemon's table is named after its data root (berth-<hash>).
+	tables, _ := d.InNetns("/usr/sbin/nft", "list", "tables")
+	table := ""
+	for _, f := range strings.Fields(tables) {
+		if strings.HasPrefix(f, "berth") {
+			table = f
+		}
+	}
+	if out, _ := d.InNetns("/usr/sbin/nft", "list", "chain", "ip", table, "ports"); strings.Count(out, "dnat to") != 100 {
 		t.Errorf("port rules with 100 containers: %d", strings.Count(out, "dnat to"))
 	}
 	d.must(t, append([]string{"rm", "-f"}, ids...)...)
@@ -285,5 +294,59 @@ func TestNetworksBesideDocker(t *testing.T) {
 	d.must(t, "network", "rm", "mesh")
 	if out, _ := d.InNetns("iptables", "-S"); strings.Contains(out, "berth") {
 		t.Errorf("iptables rules left once Berth's networks are gone:\n%s", out)
+	}
+}
+
+// TestTwoDaemonsOneHost: two berthd in one network namespace, as two on
+// one host. The second cannot take the first's bridge (a clear refusal
+// at start); with --bridge and --bip of its own it runs beside it, each
+// with its own nftables table, and removing one's containers leaves the
+// other's rules and published ports working.
+func TestTwoDaemonsOneHost(t *testing.T) {
+	d1 := startDaemon(t)
+	withBusybox(t, d1)
+	serve := func(d *daemon, name, port string) {
+		d.must(t, "run", "-d", "--name", name, "-p", "127.0.0.1:"+port+":80", "busybox", "sh", "-c", "echo "+name+" > /tmp/who; exec httpd -f -p 80 -h /tmp")
+	}
+	get := func(port string) string {
+		var out string
+		for i := 0; i < 30; i++ {
+			if out, _ = d1.InNetns("busybox", "wget", "-qO-", "http://127.0.0.1:"+port+"/who"); strings.TrimSpace(out) != "" {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return strings.TrimSpace(out)
+	}
+	serve(d1, "one", "18081")
+
+	dir := t.TempDir()
+	cmd := exec.Command("busybox", "nsenter", "--net="+d1.Netns(), d1.Binary(), "-H", "unix://"+filepath.Join(dir, "s.sock"),
+		"--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"), "--pidfile", filepath.Join(dir, "pid"), "--config-file", "/dev/null")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "bridge berth0 belongs to another berthd") {
+		t.Errorf("a second daemon on the first's bridge: want a refusal: %v\n%s", err, out)
+	}
+
+	bd2 := berthd.StartBeside(t, d1.Daemon, "--bridge", "berth1", "--bip", "10.77.0.1/24")
+	d2 := &daemon{Daemon: bd2, sock: bd2.Sock, dir: bd2.Dir}
+	withBusybox(t, d2)
+	serve(d2, "two", "18082")
+	if ip := strings.TrimSpace(d2.must(t, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", "two")); ip != "10.77.0.2" {
+		t.Errorf("second daemon's container at %q, want 10.77.0.2 (--bip)", ip)
+	}
+	if a, b := get("18081"), get("18082"); a != "one" || b != "two" {
+		t.Errorf("published ports: %q %q", a, b)
+	}
+	tables, _ := d1.InNetns("nft", "list", "tables")
+	if strings.Count(tables, "table ip berth") != 2 {
+		t.Errorf("want a table per daemon:\n%s", tables)
+	}
+	if addrs, _ := d1.InNetns("ip", "-4", "-o", "addr", "show", "berth0"); strings.Count(addrs, "inet ") != 1 {
+		t.Errorf("berth0 carries more than its daemon's subnet:\n%s", addrs)
+	}
+	d2.must(t, "rm", "-f", "two")
+	if a := get("18081"); a != "one" {
+		t.Errorf("the first daemon's port after the second removed its container: %q", a)
 	}
 }
