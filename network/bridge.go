@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -145,13 +147,29 @@ func (m *Manager) checkOwner(bridge string) error {
 		return nil // not there: ours to make
 	}
 	alias := l.Attrs().Alias
-	if m.o.Owner != "" && strings.HasPrefix(alias, ownerPrefix) && alias != m.o.Owner {
+	if m.o.Owner != "" && strings.HasPrefix(alias, ownerPrefix) && alias != m.o.Owner && ownerRunning(strings.TrimPrefix(alias, ownerPrefix)) {
 		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("bridge %s belongs to another berthd (data root %s): give this daemon a bridge of its own (--bridge, --bip)", bridge, strings.TrimPrefix(alias, ownerPrefix)))
 	}
 	if _, isBridge := l.(*netlink.Bridge); !isBridge {
 		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("%s is a %s interface, not a bridge berthd can use", bridge, l.Type()))
 	}
 	return nil
+}
+
+// ownerRunning reports whether the berthd of dataRoot runs: it holds the
+// lock of its data root for as long as it does. A bridge left by one that
+// is gone is taken over.
+func ownerRunning(dataRoot string) bool {
+	f, err := os.Open(filepath.Join(dataRoot, "lock"))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return errors.Is(err, unix.EWOULDBLOCK)
+	}
+	unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return false
 }
 
 // hasUserBridges reports whether a user-defined bridge network exists.

@@ -349,4 +349,12 @@ func TestTwoDaemonsOneHost(t *testing.T) {
 	if a := get("18081"); a != "one" {
 		t.Errorf("the first daemon's port after the second removed its container: %q", a)
 	}
+	// A bridge whose daemon is gone is taken over by the next one.
+	d2.Stop()
+	bd3 := berthd.StartBeside(t, d1.Daemon, "--bridge", "berth1", "--bip", "10.78.0.1/24")
+	d3 := &daemon{Daemon: bd3, sock: bd3.Sock, dir: bd3.Dir}
+	withBusybox(t, d3)
+	if out, _ := d3.stdout(t, "", "run", "--rm", "busybox", "ip", "-4", "-o", "addr", "show", "eth0"); !strings.Contains(out, "10.78.0.") {
+		t.Errorf("a daemon on the bridge of one that stopped: %q", out)
+	}
 }
