@@ -47,7 +47,7 @@ func (m *Manager) Attach(containerID, name string, reqs []AttachRequest, ports [
 		}
 		nets[i] = n
 	}
-	bound, err := m.reservePorts(ports)
+	bound, held, err := m.reservePorts(ports)
 	if err != nil {
 		return Sandbox{}, err
 	}
@@ -60,6 +60,7 @@ func (m *Manager) Attach(containerID, name string, reqs []AttachRequest, ports [
 			deleteLink(ep.HostVeth)
 		}
 		_ = removeNetns(sb.Netns)
+		closeFds(held)
 	}
 	for i, n := range nets {
 		ep, err := m.addEndpoint(sb, n, reqs[i], i)
@@ -71,6 +72,7 @@ func (m *Manager) Attach(containerID, name string, reqs []AttachRequest, ports [
 		sb.Endpoints = append(sb.Endpoints, ep)
 	}
 	m.st.Sandboxes[containerID] = sb
+	m.held[containerID] = held
 	err = m.startDNS(sb)
 	if err == nil {
 		err = m.commit()
@@ -78,6 +80,7 @@ func (m *Manager) Attach(containerID, name string, reqs []AttachRequest, ports [
 	if err != nil {
 		m.stopDNS(containerID)
 		delete(m.st.Sandboxes, containerID)
+		delete(m.held, containerID)
 		undo()
 		m.teardownIdle()
 		_ = m.commit()
@@ -236,6 +239,8 @@ func (m *Manager) Detach(containerID string) error {
 		return nil
 	}
 	m.stopDNS(containerID)
+	closeFds(m.held[containerID])
+	delete(m.held, containerID)
 	// Deleting a veth waits for RCU grace periods (tens of ms here): it is
 	// done in the background. The pair is already useless — the
 	// namespace is gone — and its name is never reused.
@@ -275,6 +280,17 @@ func (m *Manager) Restore(running func(containerID string) bool) error {
 	defer m.mu.Unlock()
 	for _, sb := range m.st.Sandboxes {
 		errs = append(errs, m.startDNS(sb))
+		// berthd restarted: hold the running containers' ports again.
+		if _, ok := m.held[sb.ContainerID]; !ok {
+			for _, p := range sb.Ports {
+				fd, _, err := holdPort(p)
+				if err != nil {
+					m.log.Warn("published port taken while berthd was down", "container", sb.ContainerID, "port", p.HostPort, "err", err)
+					continue
+				}
+				m.held[sb.ContainerID] = append(m.held[sb.ContainerID], fd)
+			}
+		}
 	}
 	if len(m.st.Sandboxes) > 0 || m.hasUserBridges() {
 		errs = append(errs, m.commit())
@@ -318,52 +334,78 @@ func (m *Manager) Stats(containerID string) map[string]Counters {
 // reservePorts checks that every binding's host port is free — not
 // published by another container, not bound by a host process — and
 // picks ephemeral ports for those without one.
-func (m *Manager) reservePorts(ports []PortBinding) ([]PortBinding, error) {
+func (m *Manager) reservePorts(ports []PortBinding) (_ []PortBinding, _ []int, err error) {
 	var out []PortBinding
+	var fds []int
+	defer func() {
+		if err != nil {
+			closeFds(fds)
+		}
+	}()
 	for _, p := range ports {
 		if p.Proto != "tcp" && p.Proto != "udp" {
-			return nil, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid proto %q: tcp and udp are supported", p.Proto))
+			return nil, nil, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid proto %q: tcp and udp are supported", p.Proto))
 		}
 		if p.HostIP.IsValid() && !p.HostIP.Is4() {
-			return nil, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("host address %s: IPv4 only", p.HostIP))
+			return nil, nil, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("host address %s: IPv4 only", p.HostIP))
 		}
 		for _, q := range out {
 			if clash(p, q) {
-				return nil, portInUse(p)
+				return nil, nil, portInUse(p)
 			}
 		}
 		for _, sb := range m.st.Sandboxes {
 			for _, q := range sb.Ports {
 				if clash(p, q) {
-					return nil, portInUse(p)
+					return nil, nil, portInUse(p)
 				}
 			}
 		}
-		host := "0.0.0.0"
-		if p.HostIP.IsValid() {
-			host = p.HostIP.String()
+		fd, port, err := holdPort(p)
+		if err != nil {
+			return nil, nil, bindError(p, err)
 		}
-		addr := net.JoinHostPort(host, strconv.Itoa(int(p.HostPort)))
-		var port int
-		if p.Proto == "tcp" {
-			l, err := net.Listen("tcp4", addr)
-			if err != nil {
-				return nil, bindError(p, err)
-			}
-			port = l.Addr().(*net.TCPAddr).Port
-			l.Close()
-		} else {
-			l, err := net.ListenPacket("udp4", addr)
-			if err != nil {
-				return nil, bindError(p, err)
-			}
-			port = l.LocalAddr().(*net.UDPAddr).Port
-			l.Close()
-		}
+		fds = append(fds, fd)
 		p.HostPort = uint16(port)
 		out = append(out, p)
 	}
-	return out, nil
+	return out, fds, nil
+}
+
+// holdPort binds a socket to a published port's host address, as dockerd
+// holds one: while it is open no host program can bind the port and then
+// silently lose its traffic to the container's DNAT. The socket is bound,
+// never listening: it accepts nothing. It returns the socket and the port
+// (the one the kernel picked, for port 0).
+func holdPort(p PortBinding) (int, int, error) {
+	typ := unix.SOCK_STREAM
+	if p.Proto == "udp" {
+		typ = unix.SOCK_DGRAM
+	}
+	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, 0, err
+	}
+	sa := &unix.SockaddrInet4{Port: int(p.HostPort)}
+	if p.HostIP.IsValid() {
+		sa.Addr = p.HostIP.As4()
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, 0, err
+	}
+	got, err := unix.Getsockname(fd)
+	if err != nil {
+		unix.Close(fd)
+		return -1, 0, err
+	}
+	return fd, got.(*unix.SockaddrInet4).Port, nil
+}
+
+func closeFds(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
 }
 
 func clash(p, q PortBinding) bool {

@@ -161,6 +161,8 @@ type Manager struct {
 	rendered string
 	fw       firewallState
 	o        Options
+	// held are the sockets binding each container's published ports.
+	held map[string][]int
 	// unlinking counts host veths being deleted in the background.
 	unlinking sync.WaitGroup
 }
@@ -209,7 +211,7 @@ func OpenWith(root, netnsDir string, log *slog.Logger, o Options) (*Manager, err
 			return nil, err
 		}
 	}
-	m := &Manager{file: filepath.Join(root, "network.json"), netnsDir: netnsDir, log: log, o: o,
+	m := &Manager{file: filepath.Join(root, "network.json"), netnsDir: netnsDir, log: log, o: o, held: map[string][]int{},
 		st: state{Networks: map[string]*Network{}, Sandboxes: map[string]*Sandbox{}}}
 	b, err := os.ReadFile(m.file)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -2,6 +2,7 @@ package dockercli
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-project/berth/network"
 	"github.com/berth-project/berth/test/berthd"
 	"github.com/berth-project/berth/test/oracle"
 )
@@ -356,5 +358,52 @@ func TestTwoDaemonsOneHost(t *testing.T) {
 	withBusybox(t, d3)
 	if out, _ := d3.stdout(t, "", "run", "--rm", "busybox", "ip", "-4", "-o", "addr", "show", "eth0"); !strings.Contains(out, "10.78.0.") {
 		t.Errorf("a daemon on the bridge of one that stopped: %q", out)
+	}
+}
+
+// TestPublishedPortHeld: a published host port stays bound by berthd
+// while the container has it — a host program cannot take it and then
+// lose its traffic to the container — across a berthd restart, and is
+// free again once the container is gone.
+func TestPublishedPortHeld(t *testing.T) {
+	d := startDaemon(t)
+	withBusybox(t, d)
+	d.must(t, "run", "-d", "--name", "held", "-p", "127.0.0.1:18095:80", "-p", "127.0.0.1:18095:53/udp", "busybox", "sleep", "600")
+	bind := func(proto string) error {
+		var err error
+		nerr := network.RunIn(d.Netns(), func() error {
+			if proto == "tcp" {
+				var l net.Listener
+				if l, err = net.Listen("tcp4", "127.0.0.1:18095"); err == nil {
+					l.Close()
+				}
+			} else {
+				var c net.PacketConn
+				if c, err = net.ListenPacket("udp4", "127.0.0.1:18095"); err == nil {
+					c.Close()
+				}
+			}
+			return nil
+		})
+		if nerr != nil {
+			t.Fatal(nerr)
+		}
+		return err
+	}
+	for _, proto := range []string{"tcp", "udp"} {
+		if bind(proto) == nil {
+			t.Errorf("a host program could bind the published %s port", proto)
+		}
+	}
+	d.stop()
+	d.start(t)
+	if bind("tcp") == nil {
+		t.Error("after berthd restarted, a host program could bind the published port")
+	}
+	d.must(t, "rm", "-f", "held")
+	for _, proto := range []string{"tcp", "udp"} {
+		if err := bind(proto); err != nil {
+			t.Errorf("the %s port once the container is gone: %v", proto, err)
+		}
 	}
 }
