@@ -17,7 +17,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berth-project/berth/container"
 	berthnet "github.com/berth-project/berth/network"
+	"golang.org/x/sys/unix"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -249,7 +251,14 @@ func (e *Engine) reconcile() {
 		p, ok := held[c.rec.ID]
 		switch {
 		case !ok:
-			e.handleExit(monitor.Exit{ID: c.rec.ID, Pid: pid, ExitCode: 255, ExitedAt: time.Now().UTC()}, "the monitor no longer holds the container")
+			// The monitor was lost (killed, crashed) and a new one started:
+			// the container's processes run on with nobody reading their
+			// output or waiting for them. They are stopped, and the exit
+			// recorded, so that nothing of them lingers and restart
+			// policies bring back what should run.
+			e.stopOrphan(c.rec.ID, pid)
+			e.handleExit(monitor.Exit{ID: c.rec.ID, Pid: pid, ExitCode: 137, ExitedAt: time.Now().UTC()},
+				"berth-monitor was lost (killed or crashed): the container was stopped with it")
 		case !p.Running:
 			e.handleExit(p)
 		}
@@ -259,6 +268,28 @@ func (e *Engine) reconcile() {
 			e.handleExecExit(p)
 		}
 	}
+}
+
+// stopOrphan kills what is left of a container its monitor lost and
+// removes its runtime state and cgroup; its init, reparented to berthd
+// (a child subreaper) if berthd was up, is reaped.
+func (e *Engine) stopOrphan(id string, pid int) {
+	rc, err := container.Load(filepath.Join(e.o.ExecRoot, "monitor", monitor.RuntimeDir), id)
+	if err != nil {
+		return // no runtime state: nothing of it runs
+	}
+	if err := rc.Delete(true); err != nil {
+		e.log.Warn("stop a container the monitor lost", "id", id, "err", err)
+	}
+	for i := 0; pid > 0 && i < 100; i++ {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		if got == pid || err != nil { // reaped, or not ours to reap
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.log.Warn("stopped a container the monitor lost", "id", id)
 }
 
 func fileExists(p string) bool {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -923,5 +924,64 @@ func TestLogsOnFullDisk(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(d.dir, "berthd.log")); !strings.Contains(string(b), "container output is not being logged") {
 		t.Error("berthd's log does not warn of the lost output")
+	}
+}
+
+// TestMonitorKilled: berth-monitor killed with SIGKILL under running
+// containers. Nothing of them lingers as a ghost: their processes are
+// stopped (and reaped), the exit is recorded with the reason, a container
+// with a restart policy runs again, and the others can be started and
+// removed as usual.
+func TestMonitorKilled(t *testing.T) {
+	d := startDaemon(t)
+	withBusybox(t, d)
+	d.must(t, "run", "-d", "--name", "always", "--restart", "always", "busybox", "sh", "-c", "while :; do echo tick; sleep 0.2; done")
+	d.must(t, "run", "-d", "--name", "plain", "busybox", "sleep", "600")
+	pid := func(name string) int {
+		n, _ := strconv.Atoi(strings.TrimSpace(d.must(t, "inspect", "-f", "{{.State.Pid}}", name)))
+		return n
+	}
+	oldAlways, oldPlain := pid("always"), pid("plain")
+	mon := d.monitorPid()
+	if err := syscall.Kill(mon, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var st string
+	for i := 0; i < 100; i++ {
+		if st = strings.TrimSpace(d.must(t, "inspect", "-f", "{{.State.Status}}", "plain")); st == "exited" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st != "exited" {
+		t.Fatalf("plain is %q after its monitor was killed", st)
+	}
+	if out := d.must(t, "inspect", "-f", "{{.State.Error}}", "plain"); !strings.Contains(out, "berth-monitor was lost") {
+		t.Errorf("the exit does not say why: %q", out)
+	}
+	for _, p := range []int{oldAlways, oldPlain} {
+		for i := 0; i < 100 && syscall.Kill(p, 0) == nil; i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if syscall.Kill(p, 0) == nil {
+			stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+			t.Errorf("process %d of a container outlived its monitor: %s", p, stat)
+		}
+	}
+	for i := 0; i < 100; i++ {
+		if st = strings.TrimSpace(d.must(t, "inspect", "-f", "{{.State.Status}}", "always")); st == "running" && pid("always") != oldAlways {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st != "running" {
+		t.Errorf("the container with --restart always is %q", st)
+	}
+	if out := d.must(t, "start", "plain"); strings.TrimSpace(out) != "plain" {
+		t.Errorf("start after the monitor was lost: %q", out)
+	}
+	d.must(t, "rm", "-f", "plain", "always")
+	if d.monitorPid() == mon {
+		t.Error("no new monitor")
 	}
 }
