@@ -186,13 +186,19 @@ func (e *Engine) saveState(c *ctr, f func(r *Record)) error {
 }
 
 // lookup finds a container by full id, name, or unique id prefix, as
-// docker does. Called with e.mu held.
+// docker does; it never returns a nil container without an error. Called
+// with e.mu held.
 func (e *Engine) lookup(ref string) (*ctr, error) {
 	if c := e.ctrs[ref]; c != nil {
 		return c, nil
 	}
 	if id, ok := e.names["/"+strings.TrimPrefix(ref, "/")]; ok {
-		return e.ctrs[id], nil
+		if c := e.ctrs[id]; c != nil {
+			return c, nil
+		}
+		// The name is reserved by a create still in progress: there is
+		// no container yet.
+		return nil, errdefs.New(errdefs.ErrNotFound, "No such container: "+ref)
 	}
 	var found *ctr
 	if ref != "" {

@@ -985,3 +985,39 @@ func TestMonitorKilled(t *testing.T) {
 		t.Error("no new monitor")
 	}
 }
+
+// TestInspectRacingCreate: inspect, start and rm of a name while a create
+// of that name is in progress answer "No such container" or act on the
+// finished container — never a broken connection — and the daemon goes on
+// serving (a nil container once wedged every later request).
+func TestInspectRacingCreate(t *testing.T) {
+	d := startDaemon(t)
+	withBusybox(t, d)
+	for round := 0; round < 15; round++ {
+		name := fmt.Sprintf("race%d", round)
+		var wg sync.WaitGroup
+		wg.Add(4)
+		go func() { defer wg.Done(); d.docker("create", "--name", name, "busybox", "true") }()
+		for _, op := range [][]string{{"inspect", name}, {"start", name}, {"rm", "-f", name}} {
+			go func() {
+				defer wg.Done()
+				out, _ := d.docker(op...)
+				if strings.Contains(out, "EOF") || strings.Contains(out, "connection reset") || strings.Contains(out, "500 Internal") {
+					t.Errorf("docker %v during a create: %s", op, out)
+				}
+			}()
+		}
+		wg.Wait()
+		d.docker("rm", "-f", name)
+	}
+	done := make(chan string, 1)
+	go func() { out, _ := d.docker("run", "--rm", "busybox", "echo", "alive"); done <- out }()
+	select {
+	case out := <-done:
+		if strings.TrimSpace(out) != "alive" {
+			t.Errorf("run after the races: %q", out)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the daemon hangs after the races")
+	}
+}
