@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,6 +35,9 @@ type Config struct {
 // Prepare sets propagation, makes the rootfs a mount point and performs every
 // mount, device node and /dev link, up to (not including) pivot_root.
 func Prepare(c *Config) error {
+	if err := checkRootfs(c); err != nil {
+		return err
+	}
 	prop := uintptr(unix.MS_SLAVE | unix.MS_REC)
 	if p := c.Spec.Linux.RootfsPropagation; p != "" {
 		var err error
@@ -90,6 +94,50 @@ func Prepare(c *Config) error {
 
 // makeParentPrivate makes the mount holding rootfs private, which pivot_root
 // requires, in this (private) mount namespace only.
+// procMountsAllowed are the files under /proc a mount may cover, as runc
+// allows them: those lxcfs emulates. Any other mount at or under /proc
+// (but a proc file system on /proc) would hide what the runtime writes
+// through /proc after the mounts — sysctls, oom_score_adj, the masked
+// and read-only paths (CVE-2019-16884).
+var procMountsAllowed = []string{"/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+	"/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev", "/proc/sys/kernel/ns_last_pid",
+	"/proc/pressure/cpu", "/proc/pressure/io", "/proc/pressure/memory"}
+
+// checkRootfs refuses, before anything is mounted, a root file system
+// whose /proc or /sys is not a directory (a symlink would send their
+// mounts elsewhere: CVE-2019-19921, CVE-2023-27561) and a mount over
+// /proc or inside it.
+func checkRootfs(c *Config) error {
+	for _, d := range []string{"proc", "sys"} {
+		fi, err := os.Lstat(filepath.Join(c.Rootfs, d))
+		if err == nil && !fi.IsDir() {
+			return fmt.Errorf("root file system: /%s is a %s, not a directory: refused (a symlink there would redirect its mounts)", d, fileKind(fi.Mode()))
+		}
+	}
+	for i, m := range c.Spec.Mounts {
+		dst := filepath.Clean("/" + m.Destination)
+		switch {
+		case dst == "/proc":
+			if m.Type != "proc" && !(isBind(m) && m.Source == "/proc") {
+				return fmt.Errorf("mounts[%d]: %q cannot be mounted because it is not of type proc", i, m.Destination)
+			}
+		case strings.HasPrefix(dst, "/proc/") && !slices.Contains(procMountsAllowed, dst):
+			return fmt.Errorf("mounts[%d]: %q cannot be mounted because it is inside /proc", i, m.Destination)
+		}
+	}
+	return nil
+}
+
+func fileKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeSymlink != 0:
+		return "symlink"
+	case m.IsRegular():
+		return "regular file"
+	}
+	return "special file"
+}
+
 func makeParentPrivate(rootfs string) error {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {

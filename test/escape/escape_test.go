@@ -358,3 +358,68 @@ touch /newfile 2>/dev/null && echo root-writable || echo root-readonly
 		}
 	}
 }
+
+// TestProcAndSysMustBeDirectories: a root file system whose /proc or /sys
+// is a symlink (to a directory of the host) is refused before anything is
+// mounted, as runc refuses it (CVE-2019-19921, CVE-2023-27561); nothing
+// lands in the symlink's target. Control: with directories it runs.
+func TestProcAndSysMustBeDirectories(t *testing.T) {
+	for _, d := range []string{"proc", "sys"} {
+		b := harness.NewBundle(t)
+		target := filepath.Join(b.Dir, "target-"+d)
+		os.MkdirAll(target, 0o755)
+		os.RemoveAll(filepath.Join(b.Rootfs, d))
+		if err := os.Symlink(target, filepath.Join(b.Rootfs, d)); err != nil {
+			t.Fatal(err)
+		}
+		b.Spec.Process.Args = []string{"true"}
+		b.Write()
+		r := b.Runtime("run", b.ID)
+		if r.Code == 0 || !strings.Contains(r.Stderr, "/"+d+" is a symlink, not a directory") {
+			t.Errorf("/%s a symlink: %s", d, r)
+		}
+		if ents, _ := os.ReadDir(target); len(ents) != 0 {
+			t.Errorf("something was mounted through the /%s symlink: %d entries in its target", d, len(ents))
+		}
+		b.AssertNothingLeft()
+	}
+	b := harness.NewBundle(t)
+	b.Spec.Process.Args = []string{"true"}
+	b.Write()
+	if r := b.Runtime("run", b.ID); r.Code != 0 {
+		t.Errorf("control: %s", r)
+	}
+}
+
+// TestMountsOverProcRefused: a mount on /proc that is not a proc file
+// system, or inside /proc (but the files lxcfs emulates), is refused as
+// runc refuses it: the runtime writes sysctls, oom_score_adj and masks
+// through /proc after the mounts, and a fake /proc would cancel them
+// (CVE-2019-16884).
+func TestMountsOverProcRefused(t *testing.T) {
+	for _, m := range []specs.Mount{
+		{Destination: "/proc", Type: "tmpfs", Source: "tmpfs"},
+		{Destination: "/proc/self", Type: "tmpfs", Source: "tmpfs"},
+		{Destination: "/proc/sys", Type: "bind", Source: "/tmp", Options: []string{"rbind"}},
+	} {
+		b := harness.NewBundle(t)
+		b.Spec.Mounts = append(b.Spec.Mounts, m)
+		b.Spec.Process.Args = []string{"true"}
+		b.Write()
+		r := b.Runtime("run", b.ID)
+		if r.Code == 0 || !strings.Contains(r.Stderr, "cannot be mounted because it is") {
+			t.Errorf("mount on %s: %s", m.Destination, r)
+		}
+		b.AssertNothingLeft()
+	}
+	// Control: a file lxcfs emulates may be covered.
+	b := harness.NewBundle(t)
+	fake := filepath.Join(b.Dir, "uptime")
+	os.WriteFile(fake, []byte("12345.67 1.00\n"), 0o644)
+	b.Spec.Mounts = append(b.Spec.Mounts, specs.Mount{Destination: "/proc/uptime", Type: "bind", Source: fake, Options: []string{"bind", "ro"}})
+	b.Spec.Process.Args = []string{"cat", "/proc/uptime"}
+	b.Write()
+	if r := b.Runtime("run", b.ID); r.Code != 0 || !strings.HasPrefix(r.Stdout, "12345.67") {
+		t.Errorf("control, /proc/uptime from lxcfs: %s", r)
+	}
+}
