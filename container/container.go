@@ -266,8 +266,9 @@ func dialUnix(path, what string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
-// withDefaultDeviceRules appends allow rules for the default devices, the
-// configured ones and the terminals, after the config's own rules.
+// withDefaultDeviceRules appends runc's built-in allow rules (the default
+// devices, terminals, tun, mknod of anything) after the config's own
+// rules; devices the config lists get none of their own.
 func withDefaultDeviceRules(spec *specs.Spec) *specs.LinuxResources {
 	r := spec.Linux.Resources
 	if r == nil || len(r.Devices) == 0 {
@@ -276,25 +277,24 @@ func withDefaultDeviceRules(spec *specs.Spec) *specs.LinuxResources {
 	cp := *r
 	i64 := func(v int64) *int64 { return &v }
 	cp.Devices = append([]specs.LinuxDeviceCgroup(nil), r.Devices...)
-	allow := func(t string, major, minor int64) {
-		var mn *int64
+	allow := func(t string, major, minor int64, access string) {
+		var mj, mn *int64
+		if major >= 0 {
+			mj = i64(major)
+		}
 		if minor >= 0 {
 			mn = i64(minor)
 		}
-		cp.Devices = append(cp.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: t, Major: i64(major), Minor: mn, Access: "rwm"})
+		cp.Devices = append(cp.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: t, Major: mj, Minor: mn, Access: access})
 	}
-	for _, d := range []struct{ maj, min int64 }{{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 1}, {5, 2}, {136, -1}} {
-		allow("c", d.maj, d.min)
-	}
-	for _, d := range spec.Linux.Devices {
-		t := d.Type
-		if t == "u" {
-			t = "c"
-		}
-		if t == "p" {
-			continue
-		}
-		allow(t, d.Major, d.Minor)
+	// runc's built-in list: mknod of any node (using it is another
+	// matter), the standard devices, terminals, /dev/net/tun. The nodes
+	// of linux.devices get no rule of their own: the config's rules
+	// decide, as under runc.
+	allow("c", -1, -1, "m")
+	allow("b", -1, -1, "m")
+	for _, d := range []struct{ maj, min int64 }{{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 1}, {5, 2}, {136, -1}, {10, 200}} {
+		allow("c", d.maj, d.min, "rwm")
 	}
 	return &cp
 }
