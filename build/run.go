@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"io"
 	"sort"
 	"strings"
@@ -19,11 +20,42 @@ import (
 	"github.com/berth-project/berth/logfile"
 )
 
+// heredocCmdLine folds RUN's heredocs (which the parser gives, as
+// BuildKit's Dockerfile frontend does) into the command, as BuildKit runs
+// them: a RUN that is one heredoc runs its text with the shell; a command
+// that reads heredocs gets them back in its shell text. A heredoc script
+// with its own interpreter (#!) is refused: the classic builder has no
+// file to hand it.
+func heredocCmdLine(c instructions.ShellDependantCmdLine) (instructions.ShellDependantCmdLine, error) {
+	if len(c.Files) == 0 {
+		return c, nil
+	}
+	if len(c.CmdLine) != 1 || !c.PrependShell {
+		return c, errdefs.New(errdefs.ErrInvalid, "RUN with a heredoc takes the shell form")
+	}
+	if parser.MustParseHeredoc(c.CmdLine[0]) != nil {
+		data := c.Files[0].Data
+		if c.Files[0].Chomp {
+			data = parser.ChompHeredocContent(data)
+		}
+		if strings.HasPrefix(data, "#!") {
+			return c, errdefs.New(errdefs.ErrInvalid, "RUN with a heredoc script of its own interpreter (#!) needs BuildKit; write the script into the context and COPY it")
+		}
+		return instructions.ShellDependantCmdLine{CmdLine: []string{data}, PrependShell: true}, nil
+	}
+	full := c.CmdLine[0]
+	for _, f := range c.Files {
+		full += "\n" + f.Data + f.Name
+	}
+	return instructions.ShellDependantCmdLine{CmdLine: []string{full}, PrependShell: true}, nil
+}
+
 // runStep runs a RUN instruction in a container on the stage's image and
 // commits what it wrote.
 func (r *run) runStep(s *stageState, c *instructions.RunCommand) error {
-	if len(c.Files) > 0 {
-		return errdefs.New(errdefs.ErrInvalid, "RUN with a heredoc needs BuildKit; this builder is docker's classic one")
+	cmdLine, err := heredocCmdLine(c.ShellDependantCmdLine)
+	if err != nil {
+		return err
 	}
 	if len(c.FlagsUsed) > 0 {
 		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("RUN --%s needs BuildKit; this builder is docker's classic one", c.FlagsUsed[0]))
@@ -31,7 +63,7 @@ func (r *run) runStep(s *stageState, c *instructions.RunCommand) error {
 	if s.id == "" {
 		return errdefs.New(errdefs.ErrInvalid, "RUN on an empty image (FROM scratch): there is nothing to run")
 	}
-	args := r.withShell(s, c.ShellDependantCmdLine)
+	args := r.withShell(s, cmdLine)
 	// Build args reach RUN's environment (not the image's); they are part
 	// of the cache key as docker's are.
 	var argEnv []string

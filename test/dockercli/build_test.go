@@ -365,3 +365,24 @@ func TestBuildBadContext(t *testing.T) {
 		t.Errorf("a build whose client went away tagged its image: %s", out)
 	}
 }
+
+// TestBuildHeredocs: RUN with heredocs, as the Dockerfile parser gives
+// them and BuildKit runs them: a heredoc that is the whole command runs
+// with the shell, one a command reads is passed in its shell text; a
+// heredoc script with its own interpreter is refused with a message.
+func TestBuildHeredocs(t *testing.T) {
+	d := startDaemon(t)
+	withBusybox(t, d)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\nRUN <<EOF\necho one > /one\necho two >> /one\nEOF\nRUN cat <<A > /two\nhello heredoc\nA\nCMD [\"cat\", \"/one\", \"/two\"]\n"})
+	if out, code := d.buildDocker(t, dir, "-t", "hd:1"); code != 0 {
+		t.Fatalf("build: %s", out)
+	}
+	if out := d.must(t, "run", "--rm", "hd:1"); out != "one\ntwo\nhello heredoc\n" {
+		t.Errorf("run: %q", out)
+	}
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\nRUN <<EOF\n#!/bin/sh\necho x\nEOF\n"})
+	if out, code := d.buildDocker(t, dir, "-t", "hd:2"); code == 0 || !strings.Contains(out, "own interpreter") {
+		t.Errorf("a #! heredoc: exit %d\n%s", code, out)
+	}
+}
