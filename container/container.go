@@ -487,6 +487,9 @@ func (c *Container) Exec(o ExecOpts) (int, error) {
 	if !filepath.IsAbs(p.Cwd) {
 		return 0, fmt.Errorf("process.cwd %q must be absolute: %w", p.Cwd, errdefs.ErrInvalid)
 	}
+	if dropped := capabilities.DropUngrantableAmbient(p.Capabilities); len(dropped) > 0 {
+		Warnf("process.capabilities.ambient: %v are not both permitted and inheritable; they are not raised", dropped)
+	}
 	if err := capabilities.Validate(p.Capabilities); err != nil {
 		return 0, err
 	}

@@ -175,6 +175,9 @@ func validateProcess(p *specs.Process) error {
 	if p.Cwd == "" || !filepath.IsAbs(p.Cwd) {
 		return inv("process.cwd %q must be an absolute path", p.Cwd)
 	}
+	if dropped := capabilities.DropUngrantableAmbient(p.Capabilities); len(dropped) > 0 {
+		Warnf("process.capabilities.ambient: %v are not both permitted and inheritable; they are not raised", dropped)
+	}
 	if err := capabilities.Validate(p.Capabilities); err != nil {
 		return err
 	}

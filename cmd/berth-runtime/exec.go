@@ -101,7 +101,9 @@ func execCmd() *command {
 			}
 			pid, err := c.Exec(opts)
 			if err != nil {
-				return err
+				// As runc: a process that could not start is exit 255.
+				logMsg("error", err.Error())
+				return exitError{255}
 			}
 			if err := writePidFile(pidFile, pid); err != nil {
 				return err

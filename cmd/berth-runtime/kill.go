@@ -38,7 +38,7 @@ func killCmd() *command {
 // parseSignal accepts "9", "KILL" and "SIGKILL".
 func parseSignal(s string) (syscall.Signal, error) {
 	if n, err := strconv.Atoi(s); err == nil {
-		if n <= 0 || n > 64 {
+		if n < 0 || n > 64 { // 0, as runc: only whether the init can be signalled
 			return 0, fmt.Errorf("signal %d is out of range", n)
 		}
 		return syscall.Signal(n), nil

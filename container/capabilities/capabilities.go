@@ -8,6 +8,7 @@ package capabilities
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -58,6 +59,27 @@ func Parse(name string) (n int, ok bool, err error) {
 		}
 	}
 	return 0, false, fmt.Errorf("unknown capability %q: %w", name, errdefs.ErrInvalid)
+}
+
+// DropUngrantableAmbient removes from c's ambient set the capabilities
+// that are not both permitted and inheritable — the kernel cannot raise
+// them — and returns their names. The runtime spec says a runtime should
+// not fail for a capability it cannot grant; runc's and crun's `spec`
+// templates list ambient capabilities that are not inheritable.
+func DropUngrantableAmbient(c *specs.LinuxCapabilities) []string {
+	if c == nil || len(c.Ambient) == 0 {
+		return nil
+	}
+	var keep, dropped []string
+	for _, a := range c.Ambient {
+		if slices.Contains(c.Permitted, a) && slices.Contains(c.Inheritable, a) {
+			keep = append(keep, a)
+		} else {
+			dropped = append(dropped, a)
+		}
+	}
+	c.Ambient = keep
+	return dropped
 }
 
 // Validate checks every name in every set.

@@ -206,6 +206,15 @@ func TestKillSignalForms(t *testing.T) {
 	if r := b.Runtime("kill", b.ID, "NOSUCHSIG"); r.Code == 0 || !strings.Contains(r.Stderr, "unknown signal") {
 		t.Errorf("bad signal: %s", r)
 	}
+	// Signal 0, as runc takes it: whether the init can be signalled.
+	if r := b.Runtime("kill", b.ID, "0"); r.Code != 0 {
+		t.Errorf("kill 0 of a created container: %s", r)
+	}
+	b.MustRuntime("kill", b.ID, "KILL")
+	waitStatus(t, b, specs.StateStopped)
+	if r := b.Runtime("kill", b.ID, "0"); r.Code == 0 {
+		t.Errorf("kill 0 of a stopped container succeeded: %s", r)
+	}
 }
 
 func TestKillAll(t *testing.T) {

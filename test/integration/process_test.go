@@ -148,8 +148,8 @@ func TestExec(t *testing.T) {
 	if r := b.Runtime("exec", b.ID, "sh", "-c", "exit 42"); r.Code != 42 {
 		t.Errorf("exec exit status: %s, want 42", r)
 	}
-	if r := b.Runtime("exec", b.ID, "nosuchbinary"); r.Code == 0 || !strings.Contains(r.Stderr, "nosuchbinary") {
-		t.Errorf("exec of a missing binary: %s", r)
+	if r := b.Runtime("exec", b.ID, "nosuchbinary"); r.Code != 255 || !strings.Contains(r.Stderr, "nosuchbinary") {
+		t.Errorf("exec of a missing binary: %s, want exit 255 as runc's", r)
 	}
 
 	proc := filepath.Join(b.Dir, "process.json")
@@ -529,5 +529,23 @@ func TestSignalsStartDefault(t *testing.T) {
 		t.Errorf("exec'd shell sent itself SIGINT: %s, want exit 130", r)
 	}
 	b.MustRuntime("delete", "--force", b.ID)
+	b.AssertNothingLeft()
+}
+
+// TestSpecTemplatesRun: the config `runc spec` writes lists ambient
+// capabilities that are not inheritable; runc and crun run it (the spec
+// says a runtime should not fail for what it cannot grant), and so does
+// berth-runtime, warning.
+func TestSpecTemplatesRun(t *testing.T) {
+	b := harness.NewBundle(t)
+	caps := b.Spec.Process.Capabilities
+	caps.Ambient = []string{"CAP_KILL", "CAP_AUDIT_WRITE"}
+	caps.Inheritable = nil
+	b.Spec.Process.Args = []string{"grep", "^CapAmb", "/proc/self/status"}
+	b.Write()
+	r := b.Runtime("run", b.ID)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "CapAmb:\t0000000000000000") || !strings.Contains(r.Stderr, "not both permitted and inheritable") {
+		t.Errorf("ambient capabilities it cannot grant: %s", r)
+	}
 	b.AssertNothingLeft()
 }
