@@ -69,11 +69,12 @@ type Engine struct {
 
 	events eventLog
 
-	monMu  sync.Mutex      // starting the monitor
-	ctx    context.Context // ends at Close
-	cancel context.CancelFunc
-	closed chan struct{}
-	wg     sync.WaitGroup
+	monMu     sync.Mutex      // starting the monitor
+	ctx       context.Context // ends at Close
+	cancel    context.CancelFunc
+	closed    chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
 }
 
 var bucketContainers = []byte("containers")
@@ -130,12 +131,17 @@ func Open(o Options) (*Engine, error) {
 	return e, nil
 }
 
-// Close stops watching the monitor. Containers keep running.
+// Close stops watching the monitor. Containers keep running. Closing
+// again does nothing.
 func (e *Engine) Close() error {
-	close(e.closed)
-	e.cancel()
-	e.wg.Wait()
-	return e.db.Close()
+	var err error
+	e.closeOnce.Do(func() {
+		close(e.closed)
+		e.cancel()
+		e.wg.Wait()
+		err = e.db.Close()
+	})
+	return err
 }
 
 func (e *Engine) snapshot() []*ctr {

@@ -89,7 +89,7 @@ type AttachConfig struct {
 // Response is the line the monitor answers with.
 type Response struct {
 	Error string `json:",omitempty"`
-	Class string `json:",omitempty"` // "notfound", "conflict", "invalid"
+	Class string `json:",omitempty"` // the error's kind (errorClasses)
 	Pid   int    `json:",omitempty"`
 	Procs []Proc `json:",omitempty"`
 }
@@ -120,26 +120,37 @@ type LogNotice struct {
 // Exit is an event: a process ended and its output is drained.
 type Exit = Proc
 
+// errorClasses are the error kinds that cross the monitor's socket, by
+// their wire names: one table for both directions, so no kind is lost on
+// the way (a missing cgroup controller stays "unavailable", a 503).
+var errorClasses = []struct {
+	name string
+	kind error
+}{
+	{"notfound", errdefs.ErrNotFound}, {"conflict", errdefs.ErrConflict}, {"invalid", errdefs.ErrInvalid},
+	{"unavailable", errdefs.ErrUnavailable}, {"unauthorized", errdefs.ErrUnauthorized}, {"forbidden", errdefs.ErrForbidden},
+	{"notmodified", errdefs.ErrNotModified},
+}
+
 func (r *Response) err() error {
 	if r.Error == "" {
 		return nil
 	}
-	class := map[string]error{"notfound": errdefs.ErrNotFound, "conflict": errdefs.ErrConflict, "invalid": errdefs.ErrInvalid}[r.Class]
-	if class == nil {
-		return errors.New(r.Error)
+	for _, c := range errorClasses {
+		if c.name == r.Class {
+			return fmt.Errorf("%s: %w", r.Error, c.kind)
+		}
 	}
-	return fmt.Errorf("%s: %w", r.Error, class)
+	return errors.New(r.Error)
 }
 
 func errorResponse(err error) Response {
 	r := Response{Error: err.Error()}
-	switch {
-	case errdefs.NotFound(err):
-		r.Class = "notfound"
-	case errdefs.Conflict(err):
-		r.Class = "conflict"
-	case errdefs.Invalid(err):
-		r.Class = "invalid"
+	for _, c := range errorClasses {
+		if errors.Is(err, c.kind) {
+			r.Class = c.name
+			break
+		}
 	}
 	return r
 }
