@@ -13,8 +13,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"io"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -274,7 +277,16 @@ func (a *app) execute(args []string) error {
 	case err != nil:
 		return err
 	case version:
-		fmt.Printf("%s version %s\n", a.name, a.version)
+		// runc's form, which engines parse: name, commit, spec, go.
+		commit := "unknown"
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" {
+					commit = s.Value
+				}
+			}
+		}
+		fmt.Printf("%s version %s\ncommit: %s\nspec: %s\ngo: %s\n", a.name, a.version, commit, specs.Version, runtime.Version())
 		return nil
 	case len(rest) == 0:
 		a.usage(os.Stderr)

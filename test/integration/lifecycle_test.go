@@ -346,3 +346,14 @@ func TestRunRelaysSignals(t *testing.T) {
 	}
 	b.AssertNothingLeft()
 }
+
+// TestVersionAsRunc: --version in runc's form, which engines parse: the
+// name and version, then commit, spec and go lines.
+func TestVersionAsRunc(t *testing.T) {
+	out, err := exec.Command(harness.RuntimeBin(), "--version").Output()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if err != nil || len(lines) != 4 || !strings.HasPrefix(lines[0], "berth-runtime version ") ||
+		!strings.HasPrefix(lines[1], "commit: ") || lines[2] != "spec: "+specs.Version || !strings.HasPrefix(lines[3], "go: go") {
+		t.Errorf("--version: %v\n%s", err, out)
+	}
+}
