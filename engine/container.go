@@ -85,7 +85,10 @@ type ctr struct {
 	// nextStart is closed when the next run begins (replaced at each).
 	nextStart chan struct{}
 	// attaches wait for the next start.
-	attaches     []*pendingAttach
+	attaches []*pendingAttach
+	// fifos are berthd's own ends of the container's stdio FIFOs, held
+	// open so that a lost monitor loses none of its output (adopt.go).
+	fifos        []*os.File
 	restartTimer *time.Timer
 }
 

@@ -69,10 +69,13 @@ type Engine struct {
 
 	events eventLog
 
-	monMu     sync.Mutex      // starting the monitor
-	ctx       context.Context // ends at Close
-	cancel    context.CancelFunc
-	closed    chan struct{}
+	monMu  sync.Mutex      // starting the monitor
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	closed chan struct{}
+	// adopted: containers taken over from a lost monitor whose exit a
+	// goroutine of berthd waits for (adopt.go).
+	adopted   map[string]bool
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 }
@@ -97,7 +100,7 @@ func Open(o Options) (*Engine, error) {
 	e := &Engine{
 		o: o, db: db, log: o.Log,
 		mon:  monitor.Client{Socket: filepath.Join(o.ExecRoot, "monitor", monitor.SocketName)},
-		ctrs: map[string]*ctr{}, names: map[string]string{}, execs: map[string]*execProc{},
+		ctrs: map[string]*ctr{}, names: map[string]string{}, execs: map[string]*execProc{}, adopted: map[string]bool{},
 		closed: make(chan struct{}),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
@@ -124,8 +127,9 @@ func Open(o Options) (*Engine, error) {
 		e.mu.Lock()
 		running := c.rec.State.Running()
 		e.mu.Unlock()
-		if running { // live restore: the health checks go on
+		if running { // live restore: the health checks go on, the FIFOs are held
 			e.startHealth(c)
+			e.holdFifos(c)
 		}
 	}
 	return e, nil
@@ -256,11 +260,13 @@ func (e *Engine) reconcile() {
 		}
 		p, ok := held[c.rec.ID]
 		switch {
+		case !ok && e.adopt(c):
+			// The monitor was lost and a new one took the container over.
 		case !ok:
-			// The monitor was lost (killed, crashed) and a new one started:
-			// the container's processes run on with nobody reading their
-			// output or waiting for them. They are stopped, and the exit
-			// recorded, so that nothing of them lingers and restart
+			// Lost with a monitor and not adoptable (a terminal, berthd
+			// restarted meanwhile): its processes run on with nobody reading
+			// their output or waiting for them. They are stopped, and the
+			// exit recorded, so that nothing of them lingers and restart
 			// policies bring back what should run.
 			e.stopOrphan(c.rec.ID, pid)
 			e.handleExit(monitor.Exit{ID: c.rec.ID, Pid: pid, ExitCode: 137, ExitedAt: time.Now().UTC()},

@@ -118,10 +118,7 @@ func (e *Engine) start(c *ctr) (err error) {
 	if cs := rec.HostConfig.ConsoleSize; cs[0] > 0 && cs[1] > 0 {
 		stdio.Height, stdio.Width = uint16(cs[0]), uint16(cs[1])
 	}
-	var log *monitor.LogConfig
-	if rec.HostConfig.LogConfig.Type != LogDriverNone {
-		log = &monitor.LogConfig{Path: e.logPath(rec.ID), MaxSize: rec.LogOpts.MaxSize, MaxFiles: rec.LogOpts.MaxFiles}
-	}
+	log := e.logConfig(rec)
 	t1 := time.Now()
 	pid, err := e.mon.Create(rec.ID, bundle, log, stdio)
 	t2 := time.Now()
@@ -168,6 +165,7 @@ func (e *Engine) start(c *ctr) (err error) {
 		return fmt.Errorf("start container %s: %w", rec.ID, err)
 	}
 	cu.Release()
+	e.holdFifos(c)
 	waitExec(pid, preExec)
 	e.emit(c, events.ActionStart, nil)
 	e.startHealth(c)
@@ -206,6 +204,7 @@ func (e *Engine) handleExit(x monitor.Exit, why ...string) {
 		return
 	}
 	e.mu.Unlock()
+	e.releaseFifos(c)
 	left := e.leaveNetworks(x.ID)
 	root := filepath.Join(e.bundleDir(x.ID), "rootfs")
 	if err := unix.Unmount(root, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"time"
 
 	"github.com/berth-project/berth/errdefs"
@@ -36,6 +37,11 @@ const (
 	OpList   Op = "list"   // every process the monitor holds, running or exited
 	OpForget Op = "forget" // drop an exited process's record
 	OpEvents Op = "events" // the connection streams Exit records
+	// OpAdopt takes over a running container a lost monitor held: its
+	// output FIFOs, its log; OpExited then tells its exit status (the
+	// monitor is not its parent: berthd, which reaped it, is).
+	OpAdopt  Op = "adopt"
+	OpExited Op = "exited"
 )
 
 // Request is the first line a client sends.
@@ -61,7 +67,16 @@ type Request struct {
 	// Kill.
 	Signal int  `json:",omitempty"`
 	All    bool `json:",omitempty"`
+
+	// Adopt (with Log and Stdio) and Exited.
+	Pid      int `json:",omitempty"`
+	ExitCode int `json:",omitempty"`
 }
+
+// FifoDir is where a container's output FIFOs are, under the monitor's
+// directory: they outlive a monitor (berthd holds them open too), so a
+// new monitor can take the container's output over (OpAdopt).
+func FifoDir(monitorDir, id string) string { return filepath.Join(monitorDir, "fifo", id) }
 
 // LogConfig is where a container's output is logged (json-file).
 type LogConfig struct {
@@ -244,6 +259,19 @@ func (c Client) Resize(id string, height, width uint16) error {
 // Kill signals a container's init, or with all every process in it.
 func (c Client) Kill(id string, sig int, all bool) error {
 	_, _, err := c.call(Request{Op: OpKill, ID: id, Signal: sig, All: all}, false)
+	return err
+}
+
+// Adopt has the monitor take over a running container whose monitor was
+// lost: its output FIFOs and its log.
+func (c Client) Adopt(id string, pid int, log *LogConfig, stdio StdioConfig) error {
+	_, _, err := c.call(Request{Op: OpAdopt, ID: id, Pid: pid, Log: log, Stdio: stdio}, false)
+	return err
+}
+
+// Exited tells the monitor an adopted container's exit status.
+func (c Client) Exited(id string, code int) error {
+	_, _, err := c.call(Request{Op: OpExited, ID: id, ExitCode: code}, false)
 	return err
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -82,6 +83,10 @@ type proc struct {
 	exitCode  int
 	exitedAt  time.Time
 	oomKilled bool
+	// adopted: taken over from a lost monitor; not our child, its exit
+	// comes through OpExited.
+	adopted  bool
+	reapOnce sync.Once
 }
 
 type attachment struct {
@@ -222,6 +227,10 @@ func (s *Server) handle(conn net.Conn) {
 		replyErr(conn, Response{}, s.forget(req.ID))
 	case OpEvents:
 		s.events(conn)
+	case OpAdopt:
+		replyErr(conn, Response{}, s.adopt(req))
+	case OpExited:
+		replyErr(conn, Response{}, s.exited(req))
 	default:
 		reply(conn, errorResponse(fmt.Errorf("unknown op %q: %w", req.Op, errdefs.ErrInvalid)))
 	}
@@ -259,6 +268,9 @@ type stdio struct {
 }
 
 func (s *Server) newStdio(p *proc, cfg StdioConfig) (*stdio, error) {
+	if p.container && !cfg.Tty {
+		return s.fifoStdio(p, cfg)
+	}
 	st := &stdio{}
 	fail := func(err error) (*stdio, error) {
 		st.closeChild()
@@ -301,6 +313,158 @@ func (s *Server) newStdio(p *proc, cfg StdioConfig) (*stdio, error) {
 		p.outputs = append(p.outputs, r)
 	}
 	return st, nil
+}
+
+// fifoStdio wires a container's stdio through FIFOs in FifoDir rather
+// than pipes: the same kernel pipes once open, but reachable by path, so
+// that berthd can hold them open too and a new monitor can take them over
+// if this one is lost — the container's writes then wait in the pipe
+// (1 MiB) instead of failing. Opened read side first (non-blocking), so
+// no open waits.
+func (s *Server) fifoStdio(p *proc, cfg StdioConfig) (*stdio, error) {
+	st := &stdio{}
+	dir := FifoDir(s.root, p.id)
+	fail := func(err error) (*stdio, error) {
+		st.closeChild()
+		p.closeOurs()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fail(err)
+	}
+	fifo := func(name string) (string, error) {
+		path := filepath.Join(dir, name)
+		os.Remove(path)
+		return path, unix.Mkfifo(path, 0o600)
+	}
+	if cfg.OpenStdin {
+		path, err := fifo("0")
+		if err != nil {
+			return fail(err)
+		}
+		r, err := openFifo(path, unix.O_RDONLY)
+		if err != nil {
+			return fail(err)
+		}
+		st.child[0] = r
+		if p.stdin, err = openFifo(path, unix.O_WRONLY); err != nil {
+			return fail(err)
+		}
+		if err := setBlocking(r); err != nil { // the container's stdin blocks
+			return fail(err)
+		}
+	} else {
+		var err error
+		if st.child[0], err = os.OpenFile(os.DevNull, os.O_RDWR, 0); err != nil {
+			return fail(err)
+		}
+	}
+	for i := 1; i <= 2; i++ {
+		path, err := fifo(strconv.Itoa(i))
+		if err != nil {
+			return fail(err)
+		}
+		r, err := openFifo(path, unix.O_RDONLY)
+		if err != nil {
+			return fail(err)
+		}
+		p.outputs = append(p.outputs, r)
+		w, err := openFifo(path, unix.O_WRONLY)
+		if err != nil {
+			return fail(err)
+		}
+		if err := setBlocking(w); err != nil {
+			return fail(err)
+		}
+		st.child[i] = w
+	}
+	return st, nil
+}
+
+// openFifo opens a FIFO without waiting for its other side, with a
+// larger buffer: output waits there while no monitor reads it.
+func openFifo(path string, mode int) (*os.File, error) {
+	fd, err := unix.Open(path, mode|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, 1<<20)
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+func setBlocking(f *os.File) error {
+	flags, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
+	if err == nil {
+		_, err = unix.FcntlInt(f.Fd(), unix.F_SETFL, flags&^unix.O_NONBLOCK)
+	}
+	return err
+}
+
+// adopt takes over a running container a lost monitor held: its output
+// and stdin FIFOs (held open meanwhile by berthd, so nothing written was
+// lost), its log (appended to). Its exit comes from berthd (OpExited).
+func (s *Server) adopt(req Request) error {
+	if err := container.ValidateID(req.ID); err != nil {
+		return err
+	}
+	if req.Stdio.Tty {
+		return fmt.Errorf("container %s has a terminal, which went with its monitor: %w", req.ID, errdefs.ErrInvalid)
+	}
+	s.mu.Lock()
+	_, taken := s.procs[req.ID]
+	s.mu.Unlock()
+	if taken {
+		return fmt.Errorf("container %s is already held by the monitor: %w", req.ID, errdefs.ErrConflict)
+	}
+	p := newProc(req.ID, req.Stdio)
+	p.container, p.adopted, p.pid = true, true, req.Pid
+	dir := FifoDir(s.root, req.ID)
+	for i := 1; i <= 2; i++ {
+		f, err := openFifo(filepath.Join(dir, strconv.Itoa(i)), unix.O_RDONLY)
+		if err != nil {
+			p.closeOurs()
+			return err
+		}
+		p.outputs = append(p.outputs, f)
+	}
+	if req.Stdio.OpenStdin {
+		if f, err := openFifo(filepath.Join(dir, "0"), unix.O_WRONLY); err == nil {
+			p.stdin = f
+		}
+	}
+	if req.Log != nil {
+		w, err := logfile.Create(req.Log.Path, logfile.Options{MaxSize: req.Log.MaxSize, MaxFiles: req.Log.MaxFiles})
+		if err != nil {
+			p.closeOurs()
+			return err
+		}
+		p.log = w
+		s.watchDrops(p, w)
+	}
+	s.mu.Lock()
+	s.procs[p.id] = p
+	s.idle.Stop()
+	s.mu.Unlock()
+	go s.watch(p)
+	s.log.Info("adopted a container of a lost monitor", "id", p.id, "pid", p.pid)
+	return nil
+}
+
+// exited records an adopted container's exit, which berthd reaped.
+func (s *Server) exited(req Request) error {
+	p, err := s.get(req.ID)
+	if err != nil {
+		return err
+	}
+	if !p.adopted {
+		return fmt.Errorf("%s is the monitor's own child: its exit is the monitor's to reap: %w", req.ID, errdefs.ErrInvalid)
+	}
+	p.reapOnce.Do(func() {
+		p.exitCode, p.exitedAt = req.ExitCode, time.Now().UTC()
+		close(p.reaped)
+	})
+	return nil
 }
 
 func (st *stdio) closeChild() {
@@ -364,20 +528,7 @@ func (s *Server) create(req Request) (int, error) {
 			return 0, err
 		}
 		p.log = w
-		w.OnDrop(func(r logfile.DropReport) {
-			n := &LogNotice{Resumed: r.Resumed, Lines: r.Lines}
-			if r.Err != nil {
-				n.Error = r.Err.Error()
-			}
-			if r.Resumed {
-				s.log.Warn("container output logged again", "id", p.id, "lost", r.Lines)
-			} else {
-				s.log.Warn("container output not logged", "id", p.id, "err", r.Err)
-			}
-			s.mu.Lock()
-			s.publish(Proc{ID: p.id, Pid: p.pid, Running: true, Log: n})
-			s.mu.Unlock()
-		})
+		s.watchDrops(p, w)
 	}
 	st, err := s.newStdio(p, req.Stdio)
 	if err != nil {
@@ -401,6 +552,25 @@ func (s *Server) create(req Request) (int, error) {
 	}
 	go s.watch(p)
 	return p.pid, nil
+}
+
+// watchDrops reports lost log lines of p to berthd (and the monitor's
+// log).
+func (s *Server) watchDrops(p *proc, w *logfile.Writer) {
+	w.OnDrop(func(r logfile.DropReport) {
+		n := &LogNotice{Resumed: r.Resumed, Lines: r.Lines}
+		if r.Err != nil {
+			n.Error = r.Err.Error()
+		}
+		if r.Resumed {
+			s.log.Warn("container output logged again", "id", p.id, "lost", r.Lines)
+		} else {
+			s.log.Warn("container output not logged", "id", p.id, "err", r.Err)
+		}
+		s.mu.Lock()
+		s.publish(Proc{ID: p.id, Pid: p.pid, Running: true, Log: n})
+		s.mu.Unlock()
+	})
 }
 
 // spawn runs start (which makes p's process from st's child ends) with
@@ -507,6 +677,7 @@ func (s *Server) watch(p *proc) {
 	}
 	p.closeLog()
 	if p.container {
+		os.RemoveAll(FifoDir(s.root, p.id))
 		s.spawnMu.RLock()
 		if c, err := container.Load(s.runtimeRoot(), p.id); err == nil {
 			if n, err := c.OOMKills(); err == nil && n > 0 {
@@ -810,8 +981,10 @@ func (s *Server) reap(sigc <-chan os.Signal) {
 			if ws.Signaled() {
 				code = 128 + int(ws.Signal())
 			}
-			p.exitCode, p.exitedAt = code, time.Now().UTC()
-			close(p.reaped)
+			p.reapOnce.Do(func() {
+				p.exitCode, p.exitedAt = code, time.Now().UTC()
+				close(p.reaped)
+			})
 		}
 		s.spawnMu.Unlock()
 	}

@@ -927,62 +927,77 @@ func TestLogsOnFullDisk(t *testing.T) {
 	}
 }
 
-// TestMonitorKilled: berth-monitor killed with SIGKILL under running
-// containers. Nothing of them lingers as a ghost: their processes are
-// stopped (and reaped), the exit is recorded with the reason, a container
-// with a restart policy runs again, and the others can be started and
-// removed as usual.
+// TestMonitorKilled: berth-monitor killed with SIGKILL, twenty times, under
+// running containers. The new monitor takes them over: they run on with
+// the same processes, their output reaches the log in order (at most what
+// a dying monitor had read and not written is lost), stop and rm work,
+// and the exit is recorded. A container with a terminal, whose pty went
+// with the monitor, is stopped instead and says why; nothing of it
+// lingers.
 func TestMonitorKilled(t *testing.T) {
 	d := startDaemon(t)
 	withBusybox(t, d)
-	d.must(t, "run", "-d", "--name", "always", "--restart", "always", "busybox", "sh", "-c", "while :; do echo tick; sleep 0.2; done")
+	d.must(t, "run", "-d", "--name", "counter", "busybox", "sh", "-c", "i=0; while :; do echo $i; i=$((i+1)); sleep 0.02; done")
 	d.must(t, "run", "-d", "--name", "plain", "busybox", "sleep", "600")
+	d.must(t, "run", "-d", "-t", "--name", "tty", "busybox", "sleep", "600")
 	pid := func(name string) int {
 		n, _ := strconv.Atoi(strings.TrimSpace(d.must(t, "inspect", "-f", "{{.State.Pid}}", name)))
 		return n
 	}
-	oldAlways, oldPlain := pid("always"), pid("plain")
-	mon := d.monitorPid()
-	if err := syscall.Kill(mon, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+	status := func(name string) string {
+		return strings.TrimSpace(d.must(t, "inspect", "-f", "{{.State.Status}}", name))
 	}
-	var st string
-	for i := 0; i < 100; i++ {
-		if st = strings.TrimSpace(d.must(t, "inspect", "-f", "{{.State.Status}}", "plain")); st == "exited" {
-			break
+	counterPid, plainPid, ttyPid := pid("counter"), pid("plain"), pid("tty")
+	const kills = 20
+	for k := 0; k < kills; k++ {
+		mon := d.monitorPid()
+		if err := syscall.Kill(mon, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if st != "exited" {
-		t.Fatalf("plain is %q after its monitor was killed", st)
-	}
-	if out := d.must(t, "inspect", "-f", "{{.State.Error}}", "plain"); !strings.Contains(out, "berth-monitor was lost") {
-		t.Errorf("the exit does not say why: %q", out)
-	}
-	for _, p := range []int{oldAlways, oldPlain} {
-		for i := 0; i < 100 && syscall.Kill(p, 0) == nil; i++ {
+		for i := 0; i < 100 && (d.monitorPid() == mon || d.monitorPid() == 0); i++ {
 			time.Sleep(50 * time.Millisecond)
 		}
-		if syscall.Kill(p, 0) == nil {
-			stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
-			t.Errorf("process %d of a container outlived its monitor: %s", p, stat)
+		time.Sleep(300 * time.Millisecond)
+	}
+	if st := status("tty"); st != "exited" {
+		t.Errorf("the container with a terminal is %q after its monitor was lost", st)
+	} else if out := d.must(t, "inspect", "-f", "{{.State.Error}}", "tty"); !strings.Contains(out, "berth-monitor was lost") {
+		t.Errorf("the terminal container's exit does not say why: %q", out)
+	}
+	if syscall.Kill(ttyPid, 0) == nil {
+		t.Errorf("the terminal container's process %d outlived its monitor", ttyPid)
+	}
+	for name, p := range map[string]int{"counter": counterPid, "plain": plainPid} {
+		if st, now := status(name), pid(name); st != "running" || now != p {
+			t.Errorf("%s after %d monitors were lost: %s, pid %d (was %d)", name, kills, st, now, p)
 		}
 	}
-	for i := 0; i < 100; i++ {
-		if st = strings.TrimSpace(d.must(t, "inspect", "-f", "{{.State.Status}}", "always")); st == "running" && pid("always") != oldAlways {
-			break
+	d.must(t, "stop", "-t", "1", "counter")
+	if code := strings.TrimSpace(d.must(t, "inspect", "-f", "{{.State.ExitCode}}", "counter")); code != "137" {
+		t.Errorf("counter's exit code %s, want 137 (killed at the end of stop)", code)
+	}
+	if syscall.Kill(counterPid, 0) == nil {
+		t.Error("the adopted container's process was not reaped")
+	}
+	logs := strings.Fields(d.must(t, "logs", "counter"))
+	gaps, last := 0, -1
+	for _, f := range logs {
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= last {
+			t.Fatalf("log out of order or broken at %q after %d", f, last)
 		}
-		time.Sleep(100 * time.Millisecond)
+		if n != last+1 {
+			gaps++
+		}
+		last = n
 	}
-	if st != "running" {
-		t.Errorf("the container with --restart always is %q", st)
+	if len(logs) < 50 || gaps > kills {
+		t.Errorf("log of %d lines with %d gaps for %d lost monitors", len(logs), gaps, kills)
 	}
-	if out := d.must(t, "start", "plain"); strings.TrimSpace(out) != "plain" {
-		t.Errorf("start after the monitor was lost: %q", out)
-	}
-	d.must(t, "rm", "-f", "plain", "always")
-	if d.monitorPid() == mon {
-		t.Error("no new monitor")
+	t.Logf("%d lines logged across %d lost monitors, %d gaps", len(logs), kills, gaps)
+	d.must(t, "rm", "-f", "plain", "tty", "counter")
+	if syscall.Kill(plainPid, 0) == nil {
+		t.Error("rm -f of an adopted container left its process")
 	}
 }
 
