@@ -74,6 +74,23 @@ func (e *Engine) releaseFifos(c *ctr) {
 	}
 }
 
+// exitedWithMonitor records the exit of a container that ended just
+// before its monitor was lost, from the status the monitor saved when it
+// reaped it; false if there is none (it still runs, or no status was
+// saved).
+func (e *Engine) exitedWithMonitor(c *ctr) bool {
+	e.mu.Lock()
+	id, pid := c.rec.ID, c.rec.State.Pid
+	e.mu.Unlock()
+	code, ok := monitor.SavedExit(e.monitorDir(), id)
+	if !ok {
+		return false
+	}
+	e.stopOrphan(id, pid) // its runtime state and cgroup, if still there
+	e.handleExit(monitor.Exit{ID: id, Pid: pid, ExitCode: code, ExitedAt: time.Now().UTC()})
+	return true
+}
+
 // adopt hands a running container the monitor no longer holds to the
 // (new) monitor, and waits for its exit; false if it cannot be adopted.
 func (e *Engine) adopt(c *ctr) bool {
@@ -124,6 +141,10 @@ func (e *Engine) waitAdopted(id string, pid int) {
 		}
 		e.log.Warn("an adopted container exited; its exit status went with its parent", "id", id)
 	}
+	// Saved where a lost monitor's saved statuses are (SavedExit): if
+	// this monitor is lost too before it reports the exit, the next
+	// reconcile still finds it.
+	_ = os.WriteFile(filepath.Join(monitor.FifoDir(e.monitorDir(), id), "exit"), []byte(strconv.Itoa(code)), 0o600)
 	for i := 0; i < 300; i++ {
 		if e.mon.Exited(id, code) == nil {
 			break

@@ -260,6 +260,8 @@ func (e *Engine) reconcile() {
 		}
 		p, ok := held[c.rec.ID]
 		switch {
+		case !ok && e.exitedWithMonitor(c):
+			// It had exited, and the lost monitor saved its status.
 		case !ok && e.adopt(c):
 			// The monitor was lost and a new one took the container over.
 		case !ok:

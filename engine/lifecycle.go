@@ -211,7 +211,6 @@ func (e *Engine) handleExit(x monitor.Exit, why ...string) {
 		e.log.Warn("unmount root filesystem", "id", x.ID, "err", err)
 	}
 	os.RemoveAll(e.bundleDir(x.ID))
-	_ = e.mon.Forget(x.ID)
 	oom := x.OOMKilled
 
 	e.mu.Lock()
@@ -231,6 +230,10 @@ func (e *Engine) handleExit(x monitor.Exit, why ...string) {
 	if err := e.save(c); err != nil {
 		e.log.Error("save exit", "id", x.ID, "err", err)
 	}
+	// Only now, with the exit saved: a berthd killed before this point
+	// finds the exit in the monitor again when it comes back.
+	_ = e.mon.Forget(x.ID)
+	os.RemoveAll(monitor.FifoDir(e.monitorDir(), x.ID))
 	close(c.exited)
 	autoRemove := c.rec.HostConfig.AutoRemove
 	restart, delay := e.restartDecision(c)

@@ -17,7 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/berth-project/berth/errdefs"
@@ -77,6 +80,18 @@ type Request struct {
 // directory: they outlive a monitor (berthd holds them open too), so a
 // new monitor can take the container's output over (OpAdopt).
 func FifoDir(monitorDir, id string) string { return filepath.Join(monitorDir, "fifo", id) }
+
+// SavedExit is the exit status a monitor saved for container id when it
+// reaped it (in FifoDir), if any: a monitor lost before reporting an exit
+// leaves it for berthd there.
+func SavedExit(monitorDir, id string) (int, bool) {
+	b, err := os.ReadFile(filepath.Join(FifoDir(monitorDir, id), "exit"))
+	if err != nil {
+		return 0, false
+	}
+	code, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	return code, err == nil
+}
 
 // LogConfig is where a container's output is logged (json-file).
 type LogConfig struct {

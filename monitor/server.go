@@ -401,6 +401,16 @@ func setBlocking(f *os.File) error {
 	return err
 }
 
+// saveExit writes a container's exit status next to its FIFOs as soon as
+// it is reaped: a monitor lost before reporting it leaves it there for
+// berthd (SavedExit), instead of taking it along.
+func (s *Server) saveExit(id string, code int) {
+	dir := FifoDir(s.root, id)
+	if os.MkdirAll(dir, 0o700) == nil {
+		_ = os.WriteFile(filepath.Join(dir, "exit"), []byte(strconv.Itoa(code)), 0o600)
+	}
+}
+
 // adopt takes over a running container a lost monitor held: its output
 // and stdin FIFOs (held open meanwhile by berthd, so nothing written was
 // lost), its log (appended to). Its exit comes from berthd (OpExited).
@@ -464,6 +474,7 @@ func (s *Server) exited(req Request) error {
 		p.exitCode, p.exitedAt = req.ExitCode, time.Now().UTC()
 		close(p.reaped)
 	})
+	s.saveExit(p.id, req.ExitCode)
 	return nil
 }
 
@@ -677,7 +688,6 @@ func (s *Server) watch(p *proc) {
 	}
 	p.closeLog()
 	if p.container {
-		os.RemoveAll(FifoDir(s.root, p.id))
 		s.spawnMu.RLock()
 		if c, err := container.Load(s.runtimeRoot(), p.id); err == nil {
 			if n, err := c.OOMKills(); err == nil && n > 0 {
@@ -920,6 +930,9 @@ func (s *Server) forget(id string) error {
 	delete(s.procs, id)
 	s.armIdle()
 	s.mu.Unlock()
+	if p.container { // its saved exit status, with it, has been read
+		os.RemoveAll(FifoDir(s.root, id))
+	}
 	return nil
 }
 
@@ -985,6 +998,9 @@ func (s *Server) reap(sigc <-chan os.Signal) {
 				p.exitCode, p.exitedAt = code, time.Now().UTC()
 				close(p.reaped)
 			})
+			if p.container {
+				s.saveExit(p.id, code)
+			}
 		}
 		s.spawnMu.Unlock()
 	}
