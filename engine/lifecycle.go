@@ -554,8 +554,24 @@ func (e *Engine) Wait(ctx context.Context, ref string, condition string) (int, e
 		return 0, err
 	}
 	exited, removed, nextStart := c.exited, c.removed, c.nextStart
-	running := c.rec.State.Running() || c.busy == "starting" || c.rec.State.Status == ctypes.StateRestarting
+	// While a start is under way, exited is still the last run's (closed):
+	// the run to wait for is the one about to begin.
+	starting := c.busy == "starting"
+	running := c.rec.State.Running() || starting || c.rec.State.Status == ctypes.StateRestarting
 	e.mu.Unlock()
+	nextRun := func() error {
+		select {
+		case <-nextStart:
+		case <-removed:
+			return errGone
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		e.mu.Lock()
+		exited = c.exited
+		e.mu.Unlock()
+		return nil
+	}
 	code := func() int {
 		e.mu.Lock()
 		defer e.mu.Unlock()
@@ -563,6 +579,13 @@ func (e *Engine) Wait(ctx context.Context, ref string, condition string) (int, e
 	}
 	switch condition {
 	case "", "not-running":
+		if starting {
+			if err := nextRun(); err == errGone {
+				return code(), nil
+			} else if err != nil {
+				return 0, err
+			}
+		}
 		if running {
 			if err := waitCtx(ctx, exited); err != nil {
 				return 0, err
@@ -570,18 +593,13 @@ func (e *Engine) Wait(ctx context.Context, ref string, condition string) (int, e
 		}
 		return code(), nil
 	case "next-exit":
-		if !running {
+		if !running || starting {
 			// Wait for the next run to begin, then for its end.
-			select {
-			case <-nextStart:
-			case <-removed:
+			if err := nextRun(); err == errGone {
 				return code(), nil
-			case <-ctx.Done():
-				return 0, ctx.Err()
+			} else if err != nil {
+				return 0, err
 			}
-			e.mu.Lock()
-			exited = c.exited
-			e.mu.Unlock()
 		}
 		if err := waitCtx(ctx, exited); err != nil {
 			return 0, err
