@@ -28,12 +28,18 @@ var (
 	v5Err     error
 )
 
-// composeV5 builds Compose v5 once per test binary (go build in its module
-// directory, as shared/reference/oracles.md says); Go's build cache makes
-// later builds quick.
+// composeV5 builds Compose v5 (go build in its module directory, as
+// shared/reference/oracles.md says) into a cache directory of its own
+// under the temporary directory, reused by later runs: one copy, never a
+// new one per run.
 func composeV5(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
+		dir := filepath.Join(os.TempDir(), "berth-compose-"+composeVersion)
+		v5Bin = filepath.Join(dir, "docker-compose")
+		if fi, err := os.Stat(v5Bin); err == nil && fi.Mode()&0o100 != 0 {
+			return
+		}
 		out, err := exec.Command("go", "mod", "download", "-json", "github.com/docker/compose/v5@"+composeVersion).Output()
 		if err != nil {
 			v5Err = err
@@ -43,18 +49,18 @@ func composeV5(t *testing.T) string {
 		if v5Err = json.Unmarshal(out, &mod); v5Err != nil {
 			return
 		}
-		dir, err := os.MkdirTemp("", "berth-compose-")
-		if err != nil {
-			v5Err = err
+		if v5Err = os.MkdirAll(dir, 0o755); v5Err != nil {
 			return
 		}
-		v5Bin = filepath.Join(dir, "docker-compose")
-		cmd := exec.Command("go", "build", "-o", v5Bin, "./cmd")
+		// Built aside and renamed: a run cut short leaves no half binary.
+		cmd := exec.Command("go", "build", "-o", v5Bin+".tmp", "./cmd")
 		cmd.Dir = mod.Dir
 		if out, err := cmd.CombinedOutput(); err != nil {
 			v5Err = err
 			v5Bin = string(out)
+			return
 		}
+		v5Err = os.Rename(v5Bin+".tmp", v5Bin)
 	})
 	if v5Err != nil {
 		t.Fatalf("build Compose %s: %v\n%s", composeVersion, v5Err, v5Bin)
