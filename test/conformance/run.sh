@@ -97,6 +97,7 @@ for rt in "${runtimes[@]}"; do
 	start=$(date +%s)
 	for t in $tests; do
 		run=$(mktemp -d "$WORK/run.XXXXXX")
+		tmp_before=$(ls -d "${TMPDIR:-/tmp}"/ocitest* 2>/dev/null || true)
 		cp "$src/rootfs-amd64.tar.gz" "$WORK/runtimetest" "$run/"
 		set +e
 		before=$("$rt" list -q 2>/dev/null)
@@ -107,6 +108,13 @@ for rt in "${runtimes[@]}"; do
 		done
 		set -e
 		rm -rf "$run"
+		# The suite's programs leave some of their bundles (ocitest*) in
+		# /tmp: remove the ones this test made (by name: their dates are
+		# the rootfs tarball's).
+		for d in "${TMPDIR:-/tmp}"/ocitest*; do
+			[ -e "$d" ] || continue
+			echo "$tmp_before" | grep -qxF "$d" || rm -rf "$d"
+		done
 		p=$(grep -c '^ok ' "$out/$t.tap" || true)
 		s=$(grep -c '^ok .*# SKIP' "$out/$t.tap" || true)
 		f=$(grep -c '^not ok ' "$out/$t.tap" || true)
