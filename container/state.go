@@ -75,24 +75,44 @@ func (s *State) save(dir string) error {
 	return os.Rename(tmp, filepath.Join(dir, stateFile))
 }
 
-// procStartTime reads field 22 of /proc/<pid>/stat, and whether the
-// process is a zombie.
-func procStartTime(pid int) (uint64, bool, error) {
+// statFields are the fields of /proc/<pid>/stat after the command name
+// (which may hold spaces and ends at the last ')'): state, ppid, ...;
+// at least n of them.
+func statFields(pid, n int) ([]string, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, false, err
+		return nil, err
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, false, fmt.Errorf("malformed /proc/%d/stat", pid)
+		return nil, fmt.Errorf("malformed /proc/%d/stat", pid)
 	}
 	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return 0, false, fmt.Errorf("malformed /proc/%d/stat", pid)
+	if len(f) < n {
+		return nil, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	return f, nil
+}
+
+// procStartTime reads field 22 of /proc/<pid>/stat, and whether the
+// process is a zombie.
+func procStartTime(pid int) (uint64, bool, error) {
+	f, err := statFields(pid, 20)
+	if err != nil {
+		return 0, false, err
 	}
 	st, err := strconv.ParseUint(f[19], 10, 64)
 	return st, f[0] == "Z" || f[0] == "X", err
+}
+
+// ParentPid is the parent of process pid (field 4 of /proc/<pid>/stat).
+func ParentPid(pid int) (int, error) {
+	f, err := statFields(pid, 2)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(f[1])
 }
 
 // alive reports whether the container's init process still exists (and is

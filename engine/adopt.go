@@ -1,13 +1,11 @@
 package engine
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/monitor"
 	"golang.org/x/sys/unix"
 )
@@ -50,14 +48,11 @@ func (e *Engine) holdFifos(c *ctr) {
 	}
 	dir := monitor.FifoDir(e.monitorDir(), id)
 	var fs []*os.File
-	open := func(name string, mode int) {
-		fd, err := unix.Open(filepath.Join(dir, name), mode|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-		if err == nil {
-			fs = append(fs, os.NewFile(uintptr(fd), name))
+	for _, name := range []string{"1", "2"} {
+		if f, err := monitor.OpenFifo(filepath.Join(dir, name), unix.O_RDONLY); err == nil {
+			fs = append(fs, f)
 		}
 	}
-	open("1", unix.O_RDONLY)
-	open("2", unix.O_RDONLY)
 	e.mu.Lock()
 	c.fifos = fs
 	e.mu.Unlock()
@@ -123,7 +118,7 @@ func (e *Engine) adopt(c *ctr) bool {
 // current one: it may have been lost and replaced again meanwhile).
 func (e *Engine) waitAdopted(id string, pid int) {
 	code := 255 // its parent is not berthd: the status is not ours to read
-	if parentOf(pid) == os.Getpid() {
+	if ppid, err := container.ParentPid(pid); err == nil && ppid == os.Getpid() {
 		var ws unix.WaitStatus
 		for {
 			_, err := unix.Wait4(pid, &ws, 0, nil)
@@ -144,7 +139,7 @@ func (e *Engine) waitAdopted(id string, pid int) {
 	// Saved where a lost monitor's saved statuses are (SavedExit): if
 	// this monitor is lost too before it reports the exit, the next
 	// reconcile still finds it.
-	_ = os.WriteFile(filepath.Join(monitor.FifoDir(e.monitorDir(), id), "exit"), []byte(strconv.Itoa(code)), 0o600)
+	monitor.SaveExit(e.monitorDir(), id, code)
 	for i := 0; i < 300; i++ {
 		if e.mon.Exited(id, code) == nil {
 			break
@@ -154,24 +149,4 @@ func (e *Engine) waitAdopted(id string, pid int) {
 	e.mu.Lock()
 	delete(e.adopted, id)
 	e.mu.Unlock()
-}
-
-// parentOf is pid's parent, 0 if unknown.
-func parentOf(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// pid (comm) state ppid ...: comm may hold spaces; it ends at the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
 }

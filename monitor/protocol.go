@@ -81,6 +81,17 @@ type Request struct {
 // new monitor can take the container's output over (OpAdopt).
 func FifoDir(monitorDir, id string) string { return filepath.Join(monitorDir, "fifo", id) }
 
+// SaveExit writes a container's exit status next to its FIFOs as soon as
+// it is known (reaped by the monitor, or by berthd for an adopted
+// container): a monitor lost before reporting it leaves it there
+// (SavedExit), instead of taking it along.
+func SaveExit(monitorDir, id string, code int) {
+	dir := FifoDir(monitorDir, id)
+	if os.MkdirAll(dir, 0o700) == nil {
+		_ = os.WriteFile(filepath.Join(dir, "exit"), []byte(strconv.Itoa(code)), 0o600)
+	}
+}
+
 // SavedExit is the exit status a monitor saved for container id when it
 // reaped it (in FifoDir), if any: a monitor lost before reporting an exit
 // leaves it for berthd there.

@@ -343,12 +343,12 @@ func (s *Server) fifoStdio(p *proc, cfg StdioConfig) (*stdio, error) {
 		if err != nil {
 			return fail(err)
 		}
-		r, err := openFifo(path, unix.O_RDONLY)
+		r, err := OpenFifo(path, unix.O_RDONLY)
 		if err != nil {
 			return fail(err)
 		}
 		st.child[0] = r
-		if p.stdin, err = openFifo(path, unix.O_WRONLY); err != nil {
+		if p.stdin, err = OpenFifo(path, unix.O_WRONLY); err != nil {
 			return fail(err)
 		}
 		if err := setBlocking(r); err != nil { // the container's stdin blocks
@@ -365,12 +365,12 @@ func (s *Server) fifoStdio(p *proc, cfg StdioConfig) (*stdio, error) {
 		if err != nil {
 			return fail(err)
 		}
-		r, err := openFifo(path, unix.O_RDONLY)
+		r, err := OpenFifo(path, unix.O_RDONLY)
 		if err != nil {
 			return fail(err)
 		}
 		p.outputs = append(p.outputs, r)
-		w, err := openFifo(path, unix.O_WRONLY)
+		w, err := OpenFifo(path, unix.O_WRONLY)
 		if err != nil {
 			return fail(err)
 		}
@@ -382,9 +382,10 @@ func (s *Server) fifoStdio(p *proc, cfg StdioConfig) (*stdio, error) {
 	return st, nil
 }
 
-// openFifo opens a FIFO without waiting for its other side, with a
-// larger buffer: output waits there while no monitor reads it.
-func openFifo(path string, mode int) (*os.File, error) {
+// OpenFifo opens a FIFO without waiting for its other side, with a
+// larger buffer: output waits there while no monitor reads it. berthd
+// opens its held ends with it too.
+func OpenFifo(path string, mode int) (*os.File, error) {
 	fd, err := unix.Open(path, mode|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -399,16 +400,6 @@ func setBlocking(f *os.File) error {
 		_, err = unix.FcntlInt(f.Fd(), unix.F_SETFL, flags&^unix.O_NONBLOCK)
 	}
 	return err
-}
-
-// saveExit writes a container's exit status next to its FIFOs as soon as
-// it is reaped: a monitor lost before reporting it leaves it there for
-// berthd (SavedExit), instead of taking it along.
-func (s *Server) saveExit(id string, code int) {
-	dir := FifoDir(s.root, id)
-	if os.MkdirAll(dir, 0o700) == nil {
-		_ = os.WriteFile(filepath.Join(dir, "exit"), []byte(strconv.Itoa(code)), 0o600)
-	}
 }
 
 // adopt takes over a running container a lost monitor held: its output
@@ -431,7 +422,7 @@ func (s *Server) adopt(req Request) error {
 	p.container, p.adopted, p.pid = true, true, req.Pid
 	dir := FifoDir(s.root, req.ID)
 	for i := 1; i <= 2; i++ {
-		f, err := openFifo(filepath.Join(dir, strconv.Itoa(i)), unix.O_RDONLY)
+		f, err := OpenFifo(filepath.Join(dir, strconv.Itoa(i)), unix.O_RDONLY)
 		if err != nil {
 			p.closeOurs()
 			return err
@@ -439,7 +430,7 @@ func (s *Server) adopt(req Request) error {
 		p.outputs = append(p.outputs, f)
 	}
 	if req.Stdio.OpenStdin {
-		if f, err := openFifo(filepath.Join(dir, "0"), unix.O_WRONLY); err == nil {
+		if f, err := OpenFifo(filepath.Join(dir, "0"), unix.O_WRONLY); err == nil {
 			p.stdin = f
 		}
 	}
@@ -474,7 +465,7 @@ func (s *Server) exited(req Request) error {
 		p.exitCode, p.exitedAt = req.ExitCode, time.Now().UTC()
 		close(p.reaped)
 	})
-	s.saveExit(p.id, req.ExitCode)
+	SaveExit(s.root, p.id, req.ExitCode)
 	return nil
 }
 
@@ -999,7 +990,7 @@ func (s *Server) reap(sigc <-chan os.Signal) {
 				close(p.reaped)
 			})
 			if p.container {
-				s.saveExit(p.id, code)
+				SaveExit(s.root, p.id, code)
 			}
 		}
 		s.spawnMu.Unlock()
