@@ -137,7 +137,7 @@ func writeError(w http.ResponseWriter, err error) {
 // wrapping an errdefs kind adds: the CLI shows dockerd's plain message.
 func clientMessage(err error) string {
 	msg := err.Error()
-	for _, kind := range []error{errdefs.ErrNotFound, errdefs.ErrConflict, errdefs.ErrInvalid, errdefs.ErrUnavailable, errdefs.ErrUnauthorized, errdefs.ErrForbidden} {
+	for _, kind := range errdefs.Classes {
 		if tail := ": " + kind.Error(); errors.Is(err, kind) && strings.HasSuffix(msg, tail) && len(msg) > len(tail) {
 			return strings.TrimSuffix(msg, tail)
 		}

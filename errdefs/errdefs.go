@@ -36,6 +36,9 @@ func Conflict(err error) bool { return errors.Is(err, ErrConflict) }
 // answers 304, e.g. starting a running container).
 var ErrNotModified = errors.New("not modified")
 
+// Classes lists every class, for code that must treat each.
+var Classes = []error{ErrNotFound, ErrConflict, ErrInvalid, ErrUnavailable, ErrUnauthorized, ErrForbidden, ErrNotModified}
+
 // classed is an error whose text is given whole (docker's own wording)
 // and whose class is tested with errors.Is.
 type classed struct {

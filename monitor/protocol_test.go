@@ -20,6 +20,11 @@ func TestErrorClassesRoundTrip(t *testing.T) {
 			t.Errorf("%s: sent %v, got %v", c.name, sent, got)
 		}
 	}
+	for _, k := range errdefs.Classes {
+		if r := errorResponse(fmt.Errorf("x: %w", k)); r.Class == "" {
+			t.Errorf("class %v does not cross the socket", k)
+		}
+	}
 	plain := errorResponse(errors.New("plain"))
 	if err := plain.err(); err == nil || errdefs.NotFound(err) || err.Error() != "plain" {
 		t.Errorf("a plain error: %v", err)
