@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -99,14 +100,13 @@ func pruneDefaultParent(dir string) {
 }
 
 // New returns a manager for cgroupsPath on this host. An empty path becomes
-// /berth/<id>; a relative path is relative to the runtime's own cgroup; a
-// systemd-style "slice:prefix:name" path is refused.
+// /berth/<id>; a relative path is relative to the runtime's own cgroup. A
+// systemd-style "slice:prefix:name" path is such a relative path, taken
+// literally, as runc takes it without --systemd-cgroup (containerd 1.6's
+// CRI plugin writes them).
 func New(cgroupsPath, id string) (Manager, error) {
 	if cgroupsPath == "" {
 		cgroupsPath = "/" + DefaultParent + "/" + id
-	}
-	if strings.Count(cgroupsPath, ":") == 2 && !strings.HasPrefix(cgroupsPath, "/") {
-		return nil, fmt.Errorf("linux.cgroupsPath %q: systemd cgroup paths need the systemd driver, which berth-runtime does not have: %w", cgroupsPath, errdefs.ErrInvalid)
 	}
 	if strings.Contains(cgroupsPath, "..") {
 		return nil, fmt.Errorf("linux.cgroupsPath %q: must not contain '..': %w", cgroupsPath, errdefs.ErrInvalid)
@@ -186,12 +186,53 @@ func readPids(dir string) ([]int, error) {
 			pids = append(pids, p)
 		}
 	}
+	// Processes in sub-cgroups (exec --cgroup, a systemd inside) are the
+	// container's too, as runc counts them.
+	for _, sub := range subDirs(dir) {
+		more, err := readPids(sub)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		pids = append(pids, more...)
+	}
 	return pids, nil
 }
 
-// removeDir removes a cgroup directory, retrying while the kernel still
-// counts exiting tasks in it. A missing directory is success.
+// Frozen reports whether the cgroup at paths is frozen (v1 freezer or
+// v2 cgroup.freeze).
+func Frozen(mode Mode, paths map[string]string) bool {
+	if d, ok := paths["freezer"]; ok {
+		b, err := os.ReadFile(filepath.Join(d, "freezer.state"))
+		return err == nil && strings.TrimSpace(string(b)) == "FROZEN"
+	}
+	if d, ok := paths[""]; ok && mode == Unified {
+		b, err := os.ReadFile(filepath.Join(d, "cgroup.freeze"))
+		return err == nil && strings.TrimSpace(string(b)) == "1"
+	}
+	return false
+}
+
+// subDirs lists the sub-cgroups of dir.
+func subDirs(dir string) []string {
+	ents, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	return out
+}
+
+// removeDir removes a cgroup directory and its sub-cgroups, retrying
+// while the kernel still counts exiting tasks in them. A missing
+// directory is success.
 func removeDir(dir string) error {
+	for _, sub := range subDirs(dir) {
+		if err := removeDir(sub); err != nil {
+			return err
+		}
+	}
 	var err error
 	for i := 0; i < 100; i++ {
 		err = unix.Rmdir(dir)

@@ -93,10 +93,7 @@ func DeviceProgram(rules []specs.LinuxDeviceCgroup) ([]byte, error) {
 		default:
 			return nil, fmt.Errorf("linux.resources.devices: type %q must be a, b or c: %w", r.Type, errdefs.ErrInvalid)
 		}
-		acc, err := accessBits(r.Access)
-		if err != nil {
-			return nil, err
-		}
+		acc := accessBits(r.Access)
 		if acc != bpfAccMknod|bpfAccRead|bpfAccWrite {
 			// Any requested bit outside the rule's access: no match.
 			block = append(block,
@@ -137,12 +134,10 @@ func DeviceProgram(rules []specs.LinuxDeviceCgroup) ([]byte, error) {
 	return out, nil
 }
 
-func accessBits(access string) (int32, error) {
-	if access == "" {
-		access = "rwm"
-	}
+func accessBits(access string) int32 {
+	acc, _ := deviceAccess(access)
 	var bits int32
-	for _, c := range access {
+	for _, c := range acc {
 		switch c {
 		case 'r':
 			bits |= bpfAccRead
@@ -150,11 +145,9 @@ func accessBits(access string) (int32, error) {
 			bits |= bpfAccWrite
 		case 'm':
 			bits |= bpfAccMknod
-		default:
-			return 0, fmt.Errorf("linux.resources.devices: access %q must be made of r, w and m: %w", access, errdefs.ErrInvalid)
 		}
 	}
-	return bits, nil
+	return bits
 }
 
 // setDevicesV2 replaces the device program of the cgroup at dir with one

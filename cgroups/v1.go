@@ -444,6 +444,9 @@ func (m *v1) setDevices(r *specs.LinuxResources) error {
 		return err
 	}
 	for _, rule := range r.Devices {
+		if _, ok := deviceAccess(rule.Access); !ok {
+			continue
+		}
 		file := "devices.deny"
 		if rule.Allow {
 			file = "devices.allow"
@@ -482,6 +485,21 @@ func rdmaLines(rdma map[string]specs.LinuxRdma) []string {
 	return out
 }
 
+// deviceAccess is a rule's access with every letter but r, w and m left
+// out, as runc reads it; empty means all three. ok is false for a rule
+// whose letters are all unknown: it allows or denies nothing.
+func deviceAccess(access string) (acc string, ok bool) {
+	if access == "" {
+		return "rwm", true
+	}
+	for _, c := range access {
+		if strings.ContainsRune("rwm", c) && !strings.ContainsRune(acc, c) {
+			acc += string(c)
+		}
+	}
+	return acc, acc != ""
+}
+
 // DeviceRule renders a rule in the v1 devices.allow syntax: "c 1:3 rwm".
 func DeviceRule(r specs.LinuxDeviceCgroup) string {
 	t := r.Type
@@ -494,10 +512,7 @@ func DeviceRule(r specs.LinuxDeviceCgroup) string {
 		}
 		return strconv.FormatInt(*p, 10)
 	}
-	acc := r.Access
-	if acc == "" {
-		acc = "rwm"
-	}
+	acc, _ := deviceAccess(r.Access)
 	if t == "a" {
 		return "a *:* " + acc
 	}
@@ -565,7 +580,7 @@ func validate(r *specs.LinuxResources) error {
 			return fmt.Errorf("linux.resources.devices: type %q must be a, b or c: %w", d.Type, errdefs.ErrInvalid)
 		}
 		if strings.Trim(d.Access, "rwm") != "" {
-			return fmt.Errorf("linux.resources.devices: access %q must be made of r, w and m: %w", d.Access, errdefs.ErrInvalid)
+			Warnf("linux.resources.devices: access %q: only r, w and m have a meaning, the rest is ignored (as runc ignores it)", d.Access)
 		}
 	}
 	return nil

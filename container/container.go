@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -85,6 +86,7 @@ func Create(o CreateOpts) (_ *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
+	Debugf("create %s: config from %s", o.ID, bundle)
 	warnSharedMounts(spec)
 	if spec.Linux.MountLabel != "" {
 		// A label describes files; without SELinux there is nothing to
@@ -116,7 +118,21 @@ func Create(o CreateOpts) (_ *Container, err error) {
 		_ = mgr.Destroy()
 		return nil, err
 	}
-	cu.Add(func() { _ = mgr.Destroy() })
+	// A cgroup with processes in it is someone else's too: warn as runc
+	// does, and never kill or remove them on the way out.
+	others, _ := mgr.Pids()
+	shared := len(others) > 0
+	if shared {
+		Warnf("container's cgroup is not empty: %d process(es) found", len(others))
+	} else {
+		cu.Add(func() { _ = mgr.Destroy() })
+	}
+	// The init joins its cgroup during setup: in a frozen one it would
+	// freeze there and create would never return.
+	if cgroups.Frozen(mgr.Mode(), mgr.Paths()) {
+		return nil, fmt.Errorf("container's cgroup %s is frozen: thaw it first: %w", spec.Linux.CgroupsPath, errdefs.ErrConflict)
+	}
+	Debugf("create %s: cgroups %v", o.ID, mgr.Paths())
 	if err := mgr.Set(withDefaultDeviceRules(spec)); err != nil {
 		return nil, err
 	}
@@ -157,7 +173,7 @@ func Create(o CreateOpts) (_ *Container, err error) {
 	owner := strconv.Itoa(os.Geteuid())
 	c := &Container{dir: dir, state: State{
 		ID: o.ID, Bundle: bundle, Created: time.Now().UTC(), Owner: owner, Spec: spec,
-		CgroupMode: mgr.Mode(), CgroupPaths: mgr.Paths(),
+		CgroupMode: mgr.Mode(), CgroupPaths: mgr.Paths(), CgroupShared: shared,
 	}}
 	hookState := func(pid int, status specs.ContainerState) []byte {
 		return stateJSON(specs.State{Version: specs.Version, ID: o.ID, Status: status, Pid: pid, Bundle: bundle, Annotations: spec.Annotations})
@@ -200,6 +216,7 @@ func Create(o CreateOpts) (_ *Container, err error) {
 		_, _ = Wait(pid)
 		return nil, err
 	}
+	Debugf("create %s: init %d is ready, waiting for start", o.ID, pid)
 	cu.Release()
 	return c, nil
 }
@@ -303,6 +320,10 @@ func withDefaultDeviceRules(spec *specs.Spec) *specs.LinuxResources {
 // where cgroups.Warnf goes (the runtime's log).
 var Warnf = func(format string, args ...any) { cgroups.Warnf(format, args...) }
 
+// Debugf reports a step of the runtime's work for --debug; by default it
+// is silent.
+var Debugf = func(format string, args ...any) {}
+
 // warnSharedMounts: a container without a mount namespace of its own
 // inherits the runtime's (runtime-spec: a namespace not listed is
 // inherited). Its init enters root.path by chroot, as crun does, but makes
@@ -379,12 +400,23 @@ func (c *Container) Start() error {
 		}
 		return fmt.Errorf("open start barrier: %w", err)
 	}
+	// A reader of our own, opened before the byte goes in, tells when the
+	// init's end (close-on-exec) is gone.
+	rfd, rerr := unix.Open(fifoPath, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	_, err = unix.Write(fd, []byte{0})
 	unix.Close(fd)
 	if err != nil {
+		if rerr == nil {
+			unix.Close(rfd)
+		}
 		return fmt.Errorf("release start barrier: %w", err)
 	}
 	_ = os.Remove(fifoPath)
+	if rerr == nil {
+		waitExec(rfd)
+		unix.Close(rfd)
+	}
+	Debugf("start %s: init %d released", c.state.ID, c.state.Pid)
 	if h := c.state.Spec.Hooks; h != nil && len(h.Poststart) > 0 {
 		st := c.OCIState()
 		return hooks.Run("poststart", h.Poststart, stateJSON(st))
@@ -392,13 +424,42 @@ func (c *Container) Start() error {
 	return nil
 }
 
+// waitExec returns once the init has taken the start byte and its end of
+// the barrier is closed — by the execve of the user's process (it is
+// close-on-exec) or by its death — or after 10 s. So `start` returns when
+// the user's program runs, as crun's does: a signal sent right after it
+// reaches the program, not an init that ignores it (the kernel drops a
+// signal without a handler at a PID namespace's init; the validation
+// suite's killsig failed on that window under load).
+//
+// The byte is the init's: rfd is read only once the fifo is empty, and
+// then reads nothing but EOF (no writer left) or EAGAIN (the init's end
+// still open).
+func waitExec(rfd int) {
+	deadline := time.Now().Add(10 * time.Second)
+	pause := 20 * time.Microsecond
+	buf := make([]byte, 1)
+	for time.Now().Before(deadline) {
+		if n, err := unix.IoctlGetInt(rfd, unix.TIOCINQ); err == nil && n == 0 {
+			if n, err := unix.Read(rfd, buf); n == 0 && err == nil {
+				return
+			}
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, time.Millisecond)
+	}
+}
+
 // Signal sends sig to the init process, or with all to every process in the
 // container's cgroup.
 func (c *Container) Signal(sig syscall.Signal, all bool) error {
 	st := c.Status()
 	if st == Stopped && !all {
-		return fmt.Errorf("container %s is not running: %w", c.state.ID, errdefs.ErrConflict)
+		// Engines match runc's words: containerd's shim takes "container
+		// not running" as "already exited".
+		return fmt.Errorf("cannot signal %s: container not running: %w", c.state.ID, errdefs.ErrConflict)
 	}
+	Debugf("signal %d to %s (all processes: %v)", sig, c.state.ID, all)
 	if !all {
 		return c.state.signal(sig)
 	}
@@ -425,6 +486,7 @@ func (c *Container) Delete(force bool) error {
 	if (st == Running || st == Paused) && !force {
 		return fmt.Errorf("container %s is %s: stop it first or use --force: %w", c.state.ID, st, errdefs.ErrConflict)
 	}
+	Debugf("delete %s: %s", c.state.ID, st)
 	if st != Stopped {
 		_ = c.state.signal(unix.SIGKILL)
 	}
@@ -432,7 +494,10 @@ func (c *Container) Delete(force bool) error {
 	if st == Paused {
 		thaw(c.state)
 	}
-	cgErr := mgr.Destroy()
+	var cgErr error
+	if !c.state.CgroupShared {
+		cgErr = mgr.Destroy()
+	}
 	for i := 0; i < 500 && c.state.alive(); i++ {
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -468,14 +533,29 @@ type ExecOpts struct {
 	PreserveFds   int
 	NoNewKeyring  bool
 	Stdio         Stdio
+	// SubCgroups puts the process into existing sub-cgroups of the
+	// container's, by controller ("" for every one), as runc's
+	// exec --cgroup does.
+	SubCgroups map[string]string
+	// IgnorePaused allows an exec into a paused container: the process is
+	// set up outside the frozen cgroup, moved in, and runs once thawed.
+	IgnorePaused bool
 }
 
 // Exec starts a process in the container's namespaces and cgroup and
 // returns its pid once it is about to execve. The process is a child of the
 // caller (use Wait).
 func (c *Container) Exec(o ExecOpts) (int, error) {
-	if st := c.Status(); st != Running && st != Created {
+	st := c.Status()
+	if st == Paused && !o.IgnorePaused {
+		return 0, fmt.Errorf("cannot exec in a paused container (use --ignore-paused to override): %w", errdefs.ErrConflict)
+	}
+	if st != Running && st != Created && st != Paused {
 		return 0, fmt.Errorf("container %s is %s: can only exec in a created or running container: %w", c.state.ID, st, errdefs.ErrConflict)
+	}
+	cg, err := c.subCgroup(o.SubCgroups)
+	if err != nil {
+		return 0, err
 	}
 	p := o.Process
 	if p == nil || len(p.Args) == 0 {
@@ -518,8 +598,8 @@ func (c *Container) Exec(o ExecOpts) (int, error) {
 	filter := compileAsync(c.state.Spec.Linux.Seccomp)
 	defer filter()
 	init := &syncpipe.Init{ID: c.state.ID, Exec: true, Spec: c.state.Spec, Process: p, NoNewKeyring: o.NoNewKeyring}
-	return spawn(spawnOpts{
-		init: init, boot: boot, cgroup: c.cgroup(), preserved: preserved(o.PreserveFds),
+	opts := spawnOpts{
+		init: init, boot: boot, cgroup: cg, preserved: preserved(o.PreserveFds),
 		console: console, listener: listener, stdio: o.Stdio,
 		onPid: func(pid int) error {
 			init.StateJSON = stateJSON(c.OCIState())
@@ -527,7 +607,71 @@ func (c *Container) Exec(o ExecOpts) (int, error) {
 			init.Seccomp, err = filter()
 			return err
 		},
-	})
+	}
+	if st != Paused {
+		pid, err := spawn(opts)
+		Debugf("exec in %s: pid %d", c.state.ID, pid)
+		return pid, err
+	}
+	// Paused: a process joining the frozen cgroup during its setup would
+	// freeze there and the setup would never end (runc hangs). It is set
+	// up outside, waits at a barrier of its own, and is moved in before
+	// the barrier opens: it runs once the container is resumed.
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer w.Close()
+	opts.fifo, opts.cgroup = r, nil
+	pid, err := spawn(opts)
+	r.Close()
+	if err != nil {
+		return 0, err
+	}
+	if err := cg.Apply(pid); err != nil {
+		_ = unix.Kill(pid, unix.SIGKILL)
+		_, _ = Wait(pid)
+		return 0, err
+	}
+	if _, err := w.Write([]byte{0}); err != nil {
+		return 0, fmt.Errorf("release exec barrier: %w", err)
+	}
+	Debugf("exec in paused %s: pid %d, runs once resumed", c.state.ID, pid)
+	return pid, nil
+}
+
+// subCgroup is the container's cgroup, or with subs (controller → path
+// below the container's cgroup, "" for every controller) the existing
+// sub-cgroups named there.
+func (c *Container) subCgroup(subs map[string]string) (cgroups.Manager, error) {
+	if len(subs) == 0 {
+		return c.cgroup(), nil
+	}
+	paths := maps.Clone(c.state.CgroupPaths)
+	for ctrl, sub := range subs {
+		if sub == "" || filepath.IsAbs(sub) || !filepath.IsLocal(sub) {
+			return nil, fmt.Errorf("--cgroup %q: must be a path below the container's cgroup: %w", sub, errdefs.ErrInvalid)
+		}
+		if ctrl != "" {
+			if _, ok := paths[ctrl]; !ok {
+				return nil, fmt.Errorf("--cgroup %s:%s: the container has no %s cgroup: %w", ctrl, sub, ctrl, errdefs.ErrInvalid)
+			}
+		}
+		for k := range paths {
+			if k == ctrl || (ctrl == "" && subs[k] == "") {
+				paths[k] = filepath.Join(c.state.CgroupPaths[k], sub)
+			}
+		}
+	}
+	for k, dir := range paths {
+		if dir == c.state.CgroupPaths[k] {
+			continue
+		}
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("--cgroup: sub-cgroup %s does not exist: %w", dir, errdefs.ErrNotFound)
+		}
+	}
+	return cgroups.Load(c.state.CgroupMode, paths), nil
 }
 
 // Pids lists the processes in the container's cgroup.

@@ -2,13 +2,14 @@ package container
 
 import (
 	"os"
+	"slices"
 
 	"github.com/berth-project/berth/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// DefaultCapabilities are the capabilities `spec` gives a container, as
-// runc's template does.
+// DefaultCapabilities are the capabilities a container gets unless its
+// configuration says otherwise, as in runc's template.
 var DefaultCapabilities = []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
 
 // DefaultMaskedPaths hide host information from a container.
@@ -23,10 +24,38 @@ var DefaultReadonlyPaths = []string{
 	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 }
 
-// DefaultSpec returns the template `berth-runtime spec` writes: a shell in
-// ./rootfs with every namespace but user (and with a user namespace mapping
-// the caller alone when rootless), the default capabilities and the
-// default seccomp profile for them.
+// TemplateSpec returns the template `berth-runtime spec` writes, runc's:
+// DefaultSpec without the cgroup namespace and the seccomp profile, with
+// the default capabilities also ambient; rootless, without the network
+// namespace and devpts's gid (the caller's group alone is mapped). It
+// differs from runc 1.1's only by masking /sys/devices/virtual/powercap,
+// as runc 1.2 does.
+func TemplateSpec(rootless bool) *specs.Spec {
+	s := DefaultSpec(rootless)
+	s.Linux.Seccomp = nil
+	s.Process.Capabilities.Ambient = append([]string(nil), DefaultCapabilities...)
+	var ns []specs.LinuxNamespace
+	for _, n := range s.Linux.Namespaces {
+		if n.Type == specs.CgroupNamespace || (rootless && n.Type == specs.NetworkNamespace) {
+			continue
+		}
+		ns = append(ns, n)
+	}
+	s.Linux.Namespaces = ns
+	if rootless {
+		for i, m := range s.Mounts {
+			if m.Type == "devpts" {
+				s.Mounts[i].Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == "gid=5" })
+			}
+		}
+	}
+	return s
+}
+
+// DefaultSpec returns the configuration Berth's own containers start from:
+// a shell in ./rootfs with every namespace but user (and with a user
+// namespace mapping the caller alone when rootless), the default
+// capabilities and the default seccomp profile for them.
 func DefaultSpec(rootless bool) *specs.Spec {
 	caps := append([]string(nil), DefaultCapabilities...)
 	s := &specs.Spec{

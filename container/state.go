@@ -38,6 +38,10 @@ type State struct {
 	Spec        *specs.Spec       `json:"spec"`
 	CgroupMode  cgroups.Mode      `json:"cgroupMode"`
 	CgroupPaths map[string]string `json:"cgroupPaths"`
+	// CgroupShared: the cgroup held other processes when the container
+	// was created. Its delete then kills the init alone and leaves the
+	// cgroup to them, as runc does.
+	CgroupShared bool `json:"cgroupShared,omitempty"`
 }
 
 const (
@@ -157,15 +161,7 @@ func (c *Container) Status() Status {
 }
 
 func (c *Container) frozen() bool {
-	if d, ok := c.state.CgroupPaths["freezer"]; ok {
-		b, err := os.ReadFile(filepath.Join(d, "freezer.state"))
-		return err == nil && strings.TrimSpace(string(b)) == "FROZEN"
-	}
-	if d, ok := c.state.CgroupPaths[""]; ok && c.state.CgroupMode == cgroups.Unified {
-		b, err := os.ReadFile(filepath.Join(d, "cgroup.freeze"))
-		return err == nil && strings.TrimSpace(string(b)) == "1"
-	}
-	return false
+	return cgroups.Frozen(c.state.CgroupMode, c.state.CgroupPaths)
 }
 
 // signal sends sig to the init process if it is still the same process.

@@ -20,11 +20,15 @@ command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 # The Docker SDK for Python, which test/dockercli drives berthd with.
 python3 -c "import docker" >/dev/null 2>&1 || need+=(python3-docker)
+# Debian's runc and crun are test/integration's oracles for the runtime's
+# command line (runc_diff_test.go), as dockerd is berthd's.
+command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v crun >/dev/null 2>&1 || need+=(crun)
 # Only seccomp's tests use libseccomp (as the reference compiler).
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 for extra in "$@"; do
 	case "$extra" in
-	bench) for p in runc crun hyperfine; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done ;;
+	bench) for p in hyperfine; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done ;;
 	esac
 done
 if [ ${#need[@]} -gt 0 ]; then

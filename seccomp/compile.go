@@ -201,6 +201,7 @@ func compileBPF(s *specs.LinuxSeccomp, def uint32) ([]unix.SockFilter, error) {
 		sort.SliceStable(rs, func(i, j int) bool { return rs[i].nr < rs[j].nr })
 	}
 
+	above := newerThan(s, def)
 	// A syscall of another architecture kills the thread.
 	c := &compiler{def: def, badArch: unix.SECCOMP_RET_KILL_THREAD}
 	c.prog = make([]insn, 0, 2*(len(native)+len(i386))+64)
@@ -214,6 +215,10 @@ func compileBPF(s *specs.LinuxSeccomp, def uint32) ([]unix.SockFilter, error) {
 	c.ret(c.badArch)
 
 	c.bind(l64)
+	if max, ok := above[abiX86_64]; ok {
+		// x32 numbers (bit 30) go on to the search.
+		c.enosysAbove(max, opJGE, x32Bit)
+	}
 	var tail []interval
 	if !want[abiX32] {
 		// x32 numbers under AUDIT_ARCH_X86_64 are another ABI.
@@ -224,11 +229,55 @@ func compileBPF(s *specs.LinuxSeccomp, def uint32) ([]unix.SockFilter, error) {
 	}
 	if want[abiI386] {
 		c.bind(l32)
+		if max, ok := above[abiI386]; ok {
+			c.enosysAbove(max, opJEQ, noSyscall)
+		}
 		if err := c.dispatch(i386, nil, abiI386.wide()); err != nil {
 			return nil, err
 		}
 	}
 	return c.assemble()
+}
+
+// enosysRet is what a syscall newer than the profile gets.
+const enosysRet = unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)
+
+// enosysAbove returns ENOSYS for a syscall numbered above max, except
+// the numbers for which (op k) holds, which go on.
+func (c *compiler) enosysAbove(max uint32, op uint16, k uint32) {
+	skip := c.label()
+	c.load(offNr)
+	c.branch(op, k, skip, next)
+	c.branch(opJGT, max, next, skip)
+	c.ret(enosysRet)
+	c.bind(skip)
+}
+
+// newerThan gives, per architecture (x86_64 and i386; x32 is left to the
+// default), the highest syscall number the profile names: a syscall above
+// it is newer than the profile, and returns ENOSYS instead of the default
+// errno, as runc's filters do — a program then falls back to an older
+// call (glibc's clone3 → clone) instead of failing on EPERM. Not when the
+// default allows or logs, or is ENOSYS already.
+func newerThan(s *specs.LinuxSeccomp, def uint32) map[abi]uint32 {
+	if def == unix.SECCOMP_RET_ALLOW || def == unix.SECCOMP_RET_LOG || def == enosysRet {
+		return nil
+	}
+	out := map[abi]uint32{}
+	for _, sc := range s.Syscalls {
+		for _, name := range sc.Names {
+			num, ok := lookup(name)
+			if !ok {
+				continue
+			}
+			for _, a := range []abi{abiX86_64, abiI386} {
+				if nr := num.nr(a); nr >= 0 && (out[a] < uint32(nr)) {
+					out[a] = uint32(nr)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // dispatch emits the search over one architecture's rules, sorted by

@@ -133,7 +133,7 @@ func knownNames(t *testing.T) []string {
 // every architecture, syscall numbers around each number the profile names
 // and at the edges, and argument values around each compared value.
 func probes(rng *rand.Rand, s *specs.LinuxSeccomp) [][]byte {
-	nrs := []uint32{0, 1, x32Bit - 1, x32Bit, x32Bit + 1, x32Bit + 600, noSyscall, noSyscall - 1, socketcallNr, ipcNr}
+	nrs := []uint32{0, 1, 460, 1000, x32Bit - 1, x32Bit, x32Bit + 1, x32Bit + 600, noSyscall, noSyscall - 1, socketcallNr, ipcNr}
 	vals := []uint64{0, 1, 0xffffffff, 1 << 32, 0xffffffffffffffff}
 	for _, sc := range s.Syscalls {
 		for _, name := range sc.Names {
@@ -214,14 +214,36 @@ func libseccompSays(t *testing.T, s *specs.LinuxSeccomp) func([]byte) uint32 {
 	if err != nil {
 		t.Fatalf("libseccomp: %v", err)
 	}
-	return func(d []byte) uint32 { return run(t, ref, d) }
+	return newerGetENOSYS(s, func(d []byte) uint32 { return run(t, ref, d) })
+}
+
+// newerGetENOSYS is f with runc's rule on top (libseccomp's own filter
+// lacks it; runc patches it in): a syscall numbered above every syscall
+// the profile names returns ENOSYS unless the default allows or logs.
+func newerGetENOSYS(s *specs.LinuxSeccomp, f func([]byte) uint32) func([]byte) uint32 {
+	def, _ := action(s.DefaultAction, s.DefaultErrnoRet, defaultErrno)
+	above := newerThan(s, def)
+	return func(d []byte) uint32 {
+		arch, nr := binary.LittleEndian.Uint32(d[4:]), binary.LittleEndian.Uint32(d)
+		switch {
+		case arch == unix.AUDIT_ARCH_X86_64:
+			if max, ok := above[abiX86_64]; ok && nr < x32Bit && nr > max {
+				return enosysRet
+			}
+		case arch == unix.AUDIT_ARCH_I386 && slices.Contains(s.Architectures, specs.ArchX86):
+			if max, ok := above[abiI386]; ok && nr != noSyscall && nr > max {
+				return enosysRet
+			}
+		}
+		return f(d)
+	}
 }
 
 // specSays decides a probe straight from the profile, as compileBPF
 // documents it: the architecture, then the first of the syscall's rules
 // that matches, in the profile's order, else the default.
 func specSays(s *specs.LinuxSeccomp) func([]byte) uint32 {
-	return func(d []byte) uint32 {
+	return newerGetENOSYS(s, func(d []byte) uint32 {
 		def, _ := action(s.DefaultAction, s.DefaultErrnoRet, defaultErrno)
 		arch, nr := binary.LittleEndian.Uint32(d[4:]), binary.LittleEndian.Uint32(d)
 		var args [6]uint64
@@ -303,7 +325,7 @@ func specSays(s *specs.LinuxSeccomp) func([]byte) uint32 {
 			}
 		}
 		return def
-	}
+	})
 }
 
 func TestDefaultProfileMatchesLibseccomp(t *testing.T) {

@@ -91,6 +91,12 @@ func action(a specs.LinuxSeccompAction, errnoRet *uint, def uint) (uint32, error
 	return act, nil
 }
 
+// runtimeAfterLoad are the syscalls the init makes under its own filter
+// before the listener holds the filter's descriptor (sending it, closing
+// the socket, reporting an error): notifying one of them would deadlock
+// the container's start. runc refuses write for the same reason.
+var runtimeAfterLoad = []string{"write", "sendmsg", "close"}
+
 // Validate checks s without building a filter, naming the field at fault.
 func Validate(s *specs.LinuxSeccomp) error {
 	if s == nil {
@@ -112,6 +118,13 @@ func Validate(s *specs.LinuxSeccomp) error {
 	for i, sc := range s.Syscalls {
 		if _, err := action(sc.Action, sc.ErrnoRet, defaultErrno); err != nil {
 			return fmt.Errorf("linux.seccomp.syscalls[%d].action: %w", i, err)
+		}
+		if sc.Action == specs.ActNotify {
+			for _, name := range sc.Names {
+				if slices.Contains(runtimeAfterLoad, name) {
+					return fmt.Errorf("linux.seccomp.syscalls[%d]: SCMP_ACT_NOTIFY cannot be used for the %s syscall: the runtime makes it under the filter before the listener has the filter's descriptor, and would wait forever: %w", i, name, errdefs.ErrInvalid)
+				}
+			}
 		}
 		if len(sc.Args) > maxSeccompArguments {
 			return fmt.Errorf("linux.seccomp.syscalls[%d]: more than 6 argument conditions: %w", i, errdefs.ErrInvalid)

@@ -277,20 +277,24 @@ func (a *app) execute(args []string) error {
 	case err != nil:
 		return err
 	case version:
-		// runc's form, which engines parse: name, commit, spec, go.
-		commit := "unknown"
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" {
-					commit = s.Value
-				}
-			}
-		}
-		fmt.Printf("%s version %s\ncommit: %s\nspec: %s\ngo: %s\n", a.name, a.version, commit, specs.Version, runtime.Version())
+		fmt.Print(a.versionText())
 		return nil
 	case len(rest) == 0:
 		a.usage(os.Stderr)
 		return errors.New("no command given")
+	}
+	if rest[0] == "help" || rest[0] == "h" {
+		// runc's help command: the app's help, or one command's.
+		if len(rest) == 1 {
+			a.usage(os.Stdout)
+			return errHelp
+		}
+		cmd := a.find(rest[1])
+		if cmd == nil {
+			return fmt.Errorf("no help topic for %q", rest[1])
+		}
+		cmd.usage(os.Stdout, a)
+		return errHelp
 	}
 	cmd := a.find(rest[0])
 	if cmd == nil {
@@ -317,39 +321,83 @@ func (a *app) execute(args []string) error {
 	return cmd.run(cmd, rest)
 }
 
-func (a *app) usage(w io.Writer) {
-	fmt.Fprintf(w, "%s\n\nUsage:\n  %s [global flags] <command> [flags] [arguments]\n\nCommands:\n", a.short, a.name)
-	for _, c := range a.commands {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name(), c.short)
+// versionText is --version's output in runc's form, which engines parse:
+// "NAME version V", then commit, spec and go lines.
+func (a *app) versionText() string {
+	commit := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				commit = s.Value
+			}
+		}
 	}
-	fmt.Fprintln(w, "\nGlobal flags:")
-	a.global.print(w)
+	return fmt.Sprintf("%s version %s\ncommit: %s\nspec: %s\ngo: %s\n", a.name, a.version, commit, specs.Version, runtime.Version())
 }
 
+// usage prints the app's help in runc's layout (NAME, USAGE, VERSION,
+// COMMANDS, GLOBAL OPTIONS), which people and scripts know.
+func (a *app) usage(w io.Writer) {
+	fmt.Fprintf(w, "NAME:\n   %s - %s\n\nUSAGE:\n   %s [global options] command [command options] [arguments...]\n\nVERSION:\n   %s\n\n",
+		a.name, a.short, a.name, strings.TrimSuffix(a.versionText(), "\n"))
+	fmt.Fprintln(w, "COMMANDS:")
+	rows := [][2]string{}
+	for _, c := range a.commands {
+		rows = append(rows, [2]string{strings.Join(append([]string{c.name()}, c.aliases...), ", "), c.short})
+	}
+	rows = append(rows, [2]string{"help, h", "Shows a list of commands or help for one command"})
+	table(w, rows)
+	fmt.Fprintln(w, "\nGLOBAL OPTIONS:")
+	global := a.global.rows()
+	global = append(global, [2]string{"--help, -h", "show help"}, [2]string{"--version, -v", "print the version"})
+	table(w, global)
+}
+
+// usage prints one command's help in runc's layout (NAME, USAGE, OPTIONS).
 func (c *command) usage(w io.Writer, a *app) {
-	fmt.Fprintf(w, "%s\n\nUsage:\n  %s %s\n", c.short, a.name, c.use)
+	use := strings.Replace(c.use, "[flags]", "[command options]", 1)
+	fmt.Fprintf(w, "NAME:\n   %s %s - %s\n\nUSAGE:\n   %s %s\n", a.name, c.name(), c.short, a.name, use)
 	if len(c.aliases) > 0 {
-		fmt.Fprintf(w, "\nAliases: %s\n", strings.Join(c.aliases, ", "))
+		fmt.Fprintf(w, "\nALIASES:\n   %s\n", strings.Join(c.aliases, ", "))
 	}
 	if len(c.flags.defs) > 0 {
-		fmt.Fprintln(w, "\nFlags:")
-		c.flags.print(w)
+		fmt.Fprintln(w, "\nOPTIONS:")
+		table(w, c.flags.rows())
 	}
-	fmt.Fprintln(w, "\nGlobal flags:")
-	a.global.print(w)
 }
 
-func (f *flagSet) print(w io.Writer) {
+// rows lists the flags as runc shows them: "--name value, -n value" and
+// the usage with its default.
+func (f *flagSet) rows() [][2]string {
+	var out [][2]string
 	for _, d := range f.defs {
-		name := "    --" + d.long
+		name := "--" + d.long
+		if !d.boolean {
+			name += " value"
+		}
 		if d.short != "" {
-			name = "-" + d.short + ", --" + d.long
+			name += ", -" + d.short
+			if !d.boolean {
+				name += " value"
+			}
 		}
-		def := ""
+		usage := d.usage
 		if d.def != "" && d.def != "0" {
-			def = fmt.Sprintf(" (default %q)", d.def)
+			usage += fmt.Sprintf(" (default: %q)", d.def)
 		}
-		fmt.Fprintf(w, "  %-26s %s%s\n", name, d.usage, def)
+		out = append(out, [2]string{name, usage})
+	}
+	return out
+}
+
+// table prints rows as two aligned columns, indented by three spaces.
+func table(w io.Writer, rows [][2]string) {
+	width := 0
+	for _, r := range rows {
+		width = max(width, len(r[0]))
+	}
+	for _, r := range rows {
+		fmt.Fprintf(w, "   %-*s  %s\n", width, r[0], r[1])
 	}
 }
 

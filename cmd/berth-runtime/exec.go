@@ -15,9 +15,10 @@ import (
 func execCmd() *command {
 	var (
 		consoleSocket, cwd, user, processFile, pidFile string
-		env, caps                                      []string
+		env, caps, cgroupFlags                         []string
 		gids                                           []int
 		tty, detach, noNewPrivs, noNewKeyring          bool
+		ignorePaused                                   bool
 		preserveFds                                    int
 		apparmor, label                                string
 	)
@@ -90,7 +91,12 @@ func execCmd() *command {
 					}
 				}
 			}
-			opts := container.ExecOpts{Process: p, ConsoleSocket: consoleSocket, PreserveFds: preserveFds, NoNewKeyring: noNewKeyring, Stdio: stdio()}
+			subs, err := parseSubCgroups(cgroupFlags)
+			if err != nil {
+				return err
+			}
+			opts := container.ExecOpts{Process: p, ConsoleSocket: consoleSocket, PreserveFds: preserveFds, NoNewKeyring: noNewKeyring, Stdio: stdio(),
+				SubCgroups: subs, IgnorePaused: ignorePaused}
 			var proxy *ttyProxy
 			if p.Terminal && consoleSocket == "" && !detach {
 				if proxy, err = newTTYProxy(); err != nil {
@@ -146,7 +152,31 @@ func execCmd() *command {
 	fl.IntVar(&preserveFds, "preserve-fds", 0, "pass this many extra descriptors (from 3 up)")
 	fl.StringVar(&apparmor, "apparmor", "", "AppArmor profile (not available on this host)")
 	fl.StringVar(&label, "process-label", "", "SELinux label (not available on this host)")
+	fl.StringArrayVarP(&cgroupFlags, "cgroup", "", nil, "run the process in an existing sub-cgroup: [controller[,controller]:]path")
+	fl.BoolVar(&ignorePaused, "ignore-paused", false, "allow exec in a paused container (the process runs once it is resumed)")
 	return cmd
+}
+
+// parseSubCgroups reads runc's --cgroup values, "[ctrl[,ctrl]:]path",
+// into controller → path ("" for every controller).
+func parseSubCgroups(flags []string) (map[string]string, error) {
+	if len(flags) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, f := range flags {
+		ctrls, path, ok := strings.Cut(f, ":")
+		if !ok {
+			ctrls, path = "", f
+		}
+		for _, c := range strings.Split(ctrls, ",") {
+			if _, dup := out[c]; dup {
+				return nil, fmt.Errorf("--cgroup %q: controller %q given twice", f, c)
+			}
+			out[c] = path
+		}
+	}
+	return out, nil
 }
 
 // parseUser parses "uid" or "uid:gid" (numbers only, as runc).

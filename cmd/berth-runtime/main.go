@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/berth-project/berth/cgroups"
+	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/container/initproc"
 	_ "github.com/berth-project/berth/container/nsenter"
 )
@@ -66,6 +67,7 @@ func main() {
 				return fmt.Errorf("--log-format %q: must be text or json", global.logFormat)
 			}
 			cgroups.Warnf = func(format string, args ...any) { logMsg("warning", fmt.Sprintf(format, args...)) }
+			container.Debugf = func(format string, args ...any) { logMsg("debug", fmt.Sprintf(format, args...)) }
 			return nil
 		},
 	}
@@ -95,8 +97,10 @@ func main() {
 	}
 }
 
-// logMsg writes one log entry to --log in the chosen format, and errors also
-// to stderr so that a person at a terminal sees them.
+// logMsg writes one log entry where runc writes it, in runc's (logrus's)
+// formats, which engines parse: to --log, or to stderr without it, as
+// `time="…" level=… msg="…"` or as a JSON object. An error logged to a
+// file is also printed plainly on stderr, as runc prints it.
 func logMsg(level, msg string) {
 	if level == "debug" && !global.debug {
 		return
@@ -107,22 +111,14 @@ func logMsg(level, msg string) {
 			defer f.Close()
 			w = f
 			if level == "error" {
-				fmt.Fprintf(os.Stderr, "berth-runtime: %s\n", msg)
+				fmt.Fprintln(os.Stderr, msg)
 			}
 		}
 	}
-	now := time.Now().UTC().Format(time.RFC3339Nano)
+	now := time.Now().Format(time.RFC3339)
 	if global.logFormat == "json" {
 		b, _ := json.Marshal(map[string]string{"level": level, "msg": msg, "time": now})
 		fmt.Fprintf(w, "%s\n", b)
-		return
-	}
-	if w == os.Stderr {
-		// Errors stand alone; anything else says what it is.
-		if level != "error" {
-			msg = level + ": " + msg
-		}
-		fmt.Fprintf(w, "berth-runtime: %s\n", msg)
 		return
 	}
 	fmt.Fprintf(w, "time=%q level=%s msg=%q\n", now, level, msg)

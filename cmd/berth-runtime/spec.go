@@ -25,7 +25,7 @@ func specCmd() *command {
 			} else if !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
-			b, err := json.MarshalIndent(container.DefaultSpec(rootless), "", "\t")
+			b, err := json.MarshalIndent(container.TemplateSpec(rootless), "", "\t")
 			if err != nil {
 				return err
 			}

@@ -18,8 +18,14 @@ import (
 // Run runs hooks of one kind (named for errors, e.g. "prestart") in order
 // and stops at the first that fails, returning an error naming it.
 func Run(kind string, list []specs.Hook, state []byte) error {
+	return RunIn(kind, list, state, "")
+}
+
+// RunIn is Run with the hooks' working directory set to dir ("" keeps the
+// caller's).
+func RunIn(kind string, list []specs.Hook, state []byte, dir string) error {
 	for i, h := range list {
-		if err := runOne(h, state); err != nil {
+		if err := runOne(h, state, dir); err != nil {
 			return fmt.Errorf("hooks.%s[%d] %s: %w", kind, i, h.Path, err)
 		}
 	}
@@ -28,7 +34,7 @@ func Run(kind string, list []specs.Hook, state []byte) error {
 
 // runOne runs one hook. (os.StartProcess, not os/exec: the runtime's
 // binary size is its memory.)
-func runOne(h specs.Hook, state []byte) error {
+func runOne(h specs.Hook, state []byte, dir string) error {
 	if h.Timeout != nil && *h.Timeout <= 0 {
 		return fmt.Errorf("timeout must be positive, got %d", *h.Timeout)
 	}
@@ -50,7 +56,7 @@ func runOne(h specs.Hook, state []byte) error {
 	if env == nil {
 		env = []string{}
 	}
-	proc, err := os.StartProcess(h.Path, args, &os.ProcAttr{Env: env, Files: []*os.File{inR, outW, outW}})
+	proc, err := os.StartProcess(h.Path, args, &os.ProcAttr{Dir: dir, Env: env, Files: []*os.File{inR, outW, outW}})
 	inR.Close()
 	outW.Close()
 	if err != nil {

@@ -21,6 +21,11 @@ func setupConsole(in *syncpipe.Init) error {
 	}
 	defer master.Close()
 	defer slave.Close()
+	// The process's user owns its terminal, as under runc (the group
+	// stays devpts's, tty).
+	if err := unix.Fchown(int(slave.Fd()), int(in.Process.User.UID), -1); err != nil {
+		return fmt.Errorf("give the terminal to uid %d: %w", in.Process.User.UID, err)
+	}
 	if sz := in.Process.ConsoleSize; sz != nil {
 		_ = unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(sz.Height), Col: uint16(sz.Width)})
 	}

@@ -130,7 +130,9 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 			}
 		}
 		if s.Hooks != nil {
-			if err := hooks.Run("createContainer", s.Hooks.CreateContainer, in.StateJSON); err != nil {
+			// In the root file system, as runc runs them (the spec leaves
+			// the directory open).
+			if err := hooks.RunIn("createContainer", s.Hooks.CreateContainer, in.StateJSON, s.Root.Path); err != nil {
 				return err
 			}
 		}
@@ -276,15 +278,17 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 		}
 	}
 	conn.Close()
-	if s.Hooks != nil && len(s.Hooks.StartContainer) > 0 {
-		if err := hooks.Run("startContainer", s.Hooks.StartContainer, in.StateJSON); err != nil {
+	if filter != nil {
+		// As late as the spec allows, so that as few of the runtime's
+		// syscalls as possible run under the filter: the startContainer
+		// hooks run under it, as the spec orders and runc does.
+		if err := loadSeccomp(in, filter); err != nil {
 			fmt.Fprintln(os.Stderr, "berth-runtime:", err)
 			os.Exit(1)
 		}
 	}
-	if filter != nil {
-		// Last, so that as few syscalls as possible run under the filter.
-		if err := loadSeccomp(in, filter); err != nil {
+	if s.Hooks != nil && len(s.Hooks.StartContainer) > 0 {
+		if err := hooks.Run("startContainer", s.Hooks.StartContainer, in.StateJSON); err != nil {
 			fmt.Fprintln(os.Stderr, "berth-runtime:", err)
 			os.Exit(1)
 		}

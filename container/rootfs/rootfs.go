@@ -41,12 +41,13 @@ func Prepare(c *Config) error {
 	prop := uintptr(unix.MS_SLAVE | unix.MS_REC)
 	if p := c.Spec.Linux.RootfsPropagation; p != "" {
 		var err error
+		// (r)shared keeps "/" a peer of the host's mounts, as runc does:
+		// a shared bind from the host then stays a peer too, and what the
+		// container mounts under it reaches the host (Kubernetes'
+		// Bidirectional propagation). The rootfs itself is bound below a
+		// private parent, so the container's own mounts do not leak.
 		if prop, err = PropagationFlag(p); err != nil {
 			return err
-		}
-		if prop&unix.MS_SHARED != 0 {
-			// "/" stays a slave; the rootfs itself is made shared after pivot.
-			prop = unix.MS_SLAVE | unix.MS_REC
 		}
 	}
 	if err := unix.Mount("", "/", "", prop, ""); err != nil {
@@ -65,7 +66,16 @@ func Prepare(c *Config) error {
 	defer unix.Close(rootfd)
 
 	bindDev := false
+	var devRO uintptr // a read-only /dev: its flags, for a remount once all under it is made
 	for i, m := range c.Spec.Mounts {
+		if filepath.Clean(m.Destination) == "/dev" && !isBind(m) {
+			if o, err := ParseOptions(m.Options); err == nil && o.Flags&unix.MS_RDONLY != 0 {
+				// Mounted writable first, as runc does: /dev/pts, /dev/shm
+				// and the device nodes need their mount points.
+				devRO = o.Flags & (unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_STRICTATIME | unix.MS_RELATIME)
+				m.Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == "ro" })
+			}
+		}
 		if err := mountOne(c, rootfd, m); err != nil {
 			return fmt.Errorf("mounts[%d] (%s on %s): %w", i, m.Type, m.Destination, err)
 		}
@@ -79,6 +89,11 @@ func Prepare(c *Config) error {
 		}
 		if err := devSymlinks(rootfd); err != nil {
 			return err
+		}
+	}
+	if devRO != 0 {
+		if err := remountIn(rootfd, "/dev", devRO); err != nil {
+			return fmt.Errorf("make /dev read-only: %w", err)
 		}
 	}
 	if c.Spec.Process != nil && c.Spec.Process.Cwd != "" {

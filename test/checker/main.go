@@ -34,6 +34,13 @@ func main() {
 		report1("name_to_handle_at", err)
 		return
 	}
+	if len(os.Args) == 3 && os.Args[1] == "syscall" {
+		// A raw syscall by number, all arguments 0: what the filter says.
+		nr, _ := strconv.Atoi(os.Args[2])
+		_, _, errno := unix.RawSyscall(uintptr(nr), 0, 0, 0)
+		fmt.Printf("syscall %d: errno %d\n", nr, errno)
+		return
+	}
 	if len(os.Args) == 3 && os.Args[1] == "ptrace" {
 		pid, _ := strconv.Atoi(os.Args[2])
 		err := unix.PtraceSeize(pid)

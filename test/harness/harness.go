@@ -15,7 +15,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -158,15 +160,23 @@ type Bundle struct {
 	Root   string // --root for the runtime
 	ID     string
 	Spec   *specs.Spec
+	Bin    string // the runtime binary its commands run: berth-runtime unless NewBundleFor chose another
 }
 
 // NewBundle makes a bundle whose process runs the checker, with a unique
 // id and cgroup, that is force-deleted when the test ends.
 func NewBundle(t testing.TB) *Bundle {
 	t.Helper()
+	return NewBundleFor(t, runtimeBin)
+}
+
+// NewBundleFor is NewBundle whose commands run bin (runc, for a
+// differential test) instead of berth-runtime.
+func NewBundleFor(t testing.TB, bin string) *Bundle {
+	t.Helper()
 	RequireRoot(t)
 	dir := t.TempDir()
-	b := &Bundle{t: t, Dir: dir, Rootfs: filepath.Join(dir, "rootfs"), Root: filepath.Join(dir, "state"), ID: UniqueID()}
+	b := &Bundle{t: t, Dir: dir, Rootfs: filepath.Join(dir, "rootfs"), Root: filepath.Join(dir, "state"), ID: UniqueID(), Bin: bin}
 	MakeRootfs(t, b.Rootfs)
 	b.Spec = container.DefaultSpec(false)
 	b.Spec.Process.Terminal = false
@@ -203,7 +213,25 @@ func (r Result) String() string {
 	return fmt.Sprintf("exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 }
 
-// Runtime runs berth-runtime --root <Root> args... in the bundle directory,
+// logLine is a runtime's log entry on stderr in runc's text form.
+var logLine = regexp.MustCompile(`^time="[^"]*" level=(\w+) msg=("(?:[^"\\]|\\.)*")$`)
+
+// Messages is stderr with each log entry in runc's text form
+// (time="…" level=… msg="…") written as "level: message", unquoted, and
+// other lines as they are.
+func (r Result) Messages() string {
+	lines := strings.Split(r.Stderr, "\n")
+	for i, l := range lines {
+		if m := logLine.FindStringSubmatch(l); m != nil {
+			if msg, err := strconv.Unquote(m[2]); err == nil {
+				lines[i] = m[1] + ": " + msg
+			}
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Runtime runs <Bin> --root <Root> args... in the bundle directory,
 // with stdin from /dev/null and a 60 s limit.
 func (b *Bundle) Runtime(args ...string) Result {
 	return b.RuntimeWith(nil, args...)
@@ -213,7 +241,7 @@ func (b *Bundle) Runtime(args ...string) Result {
 func (b *Bundle) RuntimeWith(adjust func(*exec.Cmd), args ...string) Result {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, runtimeBin, append([]string{"--root", b.Root}, args...)...)
+	cmd := exec.CommandContext(ctx, b.Bin, append([]string{"--root", b.Root}, args...)...)
 	cmd.Dir = b.Dir
 	// Files, not pipes: a created container inherits the runtime's stdio
 	// and would hold a pipe open long after the runtime exits.
@@ -252,7 +280,7 @@ func (b *Bundle) MustRuntime(args ...string) Result {
 	b.t.Helper()
 	r := b.Runtime(args...)
 	if r.Code != 0 {
-		b.t.Fatalf("berth-runtime %s: %s", strings.Join(args, " "), r)
+		b.t.Fatalf("%s %s: %s", filepath.Base(b.Bin), strings.Join(args, " "), r)
 	}
 	return r
 }
@@ -321,6 +349,20 @@ func (b *Bundle) AssertNothingLeft() {
 			b.t.Errorf("host mount left behind: %s", l)
 		}
 	}
+}
+
+// Runc returns the path of Debian's runc, the oracle of the differential
+// tests. Without it the test is skipped, unless BERTH_ORACLES=required.
+func Runc(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("runc")
+	if err != nil {
+		if os.Getenv("BERTH_ORACLES") == "required" {
+			t.Fatal("runc (Debian's runc) is not installed: it is this test's oracle")
+		}
+		t.Skip("runc is not installed: apt-get install runc to run this test")
+	}
+	return p
 }
 
 // HostNS returns the runtime's own namespace link for ns ("net", "pid" …).

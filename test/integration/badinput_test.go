@@ -66,7 +66,6 @@ func TestBadInput(t *testing.T) {
 		{name: "bad device rule type", setup: func(b *harness.Bundle) {
 			b.Spec.Linux.Resources.Devices = append(b.Spec.Linux.Resources.Devices, specs.LinuxDeviceCgroup{Type: "z", Access: "r"})
 		}, want: "linux.resources.devices"},
-		{name: "systemd cgroup path", setup: func(b *harness.Bundle) { b.Spec.Linux.CgroupsPath = "system.slice:berth:x" }, want: "systemd"},
 		{name: "seccomp unknown action", setup: func(b *harness.Bundle) {
 			b.Spec.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}, Action: "SCMP_ACT_BOGUS"}}}
 		}, want: `linux.seccomp.syscalls[0].action: unknown action "SCMP_ACT_BOGUS"`},
@@ -118,8 +117,8 @@ func TestBadInput(t *testing.T) {
 			if len(lines) != 1 {
 				t.Errorf("want one error line, got %d:\n%s", len(lines), r.Stderr)
 			}
-			if !strings.Contains(r.Stderr, tc.want) {
-				t.Errorf("error %q does not name %q", strings.TrimSpace(r.Stderr), tc.want)
+			if !strings.Contains(r.Messages(), tc.want) {
+				t.Errorf("error %q does not name %q", strings.TrimSpace(r.Messages()), tc.want)
 			}
 			b.AssertNothingLeft()
 			if ents, _ := os.ReadDir(b.Root); len(ents) > 0 {
@@ -149,7 +148,7 @@ func TestIDInUse(t *testing.T) {
 func TestUnknownContainer(t *testing.T) {
 	b := harness.NewBundle(t)
 	for _, args := range [][]string{{"state", "nope"}, {"start", "nope"}, {"kill", "nope"}, {"delete", "nope"}, {"exec", "nope", "true"}, {"ps", "nope"}} {
-		if r := b.Runtime(args...); r.Code == 0 || !strings.Contains(r.Stderr, `container "nope" does not exist`) {
+		if r := b.Runtime(args...); r.Code == 0 || !strings.Contains(r.Messages(), `container "nope" does not exist`) {
 			t.Errorf("%v: %s", args, r)
 		}
 	}

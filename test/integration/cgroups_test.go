@@ -274,7 +274,7 @@ func TestKernelMemoryWarned(t *testing.T) {
 	b.Spec.Process.Args = []string{"sleep", "60"}
 	b.Write()
 	r := b.MustRuntime("create", b.ID)
-	if !strings.Contains(r.Stderr, "warning: linux.resources.memory.kernel") {
+	if !strings.Contains(r.Messages(), "warning: linux.resources.memory.kernel") {
 		t.Errorf("no warning for the kernel memory limit: %s", r)
 	}
 	if !unified() {

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// onTerminal runs berth-runtime with a fresh pseudo-terminal as its stdio,
+// onTerminal runs the bundle's runtime with a fresh pseudo-terminal as its stdio,
 // as a person at a shell would, types input, and returns what the terminal
 // showed and the exit code.
 func onTerminal(t *testing.T, b *harness.Bundle, input string, args ...string) (string, int) {
@@ -23,7 +23,7 @@ func onTerminal(t *testing.T, b *harness.Bundle, input string, args ...string) (
 	}
 	defer master.Close()
 	unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 99})
-	cmd := exec.Command(harness.RuntimeBin(), append([]string{"--root", b.Root}, args...)...)
+	cmd := exec.Command(b.Bin, append([]string{"--root", b.Root}, args...)...)
 	cmd.Dir = b.Dir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true, Setctty: true}
