@@ -18,6 +18,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"syscall"
@@ -170,6 +171,14 @@ func Create(o CreateOpts) (_ *Container, err error) {
 		defer listener.Close()
 	}
 
+	srcs, err := openBindSources(spec, bundle)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range srcs {
+		defer f.Close()
+	}
+
 	owner := strconv.Itoa(os.Geteuid())
 	c := &Container{dir: dir, state: State{
 		ID: o.ID, Bundle: bundle, Created: time.Now().UTC(), Owner: owner, Spec: spec,
@@ -185,7 +194,7 @@ func Create(o CreateOpts) (_ *Container, err error) {
 	}
 	pid, err := spawn(spawnOpts{
 		init: init, boot: boot, uidMaps: spec.Linux.UIDMappings, gidMaps: spec.Linux.GIDMappings,
-		cgroup: mgr, preserved: preserved(o.PreserveFds), fifo: fifo, console: consoleSock, listener: listener, stdio: o.Stdio,
+		cgroup: mgr, preserved: preserved(o.PreserveFds), mountSrcs: srcs, fifo: fifo, console: consoleSock, listener: listener, stdio: o.Stdio,
 		onPid: func(pid int) error {
 			init.StateJSON = hookState(pid, specs.StateCreating)
 			prog, ferr := filter()
@@ -319,6 +328,45 @@ func withDefaultDeviceRules(spec *specs.Spec) *specs.LinuxResources {
 // Warnf reports a config field that is accepted but not applied; it goes
 // where cgroups.Warnf goes (the runtime's log).
 var Warnf = func(format string, args ...any) { cgroups.Warnf(format, args...) }
+
+// openBindSources clones, here on the host, the source of every bind
+// mount of a container that gets a new user namespace: its root is an
+// unprivileged id on the host and may not reach the source path (a
+// directory only root can enter), though the runtime that was asked to
+// mount it can. The init moves each clone into place. Nothing is opened
+// for other containers, whose init binds by path as root.
+func openBindSources(spec *specs.Spec, bundle string) (map[int]*os.File, error) {
+	newUser := false
+	for _, ns := range spec.Linux.Namespaces {
+		newUser = newUser || (ns.Type == specs.UserNamespace && ns.Path == "")
+	}
+	if !newUser || os.Geteuid() != 0 {
+		return nil, nil
+	}
+	out := map[int]*os.File{}
+	for i, m := range spec.Mounts {
+		if m.Type != "bind" && !slices.Contains(m.Options, "bind") && !slices.Contains(m.Options, "rbind") {
+			continue
+		}
+		src := m.Source
+		if !filepath.IsAbs(src) {
+			src = filepath.Join(bundle, src) // as the init reads it
+		}
+		flags := unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC
+		if slices.Contains(m.Options, "rbind") {
+			flags |= unix.AT_RECURSIVE
+		}
+		fd, err := unix.OpenTree(unix.AT_FDCWD, src, uint(flags))
+		if err != nil {
+			for _, f := range out {
+				f.Close()
+			}
+			return nil, fmt.Errorf("mounts[%d]: bind source %s: %w", i, m.Source, err)
+		}
+		out[i] = os.NewFile(uintptr(fd), src)
+	}
+	return out, nil
+}
 
 // Debugf reports a step of the runtime's work for --debug; by default it
 // is silent.

@@ -46,11 +46,12 @@ type spawnOpts struct {
 	boot      syncpipe.Bootstrap
 	uidMaps   []specs.LinuxIDMapping
 	gidMaps   []specs.LinuxIDMapping
-	cgroup    cgroups.Manager // nil: stay in the runtime's cgroup
-	preserved []*os.File      // become fds 3, 4, … of the process
-	fifo      *os.File        // start barrier, or nil
-	console   *os.File        // connected console socket, or nil
-	listener  *os.File        // connected seccomp listener socket, or nil
+	cgroup    cgroups.Manager  // nil: stay in the runtime's cgroup
+	preserved []*os.File       // become fds 3, 4, … of the process
+	mountSrcs map[int]*os.File // bind sources opened on the host, by mount index (Init.MountFds)
+	fifo      *os.File         // start barrier, or nil
+	console   *os.File         // connected console socket, or nil
+	listener  *os.File         // connected seccomp listener socket, or nil
 	stdio     [3]*os.File
 	onPid     func(pid int) error // once the pid is known, before init gets its config
 	onHooks   func(pid int) error // prestart+createRuntime, when init asks
@@ -72,6 +73,13 @@ func spawn(o spawnOpts) (pid int, err error) {
 	extra := append([]*os.File(nil), o.preserved...)
 	syncFd := 3 + len(extra)
 	extra = append(extra, child)
+	for i, f := range o.mountSrcs {
+		if o.init.MountFds == nil {
+			o.init.MountFds = map[int]int{}
+		}
+		o.init.MountFds[i] = 3 + len(extra)
+		extra = append(extra, f)
+	}
 	if o.fifo != nil {
 		o.init.FifoFd = 3 + len(extra)
 		extra = append(extra, o.fifo)

@@ -115,6 +115,7 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 			UserNS:      hasNS(s, specs.UserNamespace),
 			CgroupNS:    hasNewNS(s, specs.CgroupNamespace),
 			CgroupPaths: in.CgroupPaths,
+			MountFds:    in.MountFds,
 		}
 		if ownMounts {
 			if err := rootfs.Prepare(rc); err != nil {

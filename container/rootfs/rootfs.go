@@ -30,6 +30,7 @@ type Config struct {
 	UserNS      bool              // the container has its own user namespace
 	CgroupNS    bool              // the container has its own cgroup namespace
 	CgroupPaths map[string]string // see syncpipe.Init.CgroupPaths
+	MountFds    map[int]int       // see syncpipe.Init.MountFds
 }
 
 // Prepare sets propagation, makes the rootfs a mount point and performs every
@@ -76,7 +77,7 @@ func Prepare(c *Config) error {
 				m.Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == "ro" })
 			}
 		}
-		if err := mountOne(c, rootfd, m); err != nil {
+		if err := mountOne(c, rootfd, m, c.MountFds[i]); err != nil {
 			return fmt.Errorf("mounts[%d] (%s on %s): %w", i, m.Type, m.Destination, err)
 		}
 		if filepath.Clean(m.Destination) == "/dev" && isBind(m) {
@@ -208,7 +209,10 @@ func isBind(m specs.Mount) bool {
 }
 
 // mountOne performs one OCI mount inside the rootfs.
-func mountOne(c *Config, rootfd int, m specs.Mount) error {
+// mountOne makes mount m; srcfd, if non-zero, is a detached clone of a
+// bind mount's source (see Config.MountFds), moved into place instead of
+// binding the source by path.
+func mountOne(c *Config, rootfd int, m specs.Mount, srcfd int) error {
 	opts, err := ParseOptions(m.Options)
 	if err != nil {
 		return err
@@ -225,11 +229,17 @@ func mountOne(c *Config, rootfd int, m specs.Mount) error {
 	dest := m.Destination
 	var fd int
 	if bind {
-		st, err := os.Stat(src)
-		if err != nil {
-			return fmt.Errorf("bind source: %w", err)
+		var st unix.Stat_t
+		var err error
+		if srcfd != 0 {
+			err = unix.Fstat(srcfd, &st)
+		} else {
+			err = unix.Stat(src, &st)
 		}
-		if st.IsDir() {
+		if err != nil {
+			return fmt.Errorf("bind source: stat %s: %w", src, err)
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			fd, err = MkdirAllIn(rootfd, dest, 0o755)
 		} else {
 			fd, err = CreateFileIn(rootfd, dest)
@@ -245,7 +255,12 @@ func mountOne(c *Config, rootfd int, m specs.Mount) error {
 	defer unix.Close(fd)
 
 	if bind {
-		if err := unix.Mount(src, ProcFd(fd), "", opts.Flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
+		if srcfd != 0 {
+			if err := unix.MoveMount(srcfd, "", fd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+				return fmt.Errorf("bind %s (opened on the host): %w", src, err)
+			}
+			unix.Close(srcfd)
+		} else if err := unix.Mount(src, ProcFd(fd), "", opts.Flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
 			return fmt.Errorf("bind %s: %w", src, err)
 		}
 		if rest := opts.Flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT); rest != 0 {

@@ -66,6 +66,11 @@ type Init struct {
 	// SeccompFd, if non-zero, is a unix socket connected to
 	// linux.seccomp.listenerPath: init sends it the notify descriptor.
 	SeccompFd int `json:"seccompFd,omitempty"`
+	// MountFds maps a bind mount's index in Spec.Mounts to a descriptor of
+	// its source, cloned by the runtime on the host (open_tree) for a
+	// container with a new user namespace, whose root may not be able to
+	// reach the source path.
+	MountFds map[int]int `json:"mountFds,omitempty"`
 	// FifoFd, if non-zero, is the start barrier: init blocks reading it.
 	FifoFd int `json:"fifoFd,omitempty"`
 	// CgroupPaths maps each v1 controller (or "" for v2) to the container's

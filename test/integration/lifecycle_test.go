@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -355,5 +356,25 @@ func TestVersionAsRunc(t *testing.T) {
 	if err != nil || len(lines) != 4 || !strings.HasPrefix(lines[0], "berth-runtime version ") ||
 		!strings.HasPrefix(lines[1], "commit: ") || lines[2] != "spec: "+specs.Version || !strings.HasPrefix(lines[3], "go: go") {
 		t.Errorf("--version: %v\n%s", err, out)
+	}
+}
+
+// start returns once the user's program runs: a signal sent the moment it
+// returns reaches the program (the validation suite's killsig), not an
+// init still in the runtime's code, where the kernel drops a signal
+// without a handler at a PID namespace's init.
+func TestStartReturnsAfterExec(t *testing.T) {
+	for i := 0; i < 10; i++ {
+		b := harness.NewBundle(t)
+		b.Spec.Process.Args = []string{"sleep", "100"}
+		b.Write()
+		b.MustRuntime("create", b.ID)
+		pid := b.State().Pid
+		b.MustRuntime("start", b.ID)
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if err != nil || filepath.Base(exe) != "busybox" {
+			t.Fatalf("round %d: right after start the init runs %q (%v), not the user's program", i, exe, err)
+		}
+		b.MustRuntime("delete", "--force", b.ID)
 	}
 }

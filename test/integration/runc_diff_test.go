@@ -526,27 +526,6 @@ func TestRuncDiffMounts(t *testing.T) {
 			tr.fact("%s", regexp.MustCompile(`owner \d+:\d+`).FindString(out))
 		})
 	})
-	t.Run("bind source only root can read, user namespace", func(t *testing.T) {
-		differ(t, func(b *harness.Bundle) {
-			// The rootfs must be reachable by the mapped root; the bind
-			// source must not be.
-			for d := b.Rootfs; d != "/"; d = filepath.Dir(d) {
-				os.Chmod(d, 0o755)
-			}
-			private := filepath.Join(b.Dir, "private")
-			os.MkdirAll(filepath.Join(private, "data"), 0o755)
-			os.Chmod(private, 0o700)
-			os.WriteFile(filepath.Join(private, "data", "file"), []byte("secret\n"), 0o644)
-			b.Spec.Linux.Namespaces = append(b.Spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
-			b.Spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
-			b.Spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
-			b.Spec.Mounts = append(b.Spec.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: filepath.Join(private, "data"), Options: []string{"rbind", "ro"}})
-			sh(b, "cat /mnt/file")
-		}, func(tr *trial) {
-			r := tr.code("run", tr.b.ID)
-			tr.fact("%s", r.Stdout)
-		})
-	})
 	for _, prop := range []string{"", "rshared"} {
 		t.Run("rshared bind, rootfsPropagation "+prop, func(t *testing.T) {
 			differ(t, func(b *harness.Bundle) {
@@ -608,4 +587,35 @@ func TestRuncDiffSeccomp(t *testing.T) {
 		})
 		got.b.AssertNothingLeft()
 	})
+}
+
+// A bind source only the host's root can reach, in a container whose root
+// is an unprivileged id on the host: berth-runtime clones the source on
+// the host (open_tree) and the init moves it into place, as runc 1.2
+// does. Debian's runc 1.1 binds by path from inside the user namespace and
+// fails: a departure on purpose (docs/architecture.md), so not a
+// differential case.
+func TestBindSourceOpenedOnTheHost(t *testing.T) {
+	b := harness.NewBundle(t)
+	// The rootfs must be reachable by the mapped root; the bind source
+	// must not be.
+	for d := b.Rootfs; d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	os.Mkdir(filepath.Join(b.Rootfs, "mnt"), 0o755)
+	private := filepath.Join(b.Dir, "private")
+	os.MkdirAll(filepath.Join(private, "data"), 0o755)
+	os.Chmod(private, 0o700)
+	os.WriteFile(filepath.Join(private, "data", "file"), []byte("secret\n"), 0o644)
+	b.Spec.Linux.Namespaces = append(b.Spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	b.Spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
+	b.Spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
+	b.Spec.Mounts = append(b.Spec.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: filepath.Join(private, "data"), Options: []string{"rbind", "ro"}})
+	sh(b, "cat /mnt/file; touch /mnt/file 2>/dev/null || echo read-only")
+	b.Write()
+	r := b.MustRuntime("run", b.ID)
+	if r.Stdout != "secret\nread-only\n" {
+		t.Errorf("container saw %q, want the file, read-only", r.Stdout)
+	}
+	b.AssertNothingLeft()
 }
