@@ -460,13 +460,17 @@ func (c *Container) Start() error {
 		return fmt.Errorf("release start barrier: %w", err)
 	}
 	_ = os.Remove(fifoPath)
+	// The poststart hooks get the state of the moment the process was let
+	// go: running, though a short-lived one may be gone by the time they
+	// run (as under runc).
+	st := c.OCIState()
+	st.Status, st.Pid = specs.StateRunning, c.state.Pid
 	if rerr == nil {
 		waitExec(rfd)
 		unix.Close(rfd)
 	}
 	Debugf("start %s: init %d released", c.state.ID, c.state.Pid)
 	if h := c.state.Spec.Hooks; h != nil && len(h.Poststart) > 0 {
-		st := c.OCIState()
 		return hooks.Run("poststart", h.Poststart, stateJSON(st))
 	}
 	return nil

@@ -89,9 +89,42 @@ type proc struct {
 	reapOnce sync.Once
 }
 
+// attachment is one attached client. Its output goes through a queue of
+// its own, written by its own goroutine: a client that stops reading holds
+// back neither the process's output nor its log, and is dropped once its
+// queue is full.
 type attachment struct {
 	conn net.Conn
 	cfg  AttachConfig
+	out  chan []byte   // framed output, in order; closed (under proc.mu) when no more comes
+	done chan struct{} // closed by the writer once out is written or the client is gone
+}
+
+// attachQueue is how many output chunks (up to 16 KiB each) a client may
+// fall behind before it is dropped.
+const attachQueue = 1024
+
+func newAttachment(conn net.Conn, cfg AttachConfig) *attachment {
+	a := &attachment{conn: conn, cfg: cfg, out: make(chan []byte, attachQueue), done: make(chan struct{})}
+	go a.write()
+	return a
+}
+
+// write sends the queued output to the client, then closes its connection.
+func (a *attachment) write() {
+	defer close(a.done)
+	defer a.conn.Close()
+	alive := true
+	for chunk := range a.out {
+		if !alive {
+			continue
+		}
+		a.conn.SetWriteDeadline(time.Now().Add(attachWriteTimeout))
+		if _, err := a.conn.Write(chunk); err != nil {
+			alive = false
+			a.conn.Close()
+		}
+	}
 }
 
 type subscriber struct {
@@ -670,7 +703,7 @@ func (s *Server) watch(p *proc) {
 		p.stdin = nil
 	}
 	for a := range p.atts {
-		a.conn.Close()
+		close(a.out) // its writer sends what is queued, then closes the connection
 	}
 	p.atts = nil
 	p.mu.Unlock()
@@ -742,25 +775,31 @@ func (p *proc) pump(stream byte, f *os.File) {
 // attachWriteTimeout drops an attached client that stops reading.
 const attachWriteTimeout = 10 * time.Second
 
+// broadcast queues b for every attached client that wants the stream,
+// without waiting for any of them. Called with p.mu not held.
 func (p *proc) broadcast(stream byte, b []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var hdr [8]byte
-	hdr[0] = stream
-	binary.BigEndian.PutUint32(hdr[4:], uint32(len(b)))
+	var chunk []byte
 	for a := range p.atts {
 		if stream == 1 && !a.cfg.Stdout || stream == 2 && !a.cfg.Stderr {
 			continue
 		}
-		a.conn.SetWriteDeadline(time.Now().Add(attachWriteTimeout))
-		var err error
-		if p.tty {
-			_, err = a.conn.Write(b)
-		} else {
-			_, err = (&net.Buffers{hdr[:], b}).WriteTo(a.conn)
+		if chunk == nil {
+			// One copy for every client: the pump reuses b.
+			if p.tty {
+				chunk = append([]byte(nil), b...)
+			} else {
+				chunk = make([]byte, 8, 8+len(b))
+				chunk[0] = stream
+				binary.BigEndian.PutUint32(chunk[4:], uint32(len(b)))
+				chunk = append(chunk, b...)
+			}
 		}
-		if err != nil {
-			a.conn.Close()
+		select {
+		case a.out <- chunk:
+		default:
+			close(a.out) // too far behind: dropped
 			delete(p.atts, a)
 		}
 	}
@@ -774,26 +813,28 @@ func (s *Server) attach(conn net.Conn, req Request) {
 		replyErr(conn, Response{}, err)
 		return
 	}
-	a := &attachment{conn: conn, cfg: req.Attach}
 	p.mu.Lock()
 	if p.atts == nil {
 		p.mu.Unlock()
 		replyErr(conn, Response{}, fmt.Errorf("container %s is not running: %w", req.ID, errdefs.ErrConflict))
 		return
 	}
-	p.atts[a] = struct{}{}
+	// The reply goes out before the attachment's writer can write.
 	reply(conn, Response{Pid: p.pid})
+	a := newAttachment(conn, req.Attach)
+	p.atts[a] = struct{}{}
 	p.mu.Unlock()
 	s.serveAttachment(p, a)
 }
 
 // serveAttachment feeds an attached client's input to p's stdin and
-// returns when p has finished.
+// returns when p has finished and the client has all of its output.
 func (s *Server) serveAttachment(p *proc, a *attachment) {
 	if a.cfg.Stdin {
 		go p.feed(a.conn)
 	}
 	<-p.finished
+	<-a.done
 }
 
 // feed copies a client's input to stdin. At its end, a stdin opened for
@@ -854,12 +895,14 @@ func (s *Server) exec(conn net.Conn, req Request) {
 	}
 	pid := p.pid
 	attached := req.Attach.Stdin || req.Attach.Stdout || req.Attach.Stderr
+	reply(conn, Response{Pid: pid})
 	var a *attachment
 	if attached {
-		a = &attachment{conn: conn, cfg: req.Attach}
+		a = newAttachment(conn, req.Attach)
+		p.mu.Lock()
 		p.atts[a] = struct{}{}
+		p.mu.Unlock()
 	}
-	reply(conn, Response{Pid: pid})
 	go s.watch(p)
 	if attached {
 		s.serveAttachment(p, a)
