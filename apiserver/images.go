@@ -4,21 +4,20 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"github.com/moby/moby/api/types/events"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	imagetypes "github.com/moby/moby/api/types/image"
-	"github.com/moby/moby/api/types/storage"
-
 	"github.com/berth-project/berth/errdefs"
 	"github.com/berth-project/berth/image"
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/events"
+	imagetypes "github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/storage"
 )
 
 func (s *Server) imageRoutes() {
@@ -130,6 +129,7 @@ func (s *Server) getImage(w http.ResponseWriter, name string) (*image.Image, boo
 	img, err := s.b.Images.Get(name)
 	if err != nil {
 		if errdefs.NotFound(err) {
+			//lint:ignore ST1005 dockerd's words, which clients match
 			err = fmt.Errorf("No such image: %s: %w", name, errdefs.ErrNotFound)
 		}
 		writeError(w, err)
@@ -215,6 +215,7 @@ func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, name string
 	res, err := s.b.Images.Remove(name, boolParam(r, "force"))
 	if err != nil {
 		if errdefs.NotFound(err) {
+			//lint:ignore ST1005 dockerd's words, which clients match
 			err = fmt.Errorf("No such image: %s: %w", name, errdefs.ErrNotFound)
 		}
 		writeError(w, err)

@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"fmt"
-	"github.com/moby/moby/api/types/events"
 	"net"
 	"net/http"
 	"net/netip"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/berth-project/berth/errdefs"
 	berthnet "github.com/berth-project/berth/network"
+	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
 )
 

@@ -9,15 +9,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/berth-project/berth/errdefs"
-	"github.com/berth-project/berth/network"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/berth-project/berth/engine"
+	"github.com/berth-project/berth/errdefs"
 	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/network"
 	"github.com/berth-project/berth/volume"
 )
 

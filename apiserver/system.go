@@ -1,10 +1,8 @@
 package apiserver
 
 import (
-	"fmt"
-
 	"encoding/json"
-	"github.com/berth-project/berth/errdefs"
+	"fmt"
 	"net/http"
 	"os"
 	"runtime"
@@ -12,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/moby/moby/api/types/events"
-
 	"github.com/berth-project/berth/engine"
+	"github.com/berth-project/berth/errdefs"
+	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
 	"golang.org/x/sys/unix"

@@ -1,13 +1,13 @@
 package apiserver
 
 import (
-	"github.com/moby/moby/api/types/events"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/berth-project/berth/volume"
+	"github.com/moby/moby/api/types/events"
 	vtypes "github.com/moby/moby/api/types/volume"
 )
 

@@ -4,20 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"io"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"github.com/moby/moby/api/types/container"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
 	"github.com/berth-project/berth/engine"
 	"github.com/berth-project/berth/errdefs"
 	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/logfile"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/moby/api/types/container"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // heredocCmdLine folds RUN's heredocs (which the parser gives, as

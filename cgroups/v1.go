@@ -327,6 +327,7 @@ func (m *v1) setMemory(r *specs.LinuxResources) error {
 			return err
 		}
 	}
+	//lint:ignore SA1019 a config may still set it: warned about, not applied
 	if mem.Kernel != nil && *mem.Kernel != 0 {
 		// Linux stopped enforcing kernel memory limits (5.x); runc ignores
 		// the field. Say so rather than pretend.

@@ -132,6 +132,7 @@ func (m *v2) Set(r *specs.LinuxResources) error {
 				return err
 			}
 		}
+		//lint:ignore SA1019 a config may still set it: warned about, not applied
 		if mem.Kernel != nil && *mem.Kernel != 0 {
 			Warnf("linux.resources.memory.kernel: not enforced; cgroup v2 counts kernel memory in memory.max")
 		}

@@ -205,7 +205,8 @@ func Create(o CreateOpts) (_ *Container, err error) {
 			// Prestart (deprecated) was defined to run once the container
 			// is created; the validation suite and crun give it "created".
 			// createRuntime runs inside create: "creating".
-			if err := hooks.Run("prestart", spec.Hooks.Prestart, hookState(pid, specs.StateCreated)); err != nil { //nolint:staticcheck
+			//lint:ignore SA1019 deprecated but still in the spec, and honoured
+			if err := hooks.Run("prestart", spec.Hooks.Prestart, hookState(pid, specs.StateCreated)); err != nil {
 				return err
 			}
 			return hooks.Run("createRuntime", spec.Hooks.CreateRuntime, hookState(pid, specs.StateCreating))

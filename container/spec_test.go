@@ -2,11 +2,11 @@ package container
 
 import (
 	"os"
-
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func withRoot(s *specs.Spec, bundle string) *specs.Spec {

@@ -17,9 +17,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/berth-project/berth/container"
-	berthnet "github.com/berth-project/berth/network"
-	"golang.org/x/sys/unix"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -28,10 +25,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/monitor"
+	berthnet "github.com/berth-project/berth/network"
 	"github.com/berth-project/berth/volume"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 )
 
 // Options configure an Engine.

@@ -1,15 +1,13 @@
 package engine
 
 import (
-	"strconv"
-
 	"context"
-	"github.com/berth-project/berth/monitor"
+	"strconv"
 	"time"
 
 	"github.com/berth-project/berth/errdefs"
-
 	"github.com/berth-project/berth/logfile"
+	"github.com/berth-project/berth/monitor"
 )
 
 // handleLogNotice reports a container's output that the monitor could

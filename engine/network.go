@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"github.com/moby/moby/api/types/events"
 	"maps"
 	"net"
 	"net/netip"
@@ -13,6 +12,7 @@ import (
 	"github.com/berth-project/berth/errdefs"
 	berthnet "github.com/berth-project/berth/network"
 	ctypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
 )
 

@@ -275,6 +275,7 @@ func (e *Engine) Update(ref string, u ctypes.UpdateConfig) ([]string, error) {
 		}
 		res.Devices = nil // the device rules stay as the container started
 		if err := rc.Update(res); err != nil {
+			//lint:ignore ST1005 dockerd's words
 			return nil, fmt.Errorf("Cannot update container %s: %w", id, err)
 		}
 	}

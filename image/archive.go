@@ -205,7 +205,7 @@ func readArchive(r io.Reader, dir string) (*archive, error) {
 			return nil, err
 		}
 		switch hdr.Typeflag {
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg: // (archive/tar reads the old '\x00' type as TypeReg)
 			p := filepath.Join(dir, strconv.Itoa(n))
 			f, err := os.Create(p)
 			if err != nil {

@@ -63,7 +63,7 @@ func (s *Store) Pull(ctx context.Context, refStr string, po PullOptions) (*Image
 	if progress == nil {
 		progress = func(Progress) {}
 	}
-	auth := authn.Anonymous
+	var auth authn.Authenticator
 	if po.Auth != nil {
 		auth = authn.FromConfig(*po.Auth)
 	} else if auth, err = s.opts.Keychain.Resolve(ref.Context()); err != nil {
@@ -92,6 +92,7 @@ func (s *Store) Pull(ctx context.Context, refStr string, po PullOptions) (*Image
 	manifest, mediaType, mdigest := desc.Manifest, desc.MediaType, digest.Digest(desc.Digest.String())
 	var indexBlob []byte
 	if mediaType.IsSchema1() {
+		//lint:ignore ST1005 "Docker" is a name
 		return fail(fmt.Errorf("Docker schema 1 manifests are not supported: %w", errdefs.ErrInvalid))
 	}
 	if mediaType.IsIndex() {

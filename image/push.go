@@ -67,7 +67,7 @@ func (s *Store) Push(ctx context.Context, refStr string, po PushOptions) (PushRe
 	if err != nil {
 		return PushResult{}, errdefs.New(errdefs.ErrNotFound, "An image does not exist locally with the tag: "+Familiar(repoName(ref)))
 	}
-	auth := authn.Anonymous
+	var auth authn.Authenticator
 	if po.Auth != nil {
 		auth = authn.FromConfig(*po.Auth)
 	} else if auth, err = s.opts.Keychain.Resolve(ref.Context()); err != nil {

@@ -2,12 +2,11 @@ package image
 
 import (
 	"fmt"
-	"github.com/distribution/reference"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
-
 	"github.com/berth-project/berth/errdefs"
+	"github.com/distribution/reference"
+	"github.com/google/go-containerregistry/pkg/name"
 )
 
 // dockerHub is how Docker names Docker Hub in full references; the wire

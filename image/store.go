@@ -297,7 +297,7 @@ func (s *Store) toImage(tx *bolt.Tx, id digest.Digest, r *imageRecord) (*Image, 
 		return nil, fmt.Errorf("image %s: config: %w", id, err)
 	}
 	for _, l := range r.Layers {
-		img.Layers = append(img.Layers, Layer{Digest: l.Digest, DiffID: l.DiffID, Size: l.Size, MediaType: l.MediaType, Unpacked: l.Unpacked})
+		img.Layers = append(img.Layers, Layer(l))
 		img.Size += l.Unpacked
 	}
 	return img, nil

@@ -69,7 +69,7 @@ func handleIn(path string) (ns netns.NsHandle, h *netlink.Handle, done func(), e
 		ns.Close()
 		return 0, nil, nil, err
 	}
-	return ns, h, func() { h.Delete(); ns.Close() }, nil
+	return ns, h, func() { h.Close(); ns.Close() }, nil
 }
 
 // RunIn runs f on a thread that has joined the network namespace at

@@ -55,7 +55,6 @@ func (a *asm) emit(code uint16, k uint32, jt, jf label) {
 func (a *asm) load(off uint32)                          { a.emit(opLD, off, next, next) }
 func (a *asm) and(k uint32)                             { a.emit(opAND, k, next, next) }
 func (a *asm) ret(k uint32)                             { a.emit(opRET, k, next, next) }
-func (a *asm) jump(to label)                            { a.emit(opJA, 0, to, next) }
 func (a *asm) branch(op uint16, k uint32, jt, jf label) { a.emit(op, k, jt, jf) }
 
 func isCond(code uint16) bool {

@@ -13,7 +13,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"io"
 	"os"
 	"runtime"
@@ -22,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // command is one subcommand.

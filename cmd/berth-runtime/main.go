@@ -137,11 +137,3 @@ func writePidFile(path string, pid int) error {
 	}
 	return os.Rename(tmp, path)
 }
-
-// oneID checks that a command got exactly one container id.
-func oneID(args []string) error {
-	if len(args) != 1 {
-		return fmt.Errorf("expected exactly one container id, got %d arguments", len(args))
-	}
-	return nil
-}

@@ -44,7 +44,7 @@ func apiClient() (*client.Client, error) {
 	if host == "" {
 		host = DefaultHost
 	}
-	c, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation())
+	c, err := client.New(client.WithHost(host))
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/berth-project/berth/network"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -27,13 +26,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
-
 	"github.com/berth-project/berth/apiserver"
 	"github.com/berth-project/berth/engine"
 	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/network"
 	"github.com/berth-project/berth/volume"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".

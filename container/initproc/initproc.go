@@ -52,10 +52,10 @@ func Main() {
 	if err != nil || msg.Init == nil {
 		os.Exit(1)
 	}
-	if err := run(conn, msg.Init); err != nil {
-		_ = conn.Send(syncpipe.Message{Type: syncpipe.TypeError, Message: err.Error()})
-		os.Exit(1)
-	}
+	// run returns only on failure: on success the process is exec'd.
+	err = run(conn, msg.Init)
+	_ = conn.Send(syncpipe.Message{Type: syncpipe.TypeError, Message: err.Error()})
+	os.Exit(1)
 	os.Exit(1) // unreachable: run execs or fails
 }
 
@@ -122,7 +122,8 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 				return err
 			}
 		}
-		if s.Hooks != nil && (len(s.Hooks.Prestart) > 0 || len(s.Hooks.CreateRuntime) > 0) { //nolint:staticcheck // prestart is deprecated but still honoured
+		//lint:ignore SA1019 prestart is deprecated but still honoured
+		if s.Hooks != nil && (len(s.Hooks.Prestart) > 0 || len(s.Hooks.CreateRuntime) > 0) {
 			if err := conn.Send(syncpipe.Message{Type: syncpipe.TypeHooks}); err != nil {
 				return err
 			}

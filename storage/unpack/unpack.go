@@ -128,7 +128,7 @@ func (u *unpacker) dispatch(hdr *tar.Header, r io.Reader) error {
 	}
 	dir, base := path.Split(p)
 	dir = strings.TrimSuffix(dir, "/")
-	regular := hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA
+	regular := hdr.Typeflag == tar.TypeReg // archive/tar reads the old '\x00' type as TypeReg
 	if !regular || hdr.Size > smallFile || p == "." || strings.HasPrefix(base, whiteoutPrefix) {
 		clash := u.inflight[p]
 		if hdr.Typeflag == tar.TypeLink {
@@ -390,7 +390,7 @@ func (u *unpacker) entry(hdr *tar.Header, p, dir, base string, r io.Reader) (int
 	if err != nil {
 		return 0, err
 	}
-	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA {
+	if hdr.Typeflag == tar.TypeReg {
 		return u.createFile(pfd, base, hdr, r)
 	}
 	if err := replace(pfd, base, hdr.Typeflag == tar.TypeDir); err != nil {

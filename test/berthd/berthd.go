@@ -10,8 +10,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/berth-project/berth/container"
-	"github.com/berth-project/berth/network"
 	"io"
 	"net"
 	"net/http"
@@ -24,6 +22,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/network"
 )
 
 // Daemon is a berthd started for one test, with its own socket, data

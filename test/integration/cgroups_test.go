@@ -270,6 +270,7 @@ func TestCgroupNamespaceRoot(t *testing.T) {
 // written.
 func TestKernelMemoryWarned(t *testing.T) {
 	b := harness.NewBundle(t)
+	//lint:ignore SA1019 the field under test
 	b.Spec.Linux.Resources.Memory = &specs.LinuxMemory{Kernel: ptr(int64(64 << 20)), KernelTCP: ptr(int64(32 << 20))}
 	b.Spec.Process.Args = []string{"sleep", "60"}
 	b.Write()

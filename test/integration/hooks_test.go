@@ -22,6 +22,7 @@ func TestAllHooksRunWithState(t *testing.T) {
 	os.MkdirAll(d, 0o755)
 	b.Spec.Root.Readonly = false
 	b.Spec.Hooks = &specs.Hooks{
+		//lint:ignore SA1019 the runtime still honours prestart
 		Prestart:        []specs.Hook{hook(d + "/prestart")},
 		CreateRuntime:   []specs.Hook{hook(d + "/createRuntime")},
 		CreateContainer: []specs.Hook{hook(d + "/createContainer")},
