@@ -90,6 +90,11 @@ type ctr struct {
 	// open so that a lost monitor loses none of its output (adopt.go).
 	fifos        []*os.File
 	restartTimer *time.Timer
+	// ver counts the records taken (takeRecord, under Engine.mu); stored is the
+	// newest one written and gone marks a deleted record (both under
+	// Engine.dbMu), so that a late write never goes back in time.
+	ver, stored uint64
+	gone        bool
 }
 
 func newCtr(r Record) *ctr {
@@ -168,24 +173,66 @@ func VerifyRecords(dataRoot string) ([]error, error) {
 	return bad, err
 }
 
-// save writes c's record. Called with e.mu held (the record is read
-// under it).
-func (e *Engine) save(c *ctr) error {
+// recordWrite is a container record taken under e.mu, to be written once
+// e.mu is released.
+type recordWrite struct {
+	c   *ctr
+	ver uint64
+	raw []byte
+	err error
+}
+
+// takeRecord takes c's record for a write. Called with e.mu held.
+func (e *Engine) takeRecord(c *ctr) recordWrite {
+	c.ver++
 	raw, err := json.Marshal(c.rec)
-	if err != nil {
-		return err
+	return recordWrite{c: c, ver: c.ver, raw: raw, err: err}
+}
+
+// write stores the record unless a newer snapshot of it is stored
+// already or the container is deleted. Called without e.mu: the fsync
+// holds no one but other writes.
+func (e *Engine) write(w recordWrite) error {
+	if w.err != nil {
+		return w.err
 	}
-	return e.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketContainers).Put([]byte(c.rec.ID), raw)
+	e.dbMu.Lock()
+	defer e.dbMu.Unlock()
+	if w.c.gone || w.c.stored >= w.ver {
+		return nil
+	}
+	err := e.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketContainers).Put([]byte(w.c.rec.ID), w.raw)
 	})
+	if err == nil {
+		w.c.stored = w.ver
+	}
+	return err
+}
+
+// save writes c's record at once, for the rare changes made with e.mu
+// held to the end (rename). Called with e.mu held.
+func (e *Engine) save(c *ctr) error { return e.write(e.takeRecord(c)) }
+
+// deleteRecord removes c's record for good: no write of an older
+// snapshot may bring it back.
+func (e *Engine) deleteRecord(c *ctr) error {
+	e.dbMu.Lock()
+	defer e.dbMu.Unlock()
+	err := e.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketContainers).Delete([]byte(c.rec.ID)) })
+	if err == nil {
+		c.gone = true
+	}
+	return err
 }
 
 // saveState updates c's state and writes it.
 func (e *Engine) saveState(c *ctr, f func(r *Record)) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	f(&c.rec)
-	return e.save(c)
+	w := e.takeRecord(c)
+	e.mu.Unlock()
+	return e.write(w)
 }
 
 // lookup finds a container by full id, name, or unique id prefix, as
@@ -385,12 +432,13 @@ func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig, 
 		LogOpts: logOpts, Network: nc,
 	}
 	c := newCtr(rec)
-	e.mu.Lock()
-	err = e.save(c)
+	// Not yet known to anyone: written before it is.
+	err = e.write(e.takeRecord(c))
 	if err == nil {
+		e.mu.Lock()
 		e.ctrs[id] = c
+		e.mu.Unlock()
 	}
-	e.mu.Unlock()
 	if err != nil {
 		return CreateResult{}, err
 	}

@@ -69,6 +69,9 @@ type Engine struct {
 
 	events eventLog
 
+	// dbMu orders the writes of container records (write), which happen
+	// after mu is released: an fsync under mu would hold every request.
+	dbMu   sync.Mutex
 	monMu  sync.Mutex      // starting the monitor
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc

@@ -136,11 +136,16 @@ func (e *Engine) startHealth(c *ctr) {
 	e.mu.Lock()
 	p := probeOf(c.rec.Config.Healthcheck)
 	exited, started, id := c.exited, c.rec.State.StartedAt, c.rec.ID
+	var w *recordWrite
 	if p != nil && c.rec.State.Health == nil {
 		c.rec.State.Health = &ctypes.Health{Status: ctypes.Starting, Log: []*ctypes.HealthcheckResult{}}
-		_ = e.save(c)
+		s := e.takeRecord(c)
+		w = &s
 	}
 	e.mu.Unlock()
+	if w != nil {
+		_ = e.write(*w)
+	}
 	if p == nil {
 		return
 	}
@@ -202,10 +207,11 @@ func (e *Engine) recordHealth(c *ctr, exited <-chan struct{}, started time.Time,
 		}
 	}
 	after := h.Status
-	if err := e.save(c); err != nil {
+	w := e.takeRecord(c)
+	e.mu.Unlock()
+	if err := e.write(w); err != nil {
 		e.log.Warn("save health", "id", c.rec.ID, "err", err)
 	}
-	e.mu.Unlock()
 	if after != before {
 		e.emit(c, events.Action("health_status: "+string(after)), nil)
 	}

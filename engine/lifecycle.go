@@ -17,7 +17,6 @@ import (
 	"github.com/berth-project/berth/monitor"
 	ctypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 )
 
@@ -150,18 +149,19 @@ func (e *Engine) start(c *ctr) (err error) {
 	close(c.nextStart)
 	c.nextStart = make(chan struct{})
 	c.rec.State = State{Status: ctypes.StateRunning, Pid: pid, StartedAt: time.Now().UTC()}
-	err = e.save(c)
+	w := e.takeRecord(c)
 	e.mu.Unlock()
-	if err != nil {
+	if err := e.write(w); err != nil {
 		return err
 	}
 	preExec, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	if err := e.mon.Start(rec.ID); err != nil {
 		e.mu.Lock()
 		c.rec.State = State{Status: ctypes.StateExited, ExitCode: 128, Error: err.Error(), FinishedAt: time.Now().UTC()}
-		_ = e.save(c)
+		w := e.takeRecord(c)
 		close(exited)
 		e.mu.Unlock()
+		_ = e.write(w)
 		return fmt.Errorf("start container %s: %w", rec.ID, err)
 	}
 	cu.Release()
@@ -227,17 +227,18 @@ func (e *Engine) handleExit(x monitor.Exit, why ...string) {
 	if len(why) > 0 {
 		st.Error = why[0]
 	}
-	if err := e.save(c); err != nil {
+	w := e.takeRecord(c)
+	close(c.exited)
+	autoRemove := c.rec.HostConfig.AutoRemove
+	restart, delay := e.restartDecision(c)
+	e.mu.Unlock()
+	if err := e.write(w); err != nil {
 		e.log.Error("save exit", "id", x.ID, "err", err)
 	}
 	// Only now, with the exit saved: a berthd killed before this point
 	// finds the exit in the monitor again when it comes back.
 	_ = e.mon.Forget(x.ID)
 	os.RemoveAll(monitor.FifoDir(e.monitorDir(), x.ID))
-	close(c.exited)
-	autoRemove := c.rec.HostConfig.AutoRemove
-	restart, delay := e.restartDecision(c)
-	e.mu.Unlock()
 	e.log.Info("container exited", "id", x.ID, "code", x.ExitCode, "oomKilled", oom)
 	if oom {
 		e.emit(c, events.ActionOOM, nil)
@@ -379,8 +380,9 @@ func (e *Engine) Stop(ref, signal string, timeout *int) error {
 		c.restartTimer = nil
 		c.rec.State.Status = ctypes.StateExited
 		c.rec.ManualStop = true
-		_ = e.save(c)
+		w := e.takeRecord(c)
 		e.mu.Unlock()
+		_ = e.write(w)
 		return nil
 	}
 	if !c.rec.State.Running() {
@@ -388,7 +390,7 @@ func (e *Engine) Stop(ref, signal string, timeout *int) error {
 		return errdefs.New(errdefs.ErrNotModified, "container already stopped")
 	}
 	c.rec.ManualStop = true
-	_ = e.save(c)
+	w := e.takeRecord(c)
 	if signal == "" {
 		signal = c.rec.Config.StopSignal
 	}
@@ -402,6 +404,7 @@ func (e *Engine) Stop(ref, signal string, timeout *int) error {
 	id, exited := c.rec.ID, c.exited
 	c.busy = "stopping"
 	e.mu.Unlock()
+	_ = e.write(w)
 	defer func() {
 		e.mu.Lock()
 		if c.busy == "stopping" {
@@ -515,13 +518,12 @@ func (e *Engine) Remove(ref string, o RemoveOptions) error {
 	if o.Volumes {
 		defer e.removeAnonymous(c.rec.Volumes)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	err = e.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketContainers).Delete([]byte(id)) })
-	if err != nil {
-		c.busy = ""
+	if err := e.deleteRecord(c); err != nil {
+		e.unbusy(c)
 		return err
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	delete(e.ctrs, id)
 	delete(e.names, c.rec.Name)
 	for xid, x := range e.execs {
