@@ -69,9 +69,13 @@ type Store struct {
 	content *content.Store
 	snaps   *storage.Snapshotter
 
-	// gc is held for writing while something is deleted, and for reading
-	// by pulls and loads between their first download and their metadata
-	// commit, so that a blob is never collected on its way in.
+	// gc is held for writing while images, blobs or layers shared between
+	// images are deleted (Remove, Prune), and for reading by whatever adds
+	// or uses them: pulls and loads between their first download and their
+	// metadata commit, so that a blob is never collected on its way in, and
+	// a container's writable layer made or removed, so that its image is
+	// not removed under it. Readers run together: a container's create and
+	// remove never wait behind a pull.
 	gc      sync.RWMutex
 	flights singleflight.Group
 }
@@ -650,8 +654,8 @@ func (s *Store) PrepareRootfs(key, ref string) (*Image, error) {
 // PrepareRootfsSized is PrepareRootfs with the writable layer limited to
 // size bytes (0: unlimited).
 func (s *Store) PrepareRootfsSized(key, ref string, size int64) (*Image, error) {
-	s.gc.Lock()
-	defer s.gc.Unlock()
+	s.gc.RLock()
+	defer s.gc.RUnlock()
 	var img *Image
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		id, err := s.resolve(tx, ref)
@@ -693,8 +697,8 @@ func (s *Store) RootfsUsage(key string) (int64, error) { return s.snaps.Usage(ke
 // RemoveRootfs deletes a container's writable layer and its record. The
 // caller unmounts it first.
 func (s *Store) RemoveRootfs(key string) error {
-	s.gc.Lock()
-	defer s.gc.Unlock()
+	s.gc.RLock()
+	defer s.gc.RUnlock()
 	if err := s.snaps.Remove(key); err != nil {
 		return err
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/berth-project/berth/bench/stats"
 	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/test/registry"
 )
@@ -227,10 +228,10 @@ func run(rounds int, work string) error {
 			times[i] = append(times[i], d)
 		}
 	}
-	base := median(times[0])
+	base := stats.Median(times[0])
 	fmt.Printf("%-24s %10s %10s  (%d rounds, interleaved)\n", "", "median", "vs berth", rounds)
 	for i, c := range contenders {
-		m := median(times[i])
+		m := stats.Median(times[i])
 		fmt.Printf("%-24s %8.0fms %9.2fx\n", c.name, float64(m)/1e6, float64(m)/float64(base))
 	}
 	return nil
@@ -248,10 +249,4 @@ func untarAll(dir string, files []string) error {
 		}
 	}
 	return nil
-}
-
-func median(d []time.Duration) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
