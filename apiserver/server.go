@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -77,6 +79,17 @@ var versioned = regexp.MustCompile(`^/v([0-9]+\.[0-9]+)(/.*)$`)
 // ServeHTTP strips the /v1.xx prefix, refusing versions outside what is
 // served with dockerd's messages, and routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// A request that panics answers 500 and is logged with its stack; the
+	// daemon serves on (the engine releases its lock by defer).
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			slog.Error("request panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			writeJSON(w, http.StatusInternalServerError, message(fmt.Sprintf("internal error: %v", v)))
+		}
+	}()
 	w.Header().Set("Api-Version", APIVersion)
 	w.Header().Set("Server", "Docker/"+s.b.Version+" (linux) berthd")
 	w.Header().Set("Ostype", "linux")

@@ -29,14 +29,10 @@ type CommitOptions struct {
 // Commit makes an image of a container: its image's layers plus what the
 // container wrote, with the container's config.
 func (e *Engine) Commit(ref string, o CommitOptions) (digest.Digest, error) {
-	e.mu.Lock()
-	c, err := e.lookup(ref)
-	if err != nil {
-		e.mu.Unlock()
+	var rec Record
+	if err := e.withCtr(ref, func(c *ctr) error { rec = c.rec; return nil }); err != nil {
 		return "", err
 	}
-	rec := c.rec
-	e.mu.Unlock()
 	cfg := imageConfigOf(rec)
 	if o.Change != nil {
 		if err := o.Change(&cfg); err != nil {
@@ -94,14 +90,10 @@ func imageConfigOf(r Record) dockerspec.DockerOCIImageConfig {
 
 // Changes lists what a container changed in its root, as docker diff.
 func (e *Engine) Changes(ref string) ([]storage.Change, error) {
-	e.mu.Lock()
-	c, err := e.lookup(ref)
-	if err != nil {
-		e.mu.Unlock()
+	var id string
+	if err := e.withCtr(ref, func(c *ctr) error { id = c.rec.ID; return nil }); err != nil {
 		return nil, err
 	}
-	id := c.rec.ID
-	e.mu.Unlock()
 	ch, err := e.o.Images.RootfsChanges(id)
 	if errdefs.NotFound(err) {
 		return nil, errdefs.New(errdefs.ErrNotFound, "No such container: "+ref)

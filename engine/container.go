@@ -273,6 +273,19 @@ func (e *Engine) get(ref string) (*ctr, error) {
 	return e.lookup(ref)
 }
 
+// withCtr finds the container ref names and runs f with the engine lock
+// held. The lock is released however f ends, a panic included: one failed
+// request never wedges the daemon.
+func (e *Engine) withCtr(ref string, f func(c *ctr) error) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, err := e.lookup(ref)
+	if err != nil {
+		return err
+	}
+	return f(c)
+}
+
 var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 
 // reserveName claims name (or a generated one) for id. Called with e.mu.

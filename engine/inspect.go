@@ -19,20 +19,19 @@ import (
 // Inspect describes a container as docker inspect does. With size, the
 // writable layer's size is measured (SizeRw).
 func (e *Engine) Inspect(ref string, size bool) (*ctypes.InspectResponse, error) {
-	e.mu.Lock()
-	c, err := e.lookup(ref)
-	if err != nil {
-		e.mu.Unlock()
+	var r Record
+	var execIDs []string
+	if err := e.withCtr(ref, func(c *ctr) error {
+		r = c.rec
+		for id, x := range e.execs {
+			if x.container == r.ID && x.running() {
+				execIDs = append(execIDs, id)
+			}
+		}
+		return nil
+	}); err != nil {
 		return nil, err
 	}
-	r := c.rec
-	var execIDs []string
-	for id, x := range e.execs {
-		if x.container == r.ID && x.running() {
-			execIDs = append(execIDs, id)
-		}
-	}
-	e.mu.Unlock()
 	dir := e.containerDir(r.ID)
 	resp := &ctypes.InspectResponse{
 		ID: r.ID, Created: r.Created.Format(time.RFC3339Nano), Path: r.Path, Args: r.Args,

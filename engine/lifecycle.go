@@ -343,16 +343,17 @@ func (e *Engine) Kill(ref, signal string) error {
 	if err != nil {
 		return err
 	}
-	e.mu.Lock()
-	c, err := e.lookup(ref)
-	if err != nil {
-		e.mu.Unlock()
-		return err
-	}
 	// Unlike stop, a kill does not keep the restart policy from acting,
 	// as in docker.
-	running, id := c.rec.State.Running(), c.rec.ID
-	e.mu.Unlock()
+	var c *ctr
+	var running bool
+	var id string
+	if err := e.withCtr(ref, func(found *ctr) error {
+		c, running, id = found, found.rec.State.Running(), found.rec.ID
+		return nil
+	}); err != nil {
+		return err
+	}
 	if !running {
 		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("cannot kill container: %s: container %s is not running", ref, id))
 	}
@@ -549,18 +550,20 @@ func (e *Engine) unbusy(c *ctr) {
 // Wait blocks until the condition holds and returns the exit code:
 // "not-running" (default), "next-exit", or "removed".
 func (e *Engine) Wait(ctx context.Context, ref string, condition string) (int, error) {
-	e.mu.Lock()
-	c, err := e.lookup(ref)
-	if err != nil {
-		e.mu.Unlock()
+	var c *ctr
+	var exited, removed, nextStart chan struct{}
+	var starting, running bool
+	if err := e.withCtr(ref, func(found *ctr) error {
+		c = found
+		exited, removed, nextStart = c.exited, c.removed, c.nextStart
+		// While a start is under way, exited is still the last run's
+		// (closed): the run to wait for is the one about to begin.
+		starting = c.busy == "starting"
+		running = c.rec.State.Running() || starting || c.rec.State.Status == ctypes.StateRestarting
+		return nil
+	}); err != nil {
 		return 0, err
 	}
-	exited, removed, nextStart := c.exited, c.removed, c.nextStart
-	// While a start is under way, exited is still the last run's (closed):
-	// the run to wait for is the one about to begin.
-	starting := c.busy == "starting"
-	running := c.rec.State.Running() || starting || c.rec.State.Status == ctypes.StateRestarting
-	e.mu.Unlock()
 	nextRun := func() error {
 		select {
 		case <-nextStart:

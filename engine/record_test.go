@@ -97,3 +97,22 @@ func TestRecordWritesConcurrent(t *testing.T) {
 		t.Fatalf("stored %+v, want pid %d (the last record taken)", r, c.rec.State.Pid)
 	}
 }
+
+// A panic while the engine lock is held (through withCtr) leaves it free:
+// one failed request never wedges the daemon.
+func TestPanicUnderLockReleasesIt(t *testing.T) {
+	e := testDB(t)
+	c := newCtr(Record{ID: "c3", Name: "/three"})
+	e.ctrs["c3"], e.names["/three"] = c, "c3"
+	func() {
+		defer func() { _ = recover() }()
+		_ = e.withCtr("three", func(*ctr) error { panic("boom") })
+	}()
+	if !e.mu.TryLock() {
+		t.Fatal("the engine lock is still held after a panic under it")
+	}
+	e.mu.Unlock()
+	if err := e.withCtr("three", func(*ctr) error { return nil }); err != nil {
+		t.Errorf("a request after the panic: %v", err)
+	}
+}
