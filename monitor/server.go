@@ -87,6 +87,22 @@ type proc struct {
 	// comes through OpExited.
 	adopted  bool
 	reapOnce sync.Once
+	// pidfd refers to the process made by spawn (0: none, as for an
+	// adopted one): signals aimed through it never reach another process
+	// that took the pid after this one was reaped. Set before p is
+	// registered; closed (and zeroed) by watch under mu.
+	pidfd int
+}
+
+// signal sends sig to p's process: through its pidfd when it has one
+// (ESRCH once reaped), else by pid.
+func (p *proc) signal(sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pidfd > 0 {
+		return unix.PidfdSendSignal(p.pidfd, sig, nil, 0)
+	}
+	return unix.Kill(p.pid, sig)
 }
 
 // attachment is one attached client. Its output goes through a queue of
@@ -617,6 +633,11 @@ func (s *Server) spawn(p *proc, st *stdio, cfg StdioConfig, start func() (int, e
 	pid, err := start()
 	if err == nil {
 		p.pid = pid
+		// Not reaped yet (the reaper waits for spawnMu): pid is still
+		// this process.
+		if fd, err := unix.PidfdOpen(pid, 0); err == nil { // close-on-exec
+			p.pidfd = fd
+		}
 		s.register(p)
 	}
 	s.spawnMu.RUnlock()
@@ -630,7 +651,7 @@ func (s *Server) spawn(p *proc, st *stdio, cfg StdioConfig, start func() (int, e
 	}
 	if p.tty {
 		if err := st.receiveTerminal(p, cfg); err != nil {
-			_ = unix.Kill(p.pid, unix.SIGKILL)
+			_ = p.signal(unix.SIGKILL)
 			go s.watch(p)
 			return err
 		}
@@ -723,6 +744,12 @@ func (s *Server) watch(p *proc) {
 		}
 		s.spawnMu.RUnlock()
 	}
+	p.mu.Lock()
+	if p.pidfd > 0 {
+		unix.Close(p.pidfd)
+		p.pidfd = 0
+	}
+	p.mu.Unlock()
 	close(p.finished)
 	s.mu.Lock()
 	delete(s.byPid, p.pid)
@@ -931,7 +958,7 @@ func (s *Server) kill(req Request) error {
 	default:
 	}
 	if !p.container {
-		return unix.Kill(p.pid, syscall.Signal(req.Signal))
+		return p.signal(syscall.Signal(req.Signal))
 	}
 	c, err := container.Load(s.runtimeRoot(), req.ID)
 	if err != nil {
