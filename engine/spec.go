@@ -396,23 +396,99 @@ func processEnv(cfg *ctypes.Config) []string {
 	return env
 }
 
+// specInput is what a container's OCI config is built from: its record
+// and what the engine prepared for this run.
+type specInput struct {
+	rec  *Record
+	root string // the mounted root filesystem
+	etc  files
+	sb   *berthnet.Sandbox
+	// initPath is the init binary bound in for --init ("" unless asked).
+	initPath string
+	// netns is the network namespace path to join for
+	// --network container:NAME ("" otherwise).
+	netns        string
+	cgroupParent string
+	// volumes are the container's volume mounts, ready (made, copied up).
+	volumes []specs.Mount
+}
+
+// specOpt sets one part of the config. The options run in the order of
+// specOpts, on Berth's default spec; they read nothing but their input
+// (withUser reads the image's passwd and group files).
+type specOpt func(in *specInput, s *specs.Spec) error
+
+var specOpts = []specOpt{withProcess, withUser, withSecurity, withCgroup, withNamespaces, withMounts, withDevices}
+
 // buildSpec turns a record into the OCI config of its next run. rootPath
-// is the mounted root filesystem.
+// is the mounted root filesystem. What touches the file system or other
+// containers happens here, before the options: the init binary, a missing
+// bind source made (as docker makes it), volumes made ready.
 func (e *Engine) buildSpec(r *Record, rootPath string, etc files, sb *berthnet.Sandbox) (*specs.Spec, error) {
-	cfg, hc := r.Config, r.HostConfig
-	s := container.DefaultSpec(false)
-	s.Root = &specs.Root{Path: rootPath, Readonly: hc.ReadonlyRootfs}
-	s.Hostname = cfg.Hostname
-	s.Domainname = cfg.Domainname
-	p := s.Process
-	p.Terminal = cfg.Tty
-	p.Args = append([]string{r.Path}, r.Args...)
+	in := &specInput{rec: r, root: rootPath, etc: etc, sb: sb, cgroupParent: e.o.CgroupParent}
+	hc := r.HostConfig
 	if hc.Init != nil && *hc.Init {
 		init, err := e.initBinary()
 		if err != nil {
 			return nil, err
 		}
-		s.Mounts = append(s.Mounts, specs.Mount{Destination: InitPath, Type: "bind", Source: init, Options: []string{"bind", "ro", "nosuid", "nodev"}})
+		in.initPath = init
+	}
+	if mode := string(hc.NetworkMode); strings.HasPrefix(mode, "container:") {
+		pid, err := e.runningPid(strings.TrimPrefix(mode, "container:"))
+		if err != nil {
+			return nil, err
+		}
+		in.netns = fmt.Sprintf("/proc/%d/ns/net", pid)
+	}
+	if err := makeBindSources(hc.Binds); err != nil {
+		return nil, err
+	}
+	vms, err := e.volumeMounts(r, rootPath)
+	if err != nil {
+		return nil, err
+	}
+	in.volumes = vms
+	s := container.DefaultSpec(false)
+	for _, o := range specOpts {
+		if err := o(in, s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// makeBindSources makes a missing -v source as a directory, as docker does.
+func makeBindSources(binds []string) error {
+	for _, raw := range binds {
+		b, err := parseBind(raw)
+		if err != nil {
+			return err
+		}
+		if b.volume {
+			continue
+		}
+		if _, err := os.Stat(b.src); errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(b.src, 0o755); err != nil {
+				return fmt.Errorf("bind source %s: %w", b.src, err)
+			}
+		}
+	}
+	return nil
+}
+
+// withProcess: the root, names, command (behind the init with --init),
+// environment, working directory and limits.
+func withProcess(in *specInput, s *specs.Spec) error {
+	r, cfg, hc := in.rec, in.rec.Config, in.rec.HostConfig
+	s.Root = &specs.Root{Path: in.root, Readonly: hc.ReadonlyRootfs}
+	s.Hostname = cfg.Hostname
+	s.Domainname = cfg.Domainname
+	p := s.Process
+	p.Terminal = cfg.Tty
+	p.Args = append([]string{r.Path}, r.Args...)
+	if in.initPath != "" {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: InitPath, Type: "bind", Source: in.initPath, Options: []string{"bind", "ro", "nosuid", "nodev"}})
 		p.Args = append([]string{InitPath, "--"}, p.Args...)
 	}
 	p.Env = processEnv(cfg)
@@ -424,23 +500,45 @@ func (e *Engine) buildSpec(r *Record, rootPath string, etc files, sb *berthnet.S
 	for _, u := range hc.Ulimits {
 		p.Rlimits = append(p.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_" + strings.ToUpper(u.Name), Soft: uint64(u.Soft), Hard: uint64(u.Hard)})
 	}
-	user, err := resolveUser(rootPath, cfg.User, hc.GroupAdd)
-	if err != nil {
-		return nil, err
+	if hc.OomScoreAdj != 0 {
+		adj := hc.OomScoreAdj
+		p.OOMScoreAdj = &adj
 	}
-	p.User = user
+	s.Linux.Sysctl = hc.Sysctls
+	s.Annotations = hc.Annotations
+	return nil
+}
+
+// withUser: the user and groups, from the image's passwd and group files,
+// and the umask.
+func withUser(in *specInput, s *specs.Spec) error {
+	cfg, hc := in.rec.Config, in.rec.HostConfig
+	user, err := resolveUser(in.root, cfg.User, hc.GroupAdd)
+	if err != nil {
+		return err
+	}
+	s.Process.User = user
 	if hc.Umask != nil {
 		m := *hc.Umask
-		p.User.Umask = &m
+		s.Process.User.Umask = &m
 	}
+	return nil
+}
+
+// withSecurity: capabilities, no_new_privs, the seccomp profile for the
+// capabilities, masked and read-only paths, and what --privileged and
+// --security-opt change of them.
+func withSecurity(in *specInput, s *specs.Spec) error {
+	hc := in.rec.HostConfig
 	caps, err := capSet(hc)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	p := s.Process
 	p.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
 	sec, err := parseSecurityOpts(hc.SecurityOpt)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// As dockerd: no_new_privs only when asked for.
 	p.NoNewPrivileges = sec.noNewPrivs
@@ -450,10 +548,6 @@ func (e *Engine) buildSpec(r *Record, rootPath string, etc files, sb *berthnet.S
 	}
 	if sec.unconfinedPaths {
 		s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
-	}
-	if hc.OomScoreAdj != 0 {
-		adj := hc.OomScoreAdj
-		p.OOMScoreAdj = &adj
 	}
 	if hc.Privileged {
 		s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
@@ -465,29 +559,33 @@ func (e *Engine) buildSpec(r *Record, rootPath string, etc files, sb *berthnet.S
 	if hc.ReadonlyPaths != nil {
 		s.Linux.ReadonlyPaths = hc.ReadonlyPaths
 	}
-	s.Linux.Sysctl = hc.Sysctls
-	s.Annotations = hc.Annotations
-	parent := e.o.CgroupParent
+	return nil
+}
+
+// withCgroup: the container's cgroup, below the daemon's parent.
+func withCgroup(in *specInput, s *specs.Spec) error {
+	parent := in.cgroupParent
 	if parent == "" {
 		parent = "/berth"
 	}
-	s.Linux.CgroupsPath = filepath.Join(parent, r.ID)
+	s.Linux.CgroupsPath = filepath.Join(parent, in.rec.ID)
+	return nil
+}
 
-	// Namespaces: docker's defaults and its host/container modes.
+// withNamespaces: docker's defaults and its host/container modes; a
+// network sandbox's namespace is joined.
+func withNamespaces(in *specInput, s *specs.Spec) error {
+	hc := in.rec.HostConfig
 	drop := map[specs.LinuxNamespaceType]bool{}
 	join := map[specs.LinuxNamespaceType]string{}
-	switch mode := string(hc.NetworkMode); {
-	case mode == "host":
+	if hc.NetworkMode == "host" {
 		drop[specs.NetworkNamespace] = true
-	case strings.HasPrefix(mode, "container:"):
-		pid, err := e.runningPid(strings.TrimPrefix(mode, "container:"))
-		if err != nil {
-			return nil, err
-		}
-		join[specs.NetworkNamespace] = fmt.Sprintf("/proc/%d/ns/net", pid)
 	}
-	if sb != nil {
-		join[specs.NetworkNamespace] = sb.Netns
+	if in.netns != "" {
+		join[specs.NetworkNamespace] = in.netns
+	}
+	if in.sb != nil {
+		join[specs.NetworkNamespace] = in.sb.Netns
 	}
 	if hc.IpcMode == "host" {
 		drop[specs.IPCNamespace] = true
@@ -511,9 +609,13 @@ func (e *Engine) buildSpec(r *Record, rootPath string, etc files, sb *berthnet.S
 		ns = append(ns, n)
 	}
 	s.Linux.Namespaces = ns
+	return nil
+}
 
-	// Mounts: the defaults (a /dev/shm of ShmSize), the /etc files, then
-	// the user's binds and tmpfs, later ones over earlier.
+// withMounts: the defaults (a /dev/shm of ShmSize), the /etc files, then
+// the user's binds, tmpfs and volumes, shallower destinations first.
+func withMounts(in *specInput, s *specs.Spec) error {
+	hc, etc := in.rec.HostConfig, in.etc
 	for i, m := range s.Mounts {
 		if m.Destination == "/dev/shm" && hc.ShmSize > 0 {
 			s.Mounts[i].Options = append(slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return strings.HasPrefix(o, "size=") }), "size="+strconv.FormatInt(hc.ShmSize, 10))
@@ -534,16 +636,10 @@ func (e *Engine) buildSpec(r *Record, rootPath string, etc files, sb *berthnet.S
 	for _, raw := range hc.Binds {
 		b, err := parseBind(raw)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if b.volume {
 			continue // in r.Volumes
-		}
-		if _, err := os.Stat(b.src); errors.Is(err, os.ErrNotExist) {
-			// docker creates a missing -v source as a directory
-			if err := os.MkdirAll(b.src, 0o755); err != nil {
-				return nil, fmt.Errorf("bind source %s: %w", b.src, err)
-			}
 		}
 		opts := []string{"rbind", "rprivate"}
 		if b.ro {
@@ -584,34 +680,35 @@ func (e *Engine) buildSpec(r *Record, rootPath string, etc files, sb *berthnet.S
 		}
 		ums = append(ums, specs.Mount{Destination: dst, Type: "tmpfs", Source: "tmpfs", Options: tmpfsOptions(data)})
 	}
-	vms, err := e.volumeMounts(r, rootPath)
-	if err != nil {
-		return nil, err
-	}
-	ums = append(ums, vms...)
+	ums = append(ums, in.volumes...)
 	// As dockerd: shallower destinations first, so that a mount inside
 	// another (a read-only bind over part of a volume) is not hidden by it.
 	slices.SortStableFunc(ums, func(a, b specs.Mount) int {
 		return mountDepth(a.Destination) - mountDepth(b.Destination)
 	})
 	s.Mounts = append(s.Mounts, ums...)
+	return nil
+}
 
+// withDevices: the limits, and each --device as a node the device cgroup
+// allows.
+func withDevices(in *specInput, s *specs.Spec) error {
+	hc := in.rec.HostConfig
 	devs, err := devices(hc)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.Linux.Devices = append(s.Linux.Devices, devs...)
-
 	res, err := resources(hc)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.Linux.Resources = res
 	for _, d := range devs {
 		major, minor := d.Major, d.Minor
 		s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: d.Type, Major: &major, Minor: &minor, Access: devicePerms(hc, d.Path)})
 	}
-	return s, nil
+	return nil
 }
 
 func mountDepth(dst string) int { return strings.Count(filepath.Clean(dst), "/") }
