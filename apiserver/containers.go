@@ -528,7 +528,8 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	if _, err := s.b.Engine.ExecInspect(id); err != nil {
+	x, err := s.b.Engine.ExecInspect(id)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
@@ -540,26 +541,20 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	// As dockerd, the stream opens (its headers flushed) before the process
+	// starts: output that came first would reach the client in the same
+	// read as the headers, where an HTTP client's buffer swallows it (the
+	// Python SDK's exec_run lost its output so under load).
+	client, in, err := hijack(w, r, streamType(x.ProcessConfig.Tty))
+	if err != nil {
+		return
+	}
 	mon, tty, err := s.b.Engine.ExecStart(id, false, req.ConsoleSize)
-	var startErr *engine.ExecStartError
-	if errors.As(err, &startErr) {
-		// As dockerd: the stream opens and carries the error; the client
-		// reads exit code 126 from the exec's inspect.
-		if client, _, err := hijack(w, r, streamType(tty)); err == nil {
-			writeFrame(client, 1, []byte(startErr.Error()+"\r\n"), tty)
-			client.Close()
-		}
-		return
-	}
 	if err != nil {
-		writeError(w, err)
-		return
-	}
-	client, in, err := hijack(w, r, streamType(tty))
-	if err != nil {
-		if mon != nil {
-			mon.Close()
-		}
+		// The stream carries the error; for a process that could not
+		// start, the client reads exit code 126 from the exec's inspect.
+		writeFrame(client, 1, []byte(err.Error()+"\r\n"), tty)
+		client.Close()
 		return
 	}
 	if mon == nil { // nothing attached

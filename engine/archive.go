@@ -36,22 +36,18 @@ type PathStat struct {
 // binds over it, all detached when fn returns. Every path under the root
 // is resolved with openat2(RESOLVE_IN_ROOT): no symlink leads out.
 func (e *Engine) containerRoot(ref string, fn func(rootfd int) error) error {
-	e.mu.Lock()
-	c, err := e.lookup(ref)
-	if err != nil {
-		e.mu.Unlock()
+	var c *ctr
+	var rec Record
+	var running bool
+	if err := e.withCtr(ref, func(found *ctr) error {
+		c, rec, running = found, found.rec, found.rec.State.Running()
+		return e.claimStopped(c, running, "copying")
+	}); err != nil {
 		return err
 	}
-	rec, running := c.rec, c.rec.State.Running()
 	if !running {
-		if c.busy != "" {
-			e.mu.Unlock()
-			return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("container %s is %s", rec.ID, c.busy))
-		}
-		c.busy = "copying"
 		defer e.unbusy(c)
 	}
-	e.mu.Unlock()
 	dir := fmt.Sprintf("/proc/%d/root", rec.State.Pid)
 	if !running {
 		tmp, err := os.MkdirTemp(filepath.Join(e.o.ExecRoot, "containers"), "archive-")

@@ -286,6 +286,20 @@ func (e *Engine) withCtr(ref string, f func(c *ctr) error) error {
 	return f(c)
 }
 
+// claimStopped marks a container that is not running busy with what
+// (its writable layer is about to be mounted outside a run), refusing one
+// already busy. A running one is left as it is. Called with e.mu held.
+func (e *Engine) claimStopped(c *ctr, running bool, what string) error {
+	if running {
+		return nil
+	}
+	if c.busy != "" {
+		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("container %s is %s", c.rec.ID, c.busy))
+	}
+	c.busy = what
+	return nil
+}
+
 var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 
 // reserveName claims name (or a generated one) for id. Called with e.mu.

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/berth-project/berth/errdefs"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,24 +16,20 @@ import (
 // that is not running has its root filesystem mounted for the time of the
 // export. Symbolic links are archived as links, never followed.
 func (e *Engine) Export(ref string, w io.Writer) error {
-	e.mu.Lock()
-	c, err := e.lookup(ref)
-	if err != nil {
-		e.mu.Unlock()
-		return err
-	}
-	id, running := c.rec.ID, c.rec.State.Running()
-	if !running {
+	var c *ctr
+	var id string
+	var running bool
+	if err := e.withCtr(ref, func(found *ctr) error {
+		c, id, running = found, found.rec.ID, found.rec.State.Running()
 		// The writable layer is mounted here for the export: no start
 		// may mount it at the same time.
-		if c.busy != "" {
-			e.mu.Unlock()
-			return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("container %s is %s", id, c.busy))
-		}
-		c.busy = "exporting"
+		return e.claimStopped(c, running, "exporting")
+	}); err != nil {
+		return err
+	}
+	if !running {
 		defer e.unbusy(c)
 	}
-	e.mu.Unlock()
 	root := filepath.Join(e.bundleDir(id), "rootfs")
 	if !running {
 		tmp, err := os.MkdirTemp(filepath.Join(e.o.ExecRoot, "containers"), "export-")

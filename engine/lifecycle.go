@@ -30,30 +30,29 @@ type pendingAttach struct {
 
 // Start runs a created or exited container.
 func (e *Engine) Start(ref string) error {
-	e.mu.Lock()
-	c, err := e.lookup(ref)
-	if err != nil {
-		e.mu.Unlock()
+	var c *ctr
+	var autoRemove bool
+	if err := e.withCtr(ref, func(found *ctr) error {
+		c = found
+		if c.busy != "" {
+			return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("container %s is %s", c.rec.ID, c.busy))
+		}
+		if c.rec.State.Running() {
+			return errdefs.New(errdefs.ErrNotModified, "container already started")
+		}
+		if c.restartTimer != nil {
+			c.restartTimer.Stop()
+			c.restartTimer = nil
+		}
+		c.busy = "starting"
+		c.rec.ManualStop = false
+		c.rec.RestartCount = 0
+		autoRemove = c.rec.HostConfig.AutoRemove
+		return nil
+	}); err != nil {
 		return err
 	}
-	if c.busy != "" {
-		e.mu.Unlock()
-		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("container %s is %s", c.rec.ID, c.busy))
-	}
-	if c.rec.State.Running() {
-		e.mu.Unlock()
-		return errdefs.New(errdefs.ErrNotModified, "container already started")
-	}
-	if c.restartTimer != nil {
-		c.restartTimer.Stop()
-		c.restartTimer = nil
-	}
-	c.busy = "starting"
-	c.rec.ManualStop = false
-	c.rec.RestartCount = 0
-	autoRemove := c.rec.HostConfig.AutoRemove
-	e.mu.Unlock()
-	err = e.start(c)
+	err := e.start(c)
 	e.unbusy(c)
 	if err != nil && autoRemove {
 		// As docker: a --rm container that cannot start is removed, with
@@ -370,42 +369,46 @@ func (e *Engine) Kill(ref, signal string) error {
 // Stop sends the container's stop signal (or signal), waits timeout
 // (nil: its StopTimeout, else 10 s; negative: forever), then kills it.
 func (e *Engine) Stop(ref, signal string, timeout *int) error {
-	e.mu.Lock()
-	c, err := e.lookup(ref)
-	if err != nil {
-		e.mu.Unlock()
+	var c *ctr
+	var w recordWrite
+	var id string
+	var exited chan struct{}
+	wait, restarting := 10, false
+	if err := e.withCtr(ref, func(found *ctr) error {
+		c = found
+		if c.rec.State.Status == ctypes.StateRestarting && c.restartTimer != nil {
+			// Between runs: the restart is called off, nothing to signal.
+			c.restartTimer.Stop()
+			c.restartTimer = nil
+			c.rec.State.Status = ctypes.StateExited
+			c.rec.ManualStop = true
+			w, restarting = e.takeRecord(c), true
+			return nil
+		}
+		if !c.rec.State.Running() {
+			return errdefs.New(errdefs.ErrNotModified, "container already stopped")
+		}
+		c.rec.ManualStop = true
+		w = e.takeRecord(c)
+		if signal == "" {
+			signal = c.rec.Config.StopSignal
+		}
+		if c.rec.Config.StopTimeout != nil {
+			wait = *c.rec.Config.StopTimeout
+		}
+		id, exited = c.rec.ID, c.exited
+		c.busy = "stopping"
+		return nil
+	}); err != nil {
 		return err
 	}
-	if c.rec.State.Status == ctypes.StateRestarting && c.restartTimer != nil {
-		c.restartTimer.Stop()
-		c.restartTimer = nil
-		c.rec.State.Status = ctypes.StateExited
-		c.rec.ManualStop = true
-		w := e.takeRecord(c)
-		e.mu.Unlock()
-		_ = e.write(w)
+	_ = e.write(w)
+	if restarting {
 		return nil
-	}
-	if !c.rec.State.Running() {
-		e.mu.Unlock()
-		return errdefs.New(errdefs.ErrNotModified, "container already stopped")
-	}
-	c.rec.ManualStop = true
-	w := e.takeRecord(c)
-	if signal == "" {
-		signal = c.rec.Config.StopSignal
-	}
-	wait := 10
-	if c.rec.Config.StopTimeout != nil {
-		wait = *c.rec.Config.StopTimeout
 	}
 	if timeout != nil {
 		wait = *timeout
 	}
-	id, exited := c.rec.ID, c.exited
-	c.busy = "stopping"
-	e.mu.Unlock()
-	_ = e.write(w)
 	defer func() {
 		e.mu.Lock()
 		if c.busy == "stopping" {
@@ -466,31 +469,31 @@ type RemoveOptions struct {
 // Remove deletes a container: a running one only with Force (killed
 // first). Its record, name, writable layer, logs and files go.
 func (e *Engine) Remove(ref string, o RemoveOptions) error {
-	e.mu.Lock()
-	c, err := e.lookup(ref)
-	if err != nil {
-		e.mu.Unlock()
+	var c *ctr
+	var id string
+	var exited chan struct{}
+	var running bool
+	if err := e.withCtr(ref, func(found *ctr) error {
+		c = found
+		if c.busy == "removing" {
+			return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("removal of container %s is already in progress", ref))
+		}
+		if c.rec.State.Running() && !o.Force {
+			return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("cannot remove container %q: container is running: stop the container before removing or force remove", c.rec.Name))
+		}
+		if c.busy == "starting" {
+			return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("container %s is starting", ref))
+		}
+		c.busy = "removing"
+		if c.restartTimer != nil {
+			c.restartTimer.Stop()
+			c.restartTimer = nil
+		}
+		id, exited, running = c.rec.ID, c.exited, c.rec.State.Running()
+		return nil
+	}); err != nil {
 		return err
 	}
-	if c.busy == "removing" {
-		e.mu.Unlock()
-		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("removal of container %s is already in progress", ref))
-	}
-	if c.rec.State.Running() && !o.Force {
-		e.mu.Unlock()
-		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("cannot remove container %q: container is running: stop the container before removing or force remove", c.rec.Name))
-	}
-	if c.busy == "starting" {
-		e.mu.Unlock()
-		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("container %s is starting", ref))
-	}
-	c.busy = "removing"
-	if c.restartTimer != nil {
-		c.restartTimer.Stop()
-		c.restartTimer = nil
-	}
-	id, exited, running := c.rec.ID, c.exited, c.rec.State.Running()
-	e.mu.Unlock()
 	if running {
 		e.thaw(id)
 		if err := e.mon.Kill(id, int(unix.SIGKILL), true); err != nil && !errdefs.Conflict(err) && !errdefs.NotFound(err) {
@@ -668,14 +671,11 @@ func (e *Engine) Attach(ctx context.Context, ref string, cfg monitor.AttachConfi
 
 // Resize sets a running container's terminal size.
 func (e *Engine) Resize(ref string, height, width uint16) error {
-	e.mu.Lock()
-	c, err := e.lookup(ref)
-	if err != nil {
-		e.mu.Unlock()
+	var id string
+	var running bool
+	if err := e.withCtr(ref, func(c *ctr) error { id, running = c.rec.ID, c.rec.State.Running(); return nil }); err != nil {
 		return err
 	}
-	id, running := c.rec.ID, c.rec.State.Running()
-	e.mu.Unlock()
 	if !running {
 		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("Container %s is not running", id))
 	}
@@ -684,16 +684,15 @@ func (e *Engine) Resize(ref string, height, width uint16) error {
 
 // runningPid is the pid of a running container's init.
 func (e *Engine) runningPid(ref string) (int, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	c, err := e.lookup(ref)
-	if err != nil {
-		return 0, err
-	}
-	if !c.rec.State.Running() {
-		return 0, errdefs.New(errdefs.ErrConflict, fmt.Sprintf("Container %s is not running", c.rec.ID))
-	}
-	return c.rec.State.Pid, nil
+	var pid int
+	err := e.withCtr(ref, func(c *ctr) error {
+		if !c.rec.State.Running() {
+			return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("Container %s is not running", c.rec.ID))
+		}
+		pid = c.rec.State.Pid
+		return nil
+	})
+	return pid, err
 }
 
 // thaw resumes a paused container so that signals reach its processes.

@@ -40,15 +40,16 @@ type LogsOptions struct {
 // Logs delivers a container's log entries to fn; following, it returns
 // when the container's run ends and its output is written, or ctx ends.
 func (e *Engine) Logs(ctx context.Context, ref string, o LogsOptions, fn func(logfile.Entry) error) (tty bool, err error) {
-	e.mu.Lock()
-	c, err := e.lookup(ref)
-	if err != nil {
-		e.mu.Unlock()
+	var id, driver string
+	var exited chan struct{}
+	var maxFiles int
+	if err := e.withCtr(ref, func(c *ctr) error {
+		id, exited, maxFiles, tty = c.rec.ID, c.exited, c.rec.LogOpts.MaxFiles, c.rec.Config.Tty
+		driver = c.rec.HostConfig.LogConfig.Type
+		return nil
+	}); err != nil {
 		return false, err
 	}
-	id, exited, maxFiles, tty := c.rec.ID, c.exited, c.rec.LogOpts.MaxFiles, c.rec.Config.Tty
-	driver := c.rec.HostConfig.LogConfig.Type
-	e.mu.Unlock()
 	if driver == LogDriverNone {
 		return tty, errdefs.New(errdefs.ErrInvalid, "configured logging driver does not support reading")
 	}

@@ -26,14 +26,15 @@ import (
 
 // running returns the library's handle on a running container.
 func (e *Engine) running(ref string) (*container.Container, *ctr, error) {
-	e.mu.Lock()
-	c, err := e.lookup(ref)
-	if err != nil {
-		e.mu.Unlock()
+	var c *ctr
+	var id string
+	var running bool
+	if err := e.withCtr(ref, func(found *ctr) error {
+		c, id, running = found, found.rec.ID, found.rec.State.Running()
+		return nil
+	}); err != nil {
 		return nil, nil, err
 	}
-	id, running := c.rec.ID, c.rec.State.Running()
-	e.mu.Unlock()
 	if !running {
 		return nil, nil, errdefs.New(errdefs.ErrConflict, fmt.Sprintf("Container %s is not running", id))
 	}
@@ -235,15 +236,16 @@ func hostMemory() uint64 {
 // checked as at create, and a running container's cgroup takes them at
 // once.
 func (e *Engine) Update(ref string, u ctypes.UpdateConfig) ([]string, error) {
-	e.mu.Lock()
-	c, err := e.lookup(ref)
-	if err != nil {
-		e.mu.Unlock()
+	var c *ctr
+	var hc ctypes.HostConfig
+	var id string
+	var running bool
+	if err := e.withCtr(ref, func(found *ctr) error {
+		c, hc, id, running = found, *found.rec.HostConfig, found.rec.ID, found.rec.State.Running()
+		return nil
+	}); err != nil {
 		return nil, err
 	}
-	hc := *c.rec.HostConfig
-	id, running := c.rec.ID, c.rec.State.Running()
-	e.mu.Unlock()
 	if u.RestartPolicy.Name != "" {
 		if hc.AutoRemove && u.RestartPolicy.Name != ctypes.RestartPolicyDisabled {
 			return nil, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("Cannot update container %s: Restart policy cannot be updated because AutoRemove is enabled for the container", id))
