@@ -309,11 +309,17 @@ func (e *Engine) scheduleRestart(c *ctr, delay time.Duration) {
 		err := e.start(c)
 		e.mu.Lock()
 		c.busy = ""
-		if err != nil {
-			c.rec.State.Status = ctypes.StateExited
-			e.log.Warn("restart", "id", c.rec.ID, "err", err)
+		if err == nil {
+			e.mu.Unlock()
+			return
 		}
+		// The record on disk says so too (start saved its error with the
+		// status "restarting"): a restarted berthd must not try again.
+		c.rec.State.Status = ctypes.StateExited
+		w := e.takeRecord(c)
 		e.mu.Unlock()
+		_ = e.write(w)
+		e.log.Warn("restart", "id", c.rec.ID, "err", err)
 	})
 }
 
