@@ -49,8 +49,9 @@ type Server struct {
 	log  *slog.Logger
 
 	// spawnMu: spawning (and anything else that waits for a specific
-	// child, like hooks) holds it for reading; the reaper, which waits
-	// for any child, holds it for writing, so it never steals a status.
+	// child, like hooks) holds it for reading; the reaper's wait for any
+	// child (orphans) holds it for writing, so it never steals a status.
+	// The processes the monitor holds are reaped by pid, without it.
 	spawnMu sync.RWMutex
 
 	mu    sync.Mutex
@@ -633,7 +634,8 @@ func (s *Server) spawn(p *proc, st *stdio, cfg StdioConfig, start func() (int, e
 	pid, err := start()
 	if err == nil {
 		p.pid = pid
-		// Not reaped yet (the reaper waits for spawnMu): pid is still
+		// Not reaped yet: the reaper waits by pid only for registered
+		// processes, and for any child only with spawnMu. pid is still
 		// this process.
 		if fd, err := unix.PidfdOpen(pid, 0); err == nil { // close-on-exec
 			p.pidfd = fd
@@ -1031,38 +1033,86 @@ func (s *Server) dropSub(sub *subscriber) {
 	s.mu.Unlock()
 }
 
-// reap collects every exited child; the ones it holds get their status,
-// orphans that were reparented to the monitor are just released.
+// reap collects every exited child. The processes it holds are reaped by
+// pid, without spawnMu: their statuses reach subscribers at once, even
+// while a create or a hook runs (those wait for children of their own,
+// which a wait for any child could take from them). The rest — orphans
+// reparented to the monitor — are released with a wait for any child,
+// under spawnMu, when no create or hook holds it (or on a later signal or
+// tick).
 func (s *Server) reap(sigc <-chan os.Signal) {
-	for range sigc {
-		s.spawnMu.Lock()
-		for {
-			var ws unix.WaitStatus
-			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil || pid <= 0 {
-				break
-			}
-			s.mu.Lock()
-			p := s.byPid[pid]
-			s.mu.Unlock()
-			if p == nil {
-				continue
-			}
-			code := ws.ExitStatus()
-			if ws.Signaled() {
-				code = 128 + int(ws.Signal())
-			}
-			p.reapOnce.Do(func() {
-				p.exitCode, p.exitedAt = code, time.Now().UTC()
-				close(p.reaped)
-			})
-			if p.container {
-				SaveExit(s.root, p.id, code)
-			}
+	tick := time.NewTicker(orphanSweep)
+	defer tick.Stop()
+	for {
+		select {
+		case <-sigc:
+		case <-tick.C:
 		}
-		s.spawnMu.Unlock()
+		s.reapHeld()
+		if s.spawnMu.TryLock() {
+			s.reapAny()
+			s.spawnMu.Unlock()
+		}
+	}
+}
+
+// orphanSweep is how often orphans are looked for without a SIGCHLD (one
+// that arrived while a create held spawnMu left them for later).
+const orphanSweep = 5 * time.Second
+
+// reapHeld reaps, by pid, the held processes that have exited.
+func (s *Server) reapHeld() {
+	s.mu.Lock()
+	var held []*proc
+	for _, p := range s.byPid {
+		if !p.adopted {
+			held = append(held, p)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range held {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(p.pid, &ws, unix.WNOHANG, nil)
+		for err == unix.EINTR {
+			pid, err = unix.Wait4(p.pid, &ws, unix.WNOHANG, nil)
+		}
+		if err == nil && pid == p.pid {
+			s.noteExit(p, ws)
+		}
+	}
+}
+
+// reapAny reaps whatever child has exited. Called with spawnMu held.
+func (s *Server) reapAny() {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			return
+		}
+		s.mu.Lock()
+		p := s.byPid[pid]
+		s.mu.Unlock()
+		if p != nil {
+			s.noteExit(p, ws)
+		}
+	}
+}
+
+// noteExit records p's exit status, once.
+func (s *Server) noteExit(p *proc, ws unix.WaitStatus) {
+	code := ws.ExitStatus()
+	if ws.Signaled() {
+		code = 128 + int(ws.Signal())
+	}
+	p.reapOnce.Do(func() {
+		p.exitCode, p.exitedAt = code, time.Now().UTC()
+		close(p.reaped)
+	})
+	if p.container {
+		SaveExit(s.root, p.id, code)
 	}
 }
