@@ -153,7 +153,6 @@ func (e *Engine) start(c *ctr) (err error) {
 	if err := e.write(w); err != nil {
 		return err
 	}
-	preExec, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	if err := e.mon.Start(rec.ID); err != nil {
 		e.mu.Lock()
 		c.rec.State = State{Status: ctypes.StateExited, ExitCode: 128, Error: err.Error(), FinishedAt: time.Now().UTC()}
@@ -165,7 +164,6 @@ func (e *Engine) start(c *ctr) (err error) {
 	}
 	cu.Release()
 	e.holdFifos(c)
-	waitExec(pid, preExec)
 	e.emit(c, events.ActionStart, nil)
 	e.startHealth(c)
 	e.log.Debug("started", "id", rec.ID, "bundle", t1.Sub(t0), "create", t2.Sub(t1), "start", time.Since(t2))
@@ -711,25 +709,5 @@ func (e *Engine) thaw(id string) {
 		if err := e.Unpause(id); err != nil {
 			e.log.Warn("thaw before kill", "id", id, "err", err)
 		}
-	}
-}
-
-// waitExec waits (up to a second) until the container's init has exec'd
-// the user's process, seen as /proc/<pid>/exe leaving what it was before
-// start (the runtime). The runtime's start returns once the process is
-// released, a little before the exec: a signal sent in between — a
-// `docker stop` right after `docker run -d` — would reach the runtime's
-// init, or with --init a PID 1 that has not set up its signal handling
-// yet, and be lost.
-func waitExec(pid int, preExec string) {
-	if preExec == "" {
-		return
-	}
-	exe := fmt.Sprintf("/proc/%d/exe", pid)
-	for i := 0; i < 1000; i++ {
-		if now, err := os.Readlink(exe); err != nil || now != preExec {
-			return
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

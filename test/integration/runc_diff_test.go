@@ -85,8 +85,9 @@ func sh(b *harness.Bundle, script string) {
 	b.Spec.Process.Args = []string{"/bin/sh", "-c", script}
 }
 
-// deviceRules is what a Docker 20.10 config asks of the device cgroup:
-// deny everything, then allow the usual devices.
+// denyAllDevices makes the device cgroup deny everything the config does
+// not allow (Docker 20.10's configs start so); the runtime's built-in
+// rules stay.
 func denyAllDevices(b *harness.Bundle) {
 	b.Spec.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}
 }
@@ -214,8 +215,8 @@ func templateFrom(t *testing.T, bin string) *specs.Spec {
 	return &spec
 }
 
-// detached starts the bundle's process (a long sleep unless the setup
-// chose another) with run -d and records the exit code.
+// detached starts the bundle's process with run -d and records the exit
+// code.
 func (tr *trial) detached() {
 	tr.code("run", "-d", tr.b.ID)
 }
