@@ -480,7 +480,7 @@ func (c *Container) Start() error {
 // waitExec returns once the init has taken the start byte and its end of
 // the barrier is closed — by the execve of the user's process (it is
 // close-on-exec) or by its death — or after 10 s. So `start` returns when
-// the user's program runs, as crun's does: a signal sent right after it
+// the user's program runs: a signal sent right after it
 // reaches the program, not an init that ignores it (the kernel drops a
 // signal without a handler at a PID namespace's init; the validation
 // suite's killsig failed on that window under load).
