@@ -22,7 +22,7 @@ echo "host: $(nproc) CPUs, kernel $(uname -r)"
 echo "== docker run --rm --network none busybox true, through berthd"
 scripts/build.sh "$work/bin" >/dev/null
 scripts/busybox-tar.sh "$work/busybox.tar"
-coproc SERVE { "$work/pullrunbench" -serve -work "$work/serve"; }
+coproc SERVE { nice -n 19 "$work/pullrunbench" -serve -work "$work/serve"; }
 read -r big <&"${SERVE[0]}"
 "$work/bin/berthd" -H "unix://$work/berth.sock" --data-root "$work/data" --exec-root "$work/exec" \
 	--pidfile "$work/berthd.pid" --config-file /dev/null --log-level warn 2>"$work/berthd.log" &
@@ -43,7 +43,19 @@ idle=$(runs "$rounds" | med)
 docker pull -q "$big" >/dev/null &
 pull=$!
 sleep 0.2
-during=$(while kill -0 $pull 2>/dev/null; do runs 1; done | med)
+d=$(while kill -0 $pull 2>/dev/null; do runs 1; done)
+during=$(med <<<"$d")
 wait $pull
+# The same host work without berthd: the big image's layer blobs, as the
+# registry stores them, unpacked by gzip and tar.
+mkdir "$work/untar"
+(find "$work/serve" -name data -size +10M | while read -r b; do tar -xzf "$b" -C "$work/untar"; done) &
+untar=$!
+sleep 0.2
+p=$(while kill -0 $untar 2>/dev/null; do runs 1; done)
+plain=$(med <<<"$p")
+wait $untar
+ratio() { awk -v a="$1" -v b="$idle" 'BEGIN {printf "%.2f", a/b}'; }
 echo "  idle daemon        $idle ms"
-echo "  during the pull    $during ms  ($(awk -v a="$during" -v b="$idle" 'BEGIN {printf "%.2f", a/b}')x idle)"
+echo "  during the pull    $during ms  ($(ratio "$during")x idle; $(wc -l <<<"$d") rounds)"
+echo "  during tar -xzf    $plain ms  ($(ratio "$plain")x idle; $(wc -l <<<"$p") rounds; the same layers unpacked without berthd)"

@@ -290,8 +290,6 @@ func (s *Store) Load(r io.Reader, progress func(Progress)) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
-	s.gc.RLock()
-	defer s.gc.RUnlock()
 	if _, ok := a.files["manifest.json"]; ok {
 		return s.loadDockerArchive(a, progress)
 	}
@@ -422,6 +420,8 @@ func (s *Store) addImage(a *archive, m ocispec.Manifest, files []string, cfgRaw 
 	if len(files) != len(m.Layers) {
 		return nil, fmt.Errorf("load: manifest lists %d layers, the archive %d: %w", len(m.Layers), len(files), errdefs.ErrInvalid)
 	}
+	le := s.newLease()
+	defer le.release()
 	id := digest.FromBytes(cfgRaw)
 	if m.Config.Digest != "" && m.Config.Digest != id {
 		return nil, fmt.Errorf("load: config %s: content has digest %s: %w", m.Config.Digest, id, errdefs.ErrInvalid)
@@ -441,6 +441,7 @@ func (s *Store) addImage(a *archive, m ocispec.Manifest, files []string, cfgRaw 
 		}
 		full = append(full, fullName(r))
 	}
+	le.pin(id)
 	if err := s.content.Put(id, cfgRaw); err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
@@ -451,7 +452,7 @@ func (s *Store) addImage(a *archive, m ocispec.Manifest, files []string, cfgRaw 
 		if err != nil {
 			return nil, fmt.Errorf("load: layer %s: %w", l.Digest, err)
 		}
-		n, err := s.addLayer(layers[i], func() (io.ReadCloser, error) { return os.Open(p) }, progress)
+		n, err := s.addLayer(le, layers[i], func() (io.ReadCloser, error) { return os.Open(p) }, progress)
 		if err != nil {
 			return nil, fmt.Errorf("load: image %s: layer %s: %w", id.Encoded()[:12], l.Digest, err)
 		}
@@ -462,6 +463,7 @@ func (s *Store) addImage(a *archive, m ocispec.Manifest, files []string, cfgRaw 
 		return nil, err
 	}
 	mdigest := digest.FromBytes(mraw)
+	le.pin(mdigest)
 	if err := s.content.Put(mdigest, mraw); err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
@@ -501,9 +503,9 @@ func (s *Store) Import(r io.Reader, o ImportOptions) (*Image, error) {
 		}
 		names = []string{fullName(rr)}
 	}
-	s.gc.RLock()
-	defer s.gc.RUnlock()
-	d, size, err := s.content.Ingest(r)
+	le := s.newLease()
+	defer le.release()
+	d, size, err := s.content.Ingest(r, func(d digest.Digest) { le.pin(d) })
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
@@ -525,7 +527,7 @@ func (s *Store) Import(r io.Reader, o ImportOptions) (*Image, error) {
 		return nil, fmt.Errorf("import: reading the tarball: %w", err)
 	}
 	l := layerRecord{Digest: d, DiffID: diffID, Size: size, MediaType: mediaType}
-	n, err := s.addLayer(l, func() (io.ReadCloser, error) { return s.content.Open(d) }, func(Progress) {})
+	n, err := s.addLayer(le, l, func() (io.ReadCloser, error) { return s.content.Open(d) }, func(Progress) {})
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
@@ -544,7 +546,7 @@ func (s *Store) Import(r io.Reader, o ImportOptions) (*Image, error) {
 		return nil, err
 	}
 	rec := &imageRecord{Layers: []layerRecord{l}}
-	id, err := s.putConfigAndManifest(cfgRaw, rec)
+	id, err := s.putConfigAndManifest(le, cfgRaw, rec)
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}

@@ -49,8 +49,8 @@ func (s *Store) Commit(o CommitOptions) (*Image, error) {
 		}
 		names = append(names, fullName(r))
 	}
-	s.gc.RLock()
-	defer s.gc.RUnlock()
+	le := s.newLease()
+	defer le.release()
 	now := time.Now().UTC()
 	img := dockerspec.DockerOCIImage{Image: ocispec.Image{
 		Created: &now, Author: o.Author,
@@ -59,13 +59,13 @@ func (s *Store) Commit(o CommitOptions) (*Image, error) {
 	}}
 	var layers []layerRecord
 	if o.Parent != "" {
+		rec, err := s.pinImage(le, o.Parent)
+		if err != nil {
+			return nil, err
+		}
+		layers = append(layers, rec.Layers...)
 		var parent *Image
-		err := s.db.View(func(tx *bolt.Tx) error {
-			rec, err := loadRecord(tx, o.Parent)
-			if err != nil {
-				return err
-			}
-			layers = append(layers, rec.Layers...)
+		err = s.db.View(func(tx *bolt.Tx) error {
 			parent, err = s.toImage(tx, o.Parent, rec)
 			return err
 		})
@@ -79,7 +79,7 @@ func (s *Store) Commit(o CommitOptions) (*Image, error) {
 	h := o.History
 	h.Created = &now
 	if o.Layer != nil {
-		l, err := s.ingestLayer(o.Layer)
+		l, err := s.ingestLayer(le, o.Layer)
 		if err != nil {
 			return nil, err
 		}
@@ -95,7 +95,7 @@ func (s *Store) Commit(o CommitOptions) (*Image, error) {
 		return nil, err
 	}
 	rec := &imageRecord{Layers: layers, Parent: o.Parent}
-	id, err := s.putConfigAndManifest(cfgRaw, rec)
+	id, err := s.putConfigAndManifest(le, cfgRaw, rec)
 	if err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
@@ -104,17 +104,17 @@ func (s *Store) Commit(o CommitOptions) (*Image, error) {
 
 // ingestLayer stores the tar write produces as a plain-tar layer blob and
 // unpacks it.
-func (s *Store) ingestLayer(write func(w io.Writer) error) (layerRecord, error) {
+func (s *Store) ingestLayer(le *lease, write func(w io.Writer) error) (layerRecord, error) {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(write(pw)) }()
-	d, size, err := s.content.Ingest(pr)
+	d, size, err := s.content.Ingest(pr, func(d digest.Digest) { le.pin(d) })
 	pr.CloseWithError(err)
 	if err != nil {
 		return layerRecord{}, fmt.Errorf("commit: layer: %w", err)
 	}
 	// Plain tar: the blob's digest is the diffID.
 	l := layerRecord{Digest: d, DiffID: d, Size: size, MediaType: ocispec.MediaTypeImageLayer}
-	n, err := s.addLayer(l, func() (io.ReadCloser, error) { return s.content.Open(d) }, func(Progress) {})
+	n, err := s.addLayer(le, l, func() (io.ReadCloser, error) { return s.content.Open(d) }, func(Progress) {})
 	if err != nil {
 		return layerRecord{}, fmt.Errorf("commit: layer: %w", err)
 	}
@@ -235,7 +235,7 @@ func (s *Store) RootfsKeys() ([]string, error) { return s.snaps.Snapshots() }
 
 // putConfigAndManifest stores an image's config and an OCI manifest for
 // rec's layers, sets rec's manifest fields and returns the image ID.
-func (s *Store) putConfigAndManifest(cfgRaw []byte, rec *imageRecord) (digest.Digest, error) {
+func (s *Store) putConfigAndManifest(le *lease, cfgRaw []byte, rec *imageRecord) (digest.Digest, error) {
 	id := digest.FromBytes(cfgRaw)
 	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
 		Config: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: id, Size: int64(len(cfgRaw))}}
@@ -247,6 +247,7 @@ func (s *Store) putConfigAndManifest(cfgRaw []byte, rec *imageRecord) (digest.Di
 		return "", err
 	}
 	rec.Manifest, rec.MediaType = digest.FromBytes(mraw), m.MediaType
+	le.pin(id, rec.Manifest)
 	for dg, b := range map[digest.Digest][]byte{id: cfgRaw, rec.Manifest: mraw} {
 		if err := s.content.Put(dg, b); err != nil {
 			return "", err

@@ -128,13 +128,12 @@ func (s *Store) Pull(ctx context.Context, refStr string, po PullOptions) (*Image
 		return fail(registryError(ref, err))
 	}
 
-	// Everything from the first blob to the metadata commit runs under the
-	// collector's read lock, so nothing fetched is collected meanwhile.
-	s.gc.RLock()
-	defer s.gc.RUnlock()
+	// Everything fetched stays pinned until the image record names it.
+	le := s.newLease()
+	defer le.release()
 
 	cfgDigest := digest.Digest(m.Config.Digest.String())
-	rawCfg, err := s.fetchSmall(ctx, blobs, cfgDigest)
+	rawCfg, err := s.fetchSmall(le, ctx, blobs, cfgDigest)
 	if err != nil {
 		return fail(fmt.Errorf("config %s: %w", cfgDigest, err))
 	}
@@ -160,7 +159,7 @@ func (s *Store) Pull(ctx context.Context, refStr string, po PullOptions) (*Image
 		l := &layers[i]
 		g.Go(func() error {
 			open := func() (io.ReadCloser, error) { return blobs.open(gctx, l.Digest) }
-			n, err := s.addLayer(*l, open, progress)
+			n, err := s.addLayer(le, *l, open, progress)
 			if err != nil {
 				return fmt.Errorf("layer %s: %w", l.Digest, err)
 			}
@@ -172,6 +171,7 @@ func (s *Store) Pull(ctx context.Context, refStr string, po PullOptions) (*Image
 		return fail(err)
 	}
 
+	le.pin(mdigest, digest.Digest(top.String()))
 	if err := s.content.Put(mdigest, manifest); err != nil {
 		return fail(err)
 	}
@@ -298,7 +298,8 @@ func (b *blobSource) open(ctx context.Context, d digest.Digest) (io.ReadCloser, 
 }
 
 // fetchSmall fetches a blob (config) into the store and returns it.
-func (s *Store) fetchSmall(ctx context.Context, blobs *blobSource, d digest.Digest) ([]byte, error) {
+func (s *Store) fetchSmall(le *lease, ctx context.Context, blobs *blobSource, d digest.Digest) ([]byte, error) {
+	le.pin(d)
 	if b, err := s.content.ReadAll(d); err == nil {
 		return b, nil
 	}
@@ -324,8 +325,10 @@ func (s *Store) fetchSmall(ctx context.Context, blobs *blobSource, d digest.Dige
 // addLayer makes sure layer l's blob is stored and its content unpacked,
 // reading the blob from open (a download, or a file of an archive) and
 // unpacking in the same pass. It returns the unpacked size. Concurrent
-// calls for the same blob share one fetch.
-func (s *Store) addLayer(l layerRecord, open func() (io.ReadCloser, error), progress func(Progress)) (int64, error) {
+// calls for the same blob share one fetch. The blob and the layer are
+// pinned to le.
+func (s *Store) addLayer(le *lease, l layerRecord, open func() (io.ReadCloser, error), progress func(Progress)) (int64, error) {
+	le.pin(l.Digest, l.DiffID)
 	id := shortID(l.Digest)
 	v, err, _ := s.flights.Do(string(l.Digest), func() (any, error) {
 		haveBlob, haveLayer := s.content.Has(l.Digest), s.snaps.HasLayer(l.DiffID)

@@ -92,9 +92,13 @@ func (s *Store) Push(ctx context.Context, refStr string, po PushOptions) (PushRe
 	}
 	client := &http.Client{Transport: rt}
 
-	// The collector must not take the blobs while they are read.
-	s.gc.RLock()
-	defer s.gc.RUnlock()
+	// The blobs are pinned while they are read; an image removed before
+	// the pins took hold is gone.
+	le := s.newLease()
+	defer le.release()
+	if rec, err = s.pinImage(le, id); err != nil {
+		return PushResult{}, errdefs.New(errdefs.ErrNotFound, "An image does not exist locally with the tag: "+Familiar(repoName(ref)))
+	}
 	manifest, err := s.content.ReadAll(rec.Manifest)
 	if err != nil {
 		return PushResult{}, fmt.Errorf("push %s: the image's manifest %s: %w", refStr, rec.Manifest, err)

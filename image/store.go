@@ -69,14 +69,11 @@ type Store struct {
 	content *content.Store
 	snaps   *storage.Snapshotter
 
-	// gc is held for writing while images, blobs or layers shared between
-	// images are deleted (Remove, Prune), and for reading by whatever adds
-	// or uses them: pulls and loads between their first download and their
-	// metadata commit, so that a blob is never collected on its way in, and
-	// a container's writable layer made or removed, so that its image is
-	// not removed under it. Readers run together: a container's create and
-	// remove never wait behind a pull.
-	gc      sync.RWMutex
+	// gcMu orders the deleters: Remove, Prune and the sweep a lease's
+	// release may make. Nothing that adds or uses content takes it; that
+	// content is pinned instead (lease.go).
+	gcMu    sync.Mutex
+	pins    pinTable
 	flights singleflight.Group
 }
 
@@ -387,8 +384,8 @@ type RemoveResult struct {
 // container rootfs is refused unless force, which then only untags; an
 // image with several names given by ID is refused unless force.
 func (s *Store) Remove(ref string, force bool) (*RemoveResult, error) {
-	s.gc.Lock()
-	defer s.gc.Unlock()
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
 	res := &RemoveResult{}
 	var deleted bool
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -494,8 +491,8 @@ type PruneResult struct {
 // ("dangling") ones unless all — and then every blob and unpacked layer no
 // image or rootfs names.
 func (s *Store) Prune(all bool) (*PruneResult, error) {
-	s.gc.Lock()
-	defer s.gc.Unlock()
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
 	res := &RemoveResult{}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		// Rounds, leaves first: an image others are committed on goes
@@ -528,8 +525,11 @@ func (s *Store) Prune(all bool) (*PruneResult, error) {
 }
 
 // collect removes blobs and unpacked layers that no image and no rootfs
-// names. The caller holds s.gc for writing.
+// names and no lease pins. The caller holds s.gcMu.
 func (s *Store) collect() (int64, error) {
+	s.pins.mu.Lock()
+	defer s.pins.mu.Unlock()
+	s.pins.kept = nil
 	blobs := map[digest.Digest]bool{}
 	layers := map[digest.Digest]bool{}
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -555,13 +555,18 @@ func (s *Store) collect() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	// Layers under a container's rootfs stay even if its image went.
+	// Layers under a container's rootfs stay even if its image went. A
+	// rootfs being made or removed meanwhile may have no lower file: its
+	// layers are pinned, or no longer needed.
 	keys, err := s.snaps.Snapshots()
 	if err != nil {
 		return 0, err
 	}
 	for _, k := range keys {
 		lower, err := s.snaps.Lower(k)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			continue
+		}
 		if err != nil {
 			return 0, err
 		}
@@ -572,7 +577,7 @@ func (s *Store) collect() (int64, error) {
 	var reclaimed int64
 	var errs []error
 	err = s.content.Walk(func(d digest.Digest, size int64) error {
-		if !blobs[d] {
+		if !blobs[d] && !s.pins.pinned(d) {
 			if err := s.content.Delete(d); err != nil {
 				errs = append(errs, err)
 			} else {
@@ -589,7 +594,7 @@ func (s *Store) collect() (int64, error) {
 		return reclaimed, err
 	}
 	for _, l := range all {
-		if layers[l] {
+		if layers[l] || s.pins.pinned(l) {
 			continue
 		}
 		n, _ := storage.DirSize(s.snaps.LayerPath(l))
@@ -654,8 +659,8 @@ func (s *Store) PrepareRootfs(key, ref string) (*Image, error) {
 // PrepareRootfsSized is PrepareRootfs with the writable layer limited to
 // size bytes (0: unlimited).
 func (s *Store) PrepareRootfsSized(key, ref string, size int64) (*Image, error) {
-	s.gc.RLock()
-	defer s.gc.RUnlock()
+	le := s.newLease()
+	defer le.release()
 	var img *Image
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		id, err := s.resolve(tx, ref)
@@ -676,6 +681,9 @@ func (s *Store) PrepareRootfsSized(key, ref string, size int64) (*Image, error) 
 		for i, l := range r.Layers {
 			diffIDs[i] = l.DiffID
 		}
+		// The image is in this transaction's view, so its layers were
+		// kept by any sweep before the pins.
+		le.pin(diffIDs...)
 		if err := s.snaps.PrepareSized(key, diffIDs, size); err != nil {
 			return err
 		}
@@ -697,8 +705,6 @@ func (s *Store) RootfsUsage(key string) (int64, error) { return s.snaps.Usage(ke
 // RemoveRootfs deletes a container's writable layer and its record. The
 // caller unmounts it first.
 func (s *Store) RemoveRootfs(key string) error {
-	s.gc.RLock()
-	defer s.gc.RUnlock()
 	if err := s.snaps.Remove(key); err != nil {
 		return err
 	}

@@ -129,8 +129,9 @@ func (s *Store) Put(d digest.Digest, data []byte) error {
 }
 
 // Ingest stores r's content under its own digest, for blobs whose digest
-// is not known in advance (an imported tarball).
-func (s *Store) Ingest(r io.Reader) (digest.Digest, int64, error) {
+// is not known in advance (an imported tarball). claim is called with the
+// digest before the blob becomes visible in the store.
+func (s *Store) Ingest(r io.Reader, claim func(digest.Digest)) (digest.Digest, int64, error) {
 	f, err := os.CreateTemp(s.ingestDir(), "unknown-")
 	if err != nil {
 		return "", 0, err
@@ -146,6 +147,7 @@ func (s *Store) Ingest(r io.Reader) (digest.Digest, int64, error) {
 		return "", n, fmt.Errorf("storing blob: %w", err)
 	}
 	d := h.Digest()
+	claim(d)
 	if err := os.Rename(f.Name(), s.Path(d)); err != nil {
 		return "", n, err
 	}
