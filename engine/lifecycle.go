@@ -337,6 +337,25 @@ func ParseSignal(s string) (unix.Signal, error) {
 	if sig := unix.SignalNum(name); sig != 0 {
 		return sig, nil
 	}
+	// Real-time signals as docker names them: RTMIN, RTMIN+n, RTMAX-n.
+	const rtmin, rtmax = 34, 64
+	for _, rt := range []struct {
+		prefix string
+		base   int
+		sign   int
+	}{{"SIGRTMIN+", rtmin, 1}, {"SIGRTMAX-", rtmax, -1}} {
+		if rest, ok := strings.CutPrefix(name, rt.prefix); ok {
+			if n, err := strconv.Atoi(rest); err == nil && n > 0 && n <= rtmax-rtmin {
+				return unix.Signal(rt.base + rt.sign*n), nil
+			}
+		}
+	}
+	switch name {
+	case "SIGRTMIN":
+		return unix.Signal(rtmin), nil
+	case "SIGRTMAX":
+		return unix.Signal(rtmax), nil
+	}
 	return 0, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("Invalid signal: %s", s))
 }
 
