@@ -100,6 +100,11 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
 		cgv = "2"
 	}
+	secOpts := []string{"name=seccomp,profile=builtin"}
+	usernsOpt, usernsStatus := s.b.Engine.UsernsInfo()
+	if usernsOpt != "" {
+		secOpts = append(secOpts, usernsOpt)
+	}
 	writeJSON(w, http.StatusOK, system.Info{
 		ID:                 "berthd",
 		Images:             len(imgs),
@@ -108,7 +113,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		ContainersPaused:   paused,
 		ContainersStopped:  stopped,
 		Driver:             "overlay2",
-		DriverStatus:       [][2]string{{"Backing Filesystem", "berth storage (layers by diffID)"}, {"Quota backend", s.b.Images.QuotaBackend()}, {"Volume quota backend", s.b.Volumes.QuotaBackend()}},
+		DriverStatus:       [][2]string{{"Backing Filesystem", "berth storage (layers by diffID)"}, {"Quota backend", s.b.Images.QuotaBackend()}, {"Volume quota backend", s.b.Volumes.QuotaBackend()}, usernsStatus},
 		MemoryLimit:        true,
 		CPUCfsPeriod:       true,
 		CPUCfsQuota:        true,
@@ -130,7 +135,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		ServerVersion:      s.b.Version,
 		DefaultRuntime:     "berth-runtime",
 		LiveRestoreEnabled: true, // containers outlive berthd (berth-monitor holds them)
-		SecurityOptions:    []string{"name=seccomp,profile=builtin"},
+		SecurityOptions:    secOpts,
 		Swarm:              swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
 		Warnings:           s.b.Warnings,
 	})

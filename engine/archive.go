@@ -16,6 +16,7 @@ import (
 	"github.com/berth-project/berth/container/rootfs"
 	"github.com/berth-project/berth/errdefs"
 	"github.com/berth-project/berth/storage/unpack"
+	"github.com/berth-project/berth/userns"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,7 +36,7 @@ type PathStat struct {
 // has its root filesystem mounted for the time of fn, with its volumes and
 // binds over it, all detached when fn returns. Every path under the root
 // is resolved with openat2(RESOLVE_IN_ROOT): no symlink leads out.
-func (e *Engine) containerRoot(ref string, fn func(rootfd int) error) error {
+func (e *Engine) containerRoot(ref string, fn func(rootfd int, m *userns.Mapping) error) error {
 	var c *ctr
 	var rec Record
 	var running bool
@@ -55,7 +56,7 @@ func (e *Engine) containerRoot(ref string, fn func(rootfd int) error) error {
 			return err
 		}
 		defer os.Remove(tmp)
-		if err := e.o.Images.MountRootfs(rec.ID, tmp); err != nil {
+		if err := e.mountRootfs(&rec, tmp); err != nil {
 			return fmt.Errorf("mount the root filesystem of %s: %w", rec.ID, err)
 		}
 		// Detaching the root detaches what is mounted under it too.
@@ -70,7 +71,7 @@ func (e *Engine) containerRoot(ref string, fn func(rootfd int) error) error {
 		return fmt.Errorf("container %s: open its root: %w", rec.ID, err)
 	}
 	defer unix.Close(rootfd)
-	return fn(rootfd)
+	return fn(rootfd, rec.IDMap)
 }
 
 // mountVolumesUnder binds a stopped container's volumes and bind mounts
@@ -204,7 +205,7 @@ func fileMode(m uint32) fs.FileMode {
 // StatPath stats a path in a container, for docker cp.
 func (e *Engine) StatPath(ref, p string) (PathStat, error) {
 	var st PathStat
-	err := e.containerRoot(ref, func(rootfd int) error {
+	err := e.containerRoot(ref, func(rootfd int, _ *userns.Mapping) error {
 		var err error
 		st, err = statIn(rootfd, ref, p)
 		return err
@@ -217,7 +218,7 @@ func (e *Engine) StatPath(ref, p string) (PathStat, error) {
 // path ending in "/."), a symlink as a link. head is called with the
 // path's stat before the first byte is written.
 func (e *Engine) ArchivePath(ref, p string, head func(PathStat), w io.Writer) error {
-	return e.containerRoot(ref, func(rootfd int) error {
+	return e.containerRoot(ref, func(rootfd int, m *userns.Mapping) error {
 		st, err := statIn(rootfd, ref, p)
 		if err != nil {
 			return err
@@ -242,7 +243,7 @@ func (e *Engine) ArchivePath(ref, p string, head func(PathStat), w io.Writer) er
 		defer root.Close()
 		head(st)
 		tw := tar.NewWriter(w)
-		if err := tarTree(tw, root, base, name); err != nil {
+		if err := tarTree(tw, root, base, name, m); err != nil {
 			return err
 		}
 		return tw.Close()
@@ -251,13 +252,13 @@ func (e *Engine) ArchivePath(ref, p string, head func(PathStat), w io.Writer) er
 
 // tarTree writes the tree at base in root, renamed to name, to tw.
 // Symlinks are archived as links, never followed.
-func tarTree(tw *tar.Writer, root *os.Root, base, name string) error {
+func tarTree(tw *tar.Writer, root *os.Root, base, name string, m *userns.Mapping) error {
 	top, err := root.Lstat(base)
 	if err != nil {
 		return err
 	}
 	if !top.IsDir() {
-		return tarEntry(tw, root, base, name, top)
+		return tarEntry(tw, root, base, name, top, m)
 	}
 	return fs.WalkDir(root.FS(), base, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -279,7 +280,7 @@ func tarTree(tw *tar.Writer, root *os.Root, base, name string) error {
 		if name == "." {
 			entry = "./" + rel
 		}
-		if err := tarEntry(tw, root, p, entry, info); err != nil || !skip {
+		if err := tarEntry(tw, root, p, entry, info, m); err != nil || !skip {
 			return err
 		}
 		return fs.SkipDir
@@ -318,7 +319,9 @@ func pseudoFS(root *os.Root, p string, top fs.FileInfo) bool {
 }
 
 // tarEntry writes the file p of root to tw under name.
-func tarEntry(tw *tar.Writer, root *os.Root, p, name string, info fs.FileInfo) error {
+// A container's host ids are archived as its own ids (m: its user
+// namespace, nil for none).
+func tarEntry(tw *tar.Writer, root *os.Root, p, name string, info fs.FileInfo, m *userns.Mapping) error {
 	link := ""
 	if info.Mode()&fs.ModeSymlink != 0 {
 		var err error
@@ -337,6 +340,10 @@ func tarEntry(tw *tar.Writer, root *os.Root, p, name string, info fs.FileInfo) e
 	if st, ok := info.Sys().(*syscall.Stat_t); ok {
 		// As docker's archiver: the file type in the mode's high bits.
 		hdr.Mode |= int64(st.Mode & syscall.S_IFMT)
+	}
+	if m != nil {
+		hdr.Uid, hdr.Gid = m.ToContainer(hdr.Uid, hdr.Gid)
+		hdr.Uname, hdr.Gname = "", ""
 	}
 	if err := tw.WriteHeader(hdr); err != nil {
 		return err
@@ -357,7 +364,7 @@ func tarEntry(tw *tar.Writer, root *os.Root, p, name string, info fs.FileInfo) e
 // docker cp writes it, with the layer unpacker's guarantees: nothing lands
 // outside that directory.
 func (e *Engine) ExtractToDir(ref, p string, r io.Reader) error {
-	return e.containerRoot(ref, func(rootfd int) error {
+	return e.containerRoot(ref, func(rootfd int, m *userns.Mapping) error {
 		st, err := statIn(rootfd, ref, p)
 		if err == nil && st.Mode&fs.ModeSymlink != 0 {
 			st, err = statIn(rootfd, ref, p+"/")
@@ -377,7 +384,11 @@ func (e *Engine) ExtractToDir(ref, p string, r io.Reader) error {
 		if unix.Fstatfs(fd, &ro) == nil && ro.Flags&unix.ST_RDONLY != 0 {
 			return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("container rootfs is marked read-only: %s is on a read-only file system", p))
 		}
-		if _, err := unpack.Unpack(r, rootfs.ProcFd(fd), unpack.Options{}); err != nil {
+		var opts unpack.Options
+		if m != nil {
+			opts.MapIDs = m.ToHost
+		}
+		if _, err := unpack.Unpack(r, rootfs.ProcFd(fd), opts); err != nil {
 			if errors.Is(err, unix.EROFS) {
 				return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("%s is on a read-only file system", p))
 			}

@@ -50,7 +50,7 @@ func (e *Engine) Commit(ref string, o CommitOptions) (digest.Digest, error) {
 	}
 	img, err := e.o.Images.Commit(image.CommitOptions{
 		Parent: digest.Digest(rec.Image), Config: cfg, Author: o.Author, Names: names,
-		Layer:   e.o.Images.RootfsLayer(rec.ID),
+		Layer:   e.o.Images.RootfsLayerMapped(rec.ID, idsToContainer(rec.IDMap)),
 		History: ocispec.History{CreatedBy: commandLine(rec), Comment: o.Comment, Author: o.Author},
 	})
 	if err != nil {

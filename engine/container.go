@@ -17,6 +17,7 @@ import (
 	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/internal/cleanup"
 	"github.com/berth-project/berth/logfile"
+	"github.com/berth-project/berth/userns"
 	ctypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
@@ -51,6 +52,11 @@ type Record struct {
 	// its network mode (Compose does so before connecting it again with
 	// aliases); it joins only the networks in Network.
 	LeftPrimary bool `json:",omitempty"`
+	// IDMap is the container's user namespace (nil: the host's), fixed
+	// at create; IDMapOwned: the block is the container's own (auto),
+	// returned to the pool at remove.
+	IDMap      *userns.Mapping `json:",omitempty"`
+	IDMapOwned bool            `json:",omitempty"`
 }
 
 // State is a container's run state.
@@ -121,6 +127,11 @@ func (e *Engine) load() error {
 			}
 			e.ctrs[r.ID] = newCtr(r)
 			e.names[r.Name] = r.ID
+			if r.IDMapOwned && r.IDMap != nil && e.o.Userns.Pool != nil {
+				if err := e.o.Userns.Pool.Reserve(r.ID, *r.IDMap); err != nil {
+					e.log.Error("container's user namespace range", "id", r.ID, "err", err)
+				}
+			}
 			return nil
 		})
 	})
@@ -435,6 +446,13 @@ func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig, 
 		hc.NetworkMode = "bridge"
 	}
 
+	idmap, ownIDs, err := e.assignUserns(id, hc)
+	if err != nil {
+		return CreateResult{}, err
+	}
+	if ownIDs {
+		cu.Add(func() { e.o.Userns.Pool.Free(id) })
+	}
 	dir := filepath.Join(e.o.DataRoot, "containers", id)
 	if err := os.Mkdir(dir, 0o710); err != nil {
 		return CreateResult{}, err
@@ -457,6 +475,7 @@ func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig, 
 		Image: img.ID.String(), Config: &final, HostConfig: hc,
 		State:   State{Status: ctypes.StateCreated},
 		LogOpts: logOpts, Network: nc,
+		IDMap: idmap, IDMapOwned: ownIDs,
 	}
 	c := newCtr(rec)
 	// Not yet known to anyone: written before it is.

@@ -53,6 +53,9 @@ type Options struct {
 	// them a network namespace with only loopback.
 	Network *berthnet.Manager
 	Log     *slog.Logger
+	// Userns: the user namespaces containers get (userns.go); the zero
+	// value gives none.
+	Userns UsernsOptions
 }
 
 // Engine runs containers.

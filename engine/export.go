@@ -17,10 +17,11 @@ import (
 // export. Symbolic links are archived as links, never followed.
 func (e *Engine) Export(ref string, w io.Writer) error {
 	var c *ctr
+	var rec Record
 	var id string
 	var running bool
 	if err := e.withCtr(ref, func(found *ctr) error {
-		c, id, running = found, found.rec.ID, found.rec.State.Running()
+		c, rec, id, running = found, found.rec, found.rec.ID, found.rec.State.Running()
 		// The writable layer is mounted here for the export: no start
 		// may mount it at the same time.
 		return e.claimStopped(c, running, "exporting")
@@ -37,7 +38,7 @@ func (e *Engine) Export(ref string, w io.Writer) error {
 			return err
 		}
 		defer os.Remove(tmp)
-		if err := e.o.Images.MountRootfs(id, tmp); err != nil {
+		if err := e.mountRootfs(&rec, tmp); err != nil {
 			return fmt.Errorf("mount the root filesystem of %s: %w", id, err)
 		}
 		defer unix.Unmount(tmp, unix.MNT_DETACH)
@@ -57,7 +58,7 @@ func (e *Engine) Export(ref string, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return tarEntry(tw, r, p, p, info)
+		return tarEntry(tw, r, p, p, info, rec.IDMap)
 	})
 	if err != nil {
 		return fmt.Errorf("export %s: %w", id, err)

@@ -86,7 +86,7 @@ func (e *Engine) start(c *ctr) (err error) {
 		return err
 	}
 	cu.Add(func() { os.RemoveAll(bundle) })
-	if err := e.o.Images.MountRootfs(rec.ID, root); err != nil {
+	if err := e.mountRootfs(&rec, root); err != nil {
 		return fmt.Errorf("mount the container's root filesystem: %w", err)
 	}
 	cu.Add(func() { _ = unix.Unmount(root, unix.MNT_DETACH) })
@@ -548,6 +548,9 @@ func (e *Engine) Remove(ref string, o RemoveOptions) error {
 	if err := e.deleteRecord(c); err != nil {
 		e.unbusy(c)
 		return err
+	}
+	if c.rec.IDMapOwned && e.o.Userns.Pool != nil {
+		e.o.Userns.Pool.Free(id)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

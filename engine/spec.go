@@ -291,7 +291,8 @@ func (e *Engine) writeEtcFiles(r *Record, sb *berthnet.Sandbox) (files, error) {
 	if err := os.WriteFile(f.resolv, []byte(resolvConf(r.HostConfig, embedded)), 0o644); err != nil {
 		return f, err
 	}
-	return f, nil
+	// The container's root may edit them, as without a user namespace.
+	return f, chownToRoot(r.IDMap, f.hostname, f.hosts, f.resolv)
 }
 
 // resolvConf is the host's resolv.conf; in a network namespace of its own,
@@ -607,6 +608,10 @@ func withNamespaces(in *specInput, s *specs.Spec) error {
 		}
 		n.Path = join[n.Type]
 		ns = append(ns, n)
+	}
+	if m := in.rec.IDMap; m != nil {
+		ns = append(ns, specs.LinuxNamespace{Type: specs.UserNamespace})
+		s.Linux.UIDMappings, s.Linux.GIDMappings = m.Spec()
 	}
 	s.Linux.Namespaces = ns
 	return nil

@@ -201,6 +201,11 @@ func (e *Engine) volumeMounts(r *Record, rootPath string) ([]specs.Mount, error)
 				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
 			}
 			if !v.CopiedUp {
+				// A volume's first user owns its root, as the mount
+				// point the image had would be owned.
+				if err := chownToRoot(r.IDMap, v.Mountpoint); err != nil {
+					return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+				}
 				if !vm.NoCopy {
 					if err := copyUp(rootPath, vm.Destination, v.Mountpoint); err != nil {
 						return nil, fmt.Errorf("volume %s: copy the image's %s in: %w", v.Name, vm.Destination, err)

@@ -224,7 +224,13 @@ func (s *Store) PrepareBuildRootfs(key string, id digest.Digest) error {
 
 // RootfsLayer writes what key's root has changed as a layer tar.
 func (s *Store) RootfsLayer(key string) func(w io.Writer) error {
-	return func(w io.Writer) error { return s.snaps.WriteLayer(key, w) }
+	return s.RootfsLayerMapped(key, nil)
+}
+
+// RootfsLayerMapped is RootfsLayer with the ids on disk turned into the
+// ids archived by mapIDs (a user-namespaced container's own).
+func (s *Store) RootfsLayerMapped(key string, mapIDs func(uid, gid int) (int, int)) func(w io.Writer) error {
+	return func(w io.Writer) error { return s.snaps.WriteLayer(key, w, mapIDs) }
 }
 
 // RootfsChanges lists what key's root has added, changed and deleted.

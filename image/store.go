@@ -699,6 +699,12 @@ func (s *Store) PrepareRootfsSized(key, ref string, size int64) (*Image, error) 
 // MountRootfs mounts a prepared rootfs on target.
 func (s *Store) MountRootfs(key, target string) error { return s.snaps.Mount(key, target) }
 
+// MountRootfsMapped mounts a prepared rootfs on target for a container in
+// the user namespace ns whose root is host uid:gid (storage.MountMapped).
+func (s *Store) MountRootfsMapped(key, target string, ns *os.File, uid, gid int) error {
+	return s.snaps.MountMapped(key, target, ns, uid, gid)
+}
+
 // RootfsUsage is the size of a container's writable layer (SizeRw).
 func (s *Store) RootfsUsage(key string) (int64, error) { return s.snaps.Usage(key) }
 

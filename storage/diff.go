@@ -158,17 +158,18 @@ func (s *Snapshotter) Changes(key string) ([]Change, error) {
 // tar: overlayfs whiteouts become .wh. entries, opaque directories get
 // .wh..wh..opq, hard links within the layer stay links. Entries are in
 // walk order (lexical), times as on disk, so the same upper dir gives the
-// same bytes.
-func (s *Snapshotter) WriteLayer(key string, w io.Writer) error {
+// same bytes. mapIDs, if set, turns the ids on disk into the ids archived
+// (a user-namespaced container's host ids into its own).
+func (s *Snapshotter) WriteLayer(key string, w io.Writer, mapIDs func(uid, gid int) (int, int)) error {
 	upper, err := s.UpperDir(key)
 	if err != nil {
 		return err
 	}
-	return WriteDirLayer(upper, w)
+	return WriteDirLayer(upper, w, mapIDs)
 }
 
 // WriteDirLayer is WriteLayer for an upper directory given by path.
-func WriteDirLayer(upper string, w io.Writer) error {
+func WriteDirLayer(upper string, w io.Writer, mapIDs func(uid, gid int) (int, int)) error {
 	tw := tar.NewWriter(w)
 	links := map[[2]uint64]string{} // dev, inode → first name
 	err := filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
@@ -223,6 +224,9 @@ func WriteDirLayer(upper string, w io.Writer) error {
 			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, link, 0
 		}
 		hdr.Uname, hdr.Gname = "", ""
+		if mapIDs != nil {
+			hdr.Uid, hdr.Gid = mapIDs(hdr.Uid, hdr.Gid)
+		}
 		hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
 		hdr.Format = tar.FormatPAX
 		if caps, err := getxattr(p, "security.capability"); err == nil && len(caps) > 0 {

@@ -32,6 +32,7 @@ import (
 	"github.com/berth-project/berth/errdefs"
 	"github.com/berth-project/berth/storage/quota"
 	"github.com/berth-project/berth/storage/unpack"
+	"github.com/berth-project/berth/userns"
 )
 
 // Snapshotter owns the layers/ and rw/ directories under root.
@@ -248,22 +249,9 @@ const maxMountData = 4095
 
 // MountOptions returns the overlay options for key's rootfs.
 func (s *Snapshotter) MountOptions(key string) (string, error) {
-	lower, err := s.Lower(key)
+	dirs, err := s.lowerDirs(key)
 	if err != nil {
 		return "", err
-	}
-	dirs := make([]string, len(lower))
-	for i, l := range lower {
-		dirs[i] = s.LayerPath(l)
-	}
-	if len(dirs) == 0 {
-		// overlayfs needs a lower layer; an image without layers gets an
-		// empty one.
-		empty := filepath.Join(s.root, "layers", "empty")
-		if err := os.MkdirAll(empty, 0o755); err != nil {
-			return "", err
-		}
-		dirs = []string{empty}
 	}
 	rw, err := s.rwBase(key)
 	if err != nil {
@@ -271,9 +259,30 @@ func (s *Snapshotter) MountOptions(key string) (string, error) {
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,index=off", strings.Join(dirs, ":"), filepath.Join(rw, "upper"), filepath.Join(rw, "work"))
 	if len(opts) > maxMountData {
-		return "", fmt.Errorf("snapshot %q: %d layers make overlay options longer than the kernel accepts: %w", key, len(lower), errdefs.ErrUnavailable)
+		return "", fmt.Errorf("snapshot %q: %d layers make overlay options longer than the kernel accepts: %w", key, len(dirs), errdefs.ErrUnavailable)
 	}
 	return opts, nil
+}
+
+// lowerDirs are the layer directories of key's rootfs, top first. overlayfs
+// needs a lower layer: an image without layers gets an empty one.
+func (s *Snapshotter) lowerDirs(key string) ([]string, error) {
+	lower, err := s.Lower(key)
+	if err != nil {
+		return nil, err
+	}
+	dirs := make([]string, len(lower))
+	for i, l := range lower {
+		dirs[i] = s.LayerPath(l)
+	}
+	if len(dirs) == 0 {
+		empty := filepath.Join(s.root, "layers", "empty")
+		if err := os.MkdirAll(empty, 0o755); err != nil {
+			return nil, err
+		}
+		dirs = []string{empty}
+	}
+	return dirs, nil
 }
 
 // Mount mounts key's rootfs on target, an existing directory.
@@ -397,4 +406,89 @@ func (s *Snapshotter) Verify() []error {
 		}
 	}
 	return errs
+}
+
+// MountMapped mounts key's rootfs on target for a container in the user
+// namespace ns, whose root is host uid:gid: each lower layer is an
+// idmapped clone (a file stored as uid N shows as N's host id in ns), so
+// layers are shared by every mapping and never copied or chowned. The
+// upper directory is not mapped: what the container writes is stored
+// with its host ids, and the upper's root is owned by the container's
+// root. Layers are handed to overlayfs as file descriptors (fsconfig
+// FSCONFIG_SET_FD, Linux 6.13).
+func (s *Snapshotter) MountMapped(key, target string, ns *os.File, uid, gid int) error {
+	dirs, err := s.lowerDirs(key)
+	if err != nil {
+		return err
+	}
+	rw, err := s.rwBase(key)
+	if err != nil {
+		return err
+	}
+	upper := filepath.Join(rw, "upper")
+	if err := os.Lchown(upper, uid, gid); err != nil {
+		return err
+	}
+	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("mount overlay for %q: fsopen: %w", key, err)
+	}
+	defer unix.Close(fsfd)
+	set := func(k, v string) error {
+		if err := unix.FsconfigSetString(fsfd, k, v); err != nil {
+			return fmt.Errorf("mount overlay for %q: %s=%s: %w", key, k, v, err)
+		}
+		return nil
+	}
+	// The clones stay open until the overlay is made: closing a detached
+	// tree's last descriptor unmounts it.
+	for _, d := range dirs {
+		tree, err := userns.Clone(d, ns)
+		if err != nil {
+			return err
+		}
+		defer tree.Close()
+		if err := unix.FsconfigSetFd(fsfd, "lowerdir+", int(tree.Fd())); err != nil {
+			return fmt.Errorf("mount overlay for %q: layer %s: %w", key, d, err)
+		}
+	}
+	if err := set("upperdir", upper); err != nil {
+		return err
+	}
+	if err := set("workdir", filepath.Join(rw, "work")); err != nil {
+		return err
+	}
+	if err := set("index", "off"); err != nil {
+		return err
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return fmt.Errorf("mount overlay for %q on idmapped layers: %w%s", key, err, fsLog(fsfd))
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("mount overlay for %q: fsmount: %w", key, err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("mount overlay for %q on %s: %w", key, target, err)
+	}
+	return nil
+}
+
+// fsLog reads the messages the kernel left on a filesystem context (the
+// reason an fsconfig failed), as ": msg; msg", or "".
+func fsLog(fsfd int) string {
+	var out []string
+	buf := make([]byte, 512)
+	for range 8 {
+		n, err := unix.Read(fsfd, buf)
+		if err != nil || n <= 0 {
+			break
+		}
+		out = append(out, strings.TrimSpace(string(buf[:n])))
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(out, "; ")
 }

@@ -25,7 +25,7 @@ import (
 // createFlags are run's and create's container options.
 type createFlags struct {
 	name, workdir, user, hostname, network, restart, entrypoint  string
-	bandwidth, ip                                                string
+	bandwidth, ip, userns                                        string
 	aliases, expose                                              []string
 	memory, cpus, stopSignal, shmSize, logDriver                 string
 	env, volumes, labels, tmpfs, capAdd, capDrop, secOpts        []string
@@ -44,6 +44,7 @@ func (f *createFlags) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&f.hostname, "hostname", "h", "", "container host name")
 	fs.StringVar(&f.network, "network", "", "bridge (the default), a network's name, none, host, container:<name|id>")
 	fs.StringVar(&f.ip, "ip", "", "IPv4 address on a user-defined network")
+	fs.StringVar(&f.userns, "userns", "", "user namespace: auto (a range of ids of its own), remap (the daemon's --userns-remap), host (none); default: the daemon's")
 	fs.StringArrayVar(&f.aliases, "network-alias", nil, "another name on the network")
 	fs.StringArrayVar(&f.expose, "expose", nil, "expose a port or port/proto (for -P)")
 	fs.StringVar(&f.bandwidth, "bandwidth", "", "limit the network: 10mbit both ways, or egress=10mbit,ingress=2mbit (label "+bandwidthLabel+")")
@@ -113,6 +114,7 @@ func (f *createFlags) configs(args []string) (*ctypes.Config, *ctypes.HostConfig
 		Binds: f.volumes, NetworkMode: ctypes.NetworkMode(f.network), AutoRemove: f.rm, ReadonlyRootfs: f.readOnly,
 		Privileged: f.privileged, CapAdd: f.capAdd, CapDrop: f.capDrop, SecurityOpt: f.secOpts,
 		PublishAllPorts: f.publishAll, LogConfig: ctypes.LogConfig{Type: f.logDriver, Config: map[string]string{}},
+		UsernsMode: ctypes.UsernsMode(f.userns),
 	}
 	if f.init {
 		hc.Init = &f.init

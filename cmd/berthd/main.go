@@ -50,6 +50,10 @@ type config struct {
 	MTU                int      `json:"mtu"`
 	Bridge             string   `json:"bridge"`
 	BIP                string   `json:"bip"`
+	UsernsRemap        string   `json:"userns-remap"`
+	UsernsAuto         bool     `json:"userns-auto"`
+	SubuidFile         string   `json:"subuid-file"`
+	SubgidFile         string   `json:"subgid-file"`
 	tlsOptions
 }
 
@@ -81,6 +85,10 @@ func main() {
 	f.StringVarP(&cfg.Bridge, "bridge", "b", "", "the default network's Linux bridge (default berth0); each daemon on a host needs its own")
 	f.StringVar(&cfg.BIP, "bip", "", "the default bridge's address and prefix, such as 172.30.0.1/24 (default: a free pool)")
 	f.IntVar(&cfg.MTU, "mtu", 0, "MTU of the default bridge network (0: 65535 on the host, 1500 on containers' default route)")
+	f.StringVar(&cfg.UsernsRemap, "userns-remap", "", "give every container a user namespace whose root is a user of USER[:GROUP]'s subordinate ids (\"default\": the berth user, made if missing)")
+	f.BoolVar(&cfg.UsernsAuto, "userns-auto", false, "give every container a user namespace of its own, with a range of 65536 ids no other container has (--userns=host opts out)")
+	f.StringVar(&cfg.SubuidFile, "subuid-file", "/etc/subuid", "subordinate uid ranges, as subuid(5)")
+	f.StringVar(&cfg.SubgidFile, "subgid-file", "/etc/subgid", "subordinate gid ranges, as subgid(5)")
 	var useTLS bool
 	f.BoolVar(&useTLS, "tls", false, "serve TCP sockets over TLS (implied by --tlsverify)")
 	f.BoolVar(&cfg.TLSVerify, "tlsverify", false, "serve TCP over TLS and require client certificates signed by --tlscacert")
@@ -241,6 +249,10 @@ func run(cfg config) error {
 			return fmt.Errorf("--mtu: %w", err)
 		}
 	}
+	uns, err := usernsOptions(cfg)
+	if err != nil {
+		return err
+	}
 	tlsConfig, err := cfg.serverConfig()
 	if err != nil {
 		return err
@@ -282,7 +294,7 @@ func run(cfg config) error {
 	if err := nets.SetDefaultMTU(cfg.MTU); err != nil {
 		return fmt.Errorf("--mtu: %w", err)
 	}
-	eng, err := engine.Open(engine.Options{DataRoot: cfg.DataRoot, ExecRoot: cfg.ExecRoot, Images: images, Volumes: volumes, Network: nets, Log: log, CgroupParent: cfg.CgroupParent})
+	eng, err := engine.Open(engine.Options{DataRoot: cfg.DataRoot, ExecRoot: cfg.ExecRoot, Images: images, Volumes: volumes, Network: nets, Log: log, CgroupParent: cfg.CgroupParent, Userns: uns})
 	if err != nil {
 		return err
 	}

@@ -149,11 +149,12 @@ static int ns_type(const char *name)
 	return 0;
 }
 
-// join_order lists namespace kinds in the order they are joined: the user
-// namespace first, so that the others are joined with its capabilities, and
-// the mount namespace last, so that every path was opened in the runtime's.
+// join_order lists namespace kinds in the order they are joined, the mount
+// namespace last, so that every path was opened in the runtime's. The
+// user namespace is joined after the others, and what it owns again
+// after it (join_all).
 static const int join_order[] = {
-	CLONE_NEWUSER, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWPID,
+	CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWPID,
 	CLONE_NEWCGROUP, CLONE_NEWTIME, CLONE_NEWNS,
 };
 
@@ -263,17 +264,44 @@ __attribute__((constructor)) static void berth_nsenter(void)
 		}
 	}
 
+	// Joined from the runtime's user namespace first: a namespace that
+	// namespace owns (a network namespace berthd made) can only be joined
+	// from there. One the joined user namespace owns and the runtime
+	// cannot join (it lacks the capability, as an unprivileged runtime
+	// does) is joined once inside it.
+	int pending = 0;
 	for (size_t o = 0; o < sizeof(join_order) / sizeof(join_order[0]); o++) {
+		for (int i = 0; i < njoin; i++) {
+			if (joins[i].type != join_order[o])
+				continue;
+			if (setns(joins[i].fd, joins[i].type) < 0) {
+				if (errno != EPERM)
+					bail("nsenter: join namespace %s", joins[i].path);
+				pending++;
+				continue;
+			}
+			close(joins[i].fd);
+			joins[i].type = 0;
+		}
+	}
+	for (int i = 0; i < njoin; i++) {
+		if (joins[i].type != CLONE_NEWUSER)
+			continue;
+		if (setns(joins[i].fd, CLONE_NEWUSER) < 0)
+			bail("nsenter: join namespace %s", joins[i].path);
+		close(joins[i].fd);
+		joins[i].type = 0;
+		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+			bail("nsenter: become root in joined user namespace");
+	}
+	for (size_t o = 0; pending > 0 && o < sizeof(join_order) / sizeof(join_order[0]); o++) {
 		for (int i = 0; i < njoin; i++) {
 			if (joins[i].type != join_order[o])
 				continue;
 			if (setns(joins[i].fd, joins[i].type) < 0)
 				bail("nsenter: join namespace %s", joins[i].path);
 			close(joins[i].fd);
-			if (joins[i].type == CLONE_NEWUSER) {
-				if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
-					bail("nsenter: become root in joined user namespace");
-			}
+			joins[i].type = 0;
 		}
 	}
 

@@ -40,6 +40,17 @@ type Options struct {
 	// a device node in the layer is an error (whiteouts are not entries of
 	// the layer and are always written).
 	AllowDevices bool
+	// MapIDs, if set, turns an entry's uid and gid into the ids stored
+	// (a container's user namespace: its ids to the host's).
+	MapIDs func(uid, gid int) (int, int)
+}
+
+// owner is the uid and gid hdr's entry is stored with.
+func (u *unpacker) owner(hdr *tar.Header) (int, int) {
+	if u.opts.MapIDs != nil {
+		return u.opts.MapIDs(hdr.Uid, hdr.Gid)
+	}
+	return hdr.Uid, hdr.Gid
 }
 
 // Opaque is the xattr overlayfs reads to hide a lower directory's content.
@@ -483,7 +494,8 @@ func (u *unpacker) dirEntry(pfd int, base, p string, hdr *tar.Header) error {
 			return err
 		}
 	}
-	if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	uid, gid := u.owner(hdr)
+	if err := unix.Fchownat(pfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("chown: %w", err)
 	}
 	if err := setXattrs(pfd, base, hdr); err != nil {
@@ -628,7 +640,8 @@ func (u *unpacker) hardlink(pfd int, base, target string) error {
 
 // meta sets owner, mode (not for symlinks), xattrs and times of base.
 func (u *unpacker) meta(pfd int, base string, hdr *tar.Header, chmod bool) error {
-	if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	uid, gid := u.owner(hdr)
+	if err := unix.Fchownat(pfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("chown: %w", err)
 	}
 	if chmod {

@@ -83,6 +83,13 @@ func start(t *testing.T, dataRoot string, beside *Daemon, args []string) *Daemon
 	}
 	bin := buildDaemon(t)
 	dir := t.TempDir()
+	// As /run/berth: searchable by the root of a user-namespaced
+	// container, which the runtime mounts its root filesystem as.
+	for _, p := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(p, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if dataRoot == "" {
 		dataRoot = filepath.Join(dir, "data")
 	}

@@ -1,0 +1,242 @@
+package engine
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	ctypes "github.com/moby/moby/api/types/container"
+
+	"github.com/berth-project/berth/errdefs"
+	"github.com/berth-project/berth/userns"
+)
+
+// UsernsOptions say which user namespaces containers get.
+type UsernsOptions struct {
+	// Pool hands out a block of subordinate ids per container; nil: the
+	// daemon has none, and only host mode is possible.
+	Pool *userns.Pool
+	// Remap is the one mapping every container shares in "remap" mode
+	// (dockerd's --userns-remap), a block the pool never hands out.
+	Remap *userns.Mapping
+	// Default is the mode of a container that asks for none: "host",
+	// "remap" or "auto".
+	Default string
+	// Source names where the ids come from, for errors and docker info.
+	Source string
+}
+
+// usernsMode resolves a container's HostConfig.UsernsMode: "host" (no
+// user namespace), "auto" (a block of its own) or "remap" (the daemon's
+// shared mapping); "" is the daemon's default.
+func (e *Engine) usernsMode(hc *ctypes.HostConfig) (string, error) {
+	mode := string(hc.UsernsMode)
+	if mode == "" {
+		mode = e.o.Userns.Default
+		if mode == "" {
+			mode = "host"
+		}
+	}
+	switch mode {
+	case "host":
+	case "auto":
+		if e.o.Userns.Pool == nil || e.o.Userns.Pool.Size() == 0 {
+			return "", errdefs.New(errdefs.ErrInvalid, "--userns=auto needs subordinate ids: start berthd with --userns-remap=default (or a user with ranges in /etc/subuid and /etc/subgid)")
+		}
+	case "remap":
+		if e.o.Userns.Remap == nil {
+			return "", errdefs.New(errdefs.ErrInvalid, "--userns=remap needs berthd started with --userns-remap")
+		}
+	default:
+		return "", errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid user namespace mode %q: host, auto or remap", mode))
+	}
+	return mode, nil
+}
+
+// checkUserns refuses what cannot work in a user namespace: what needs
+// host privilege or the host's namespaces, and binds the container's root
+// could not read.
+func checkUserns(hc *ctypes.HostConfig, m userns.Mapping) error {
+	refuse := func(what string) error {
+		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("%s cannot be used with a user namespace: add --userns=host", what))
+	}
+	switch {
+	case hc.Privileged:
+		return refuse("--privileged")
+	case hc.NetworkMode == "host":
+		return refuse("--network=host")
+	case hc.PidMode == "host":
+		return refuse("--pid=host")
+	case hc.IpcMode == "host":
+		return refuse("--ipc=host")
+	case hc.UTSMode == "host":
+		return refuse("--uts=host")
+	case strings.HasPrefix(string(hc.NetworkMode), "container:"), strings.HasPrefix(string(hc.PidMode), "container:"), strings.HasPrefix(string(hc.IpcMode), "container:"):
+		return refuse("joining another container's namespaces")
+	case len(hc.Devices) > 0:
+		return refuse("--device (host devices)")
+	}
+	for _, raw := range hc.Binds {
+		b, err := parseBind(raw)
+		if err != nil || b.volume {
+			continue
+		}
+		if err := readableBy(b.src, m); err != nil {
+			return err
+		}
+	}
+	for _, mt := range hc.Mounts {
+		if mt.Type == "bind" {
+			if err := readableBy(mt.Source, m); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// readableBy: the container's root (a user of no group on the host) can
+// read path, and search it if it is a directory. A missing path is left
+// to be made as a directory, as docker makes it.
+func readableBy(path string, m userns.Mapping) error {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return fmt.Errorf("bind source %s: %w", path, err)
+	}
+	need := uint32(4)
+	if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+		need |= 1
+	}
+	perm := st.Mode & 7 // others
+	switch {
+	case m.UID.Contains(st.Uid):
+		perm = st.Mode >> 6 & 7
+	case m.GID.Contains(st.Gid):
+		perm = st.Mode >> 3 & 7
+	}
+	if perm&need != need {
+		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("bind source %s (mode %04o, owner %d:%d) is not readable by the container's root, host uid %d in its user namespace: make it readable, or add --userns=host",
+			path, st.Mode&0o7777, st.Uid, st.Gid, m.RootUID()))
+	}
+	return nil
+}
+
+// searchableBy: the container's root can reach dir, where its root
+// filesystem is mounted (the runtime mounts there from inside the user
+// namespace): every directory from / to dir lets it search.
+func searchableBy(dir string, m userns.Mapping) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for p := abs; ; p = filepath.Dir(p) {
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err != nil {
+			return err
+		}
+		perm := st.Mode & 7
+		switch {
+		case m.UID.Contains(st.Uid):
+			perm = st.Mode >> 6 & 7
+		case m.GID.Contains(st.Gid):
+			perm = st.Mode >> 3 & 7
+		}
+		if perm&1 == 0 {
+			return errdefs.New(errdefs.ErrUnavailable, fmt.Sprintf("%s (mode %04o) does not let the container's root, host uid %d, reach the exec root %s: give it o+x (as 0711), or use --userns=host",
+				p, st.Mode&0o7777, m.RootUID(), abs))
+		}
+		if p == "/" {
+			return nil
+		}
+	}
+}
+
+// assignUserns gives a container being created its mapping: nil for
+// host mode. free returns an auto block to the pool.
+func (e *Engine) assignUserns(id string, hc *ctypes.HostConfig) (m *userns.Mapping, owned bool, err error) {
+	mode, err := e.usernsMode(hc)
+	if err != nil || mode == "host" {
+		return nil, false, err
+	}
+	var got userns.Mapping
+	if mode == "remap" {
+		got = *e.o.Userns.Remap
+	} else if got, err = e.o.Userns.Pool.Alloc(id); err != nil {
+		return nil, false, err
+	}
+	err = checkUserns(hc, got)
+	if err == nil {
+		err = searchableBy(e.o.ExecRoot, got)
+	}
+	if err != nil {
+		if mode == "auto" {
+			e.o.Userns.Pool.Free(id)
+		}
+		return nil, false, err
+	}
+	return &got, mode == "auto", nil
+}
+
+// chownToRoot makes paths owned by the container's root, if it has a
+// user namespace.
+func chownToRoot(m *userns.Mapping, paths ...string) error {
+	if m == nil {
+		return nil
+	}
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		if err := os.Lchown(p, m.RootUID(), m.RootGID()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mountRootfs mounts r's root filesystem on target: through its user
+// namespace's mapping if it has one, so that the image's files are owned
+// by the container's ids without being copied.
+func (e *Engine) mountRootfs(r *Record, target string) error {
+	if r.IDMap == nil {
+		return e.o.Images.MountRootfs(r.ID, target)
+	}
+	ns, err := userns.Open(*r.IDMap)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	return e.o.Images.MountRootfsMapped(r.ID, target, ns, r.IDMap.RootUID(), r.IDMap.RootGID())
+}
+
+// idsToContainer maps host ids to m's container ids; nil for no mapping.
+func idsToContainer(m *userns.Mapping) func(uid, gid int) (int, int) {
+	if m == nil {
+		return nil
+	}
+	return m.ToContainer
+}
+
+// UsernsInfo describes the daemon's user namespaces for docker info: the
+// security option dockerd shows with --userns-remap (or none), and a
+// status line.
+func (e *Engine) UsernsInfo() (securityOpt string, status [2]string) {
+	u := e.o.Userns
+	mode := u.Default
+	if mode == "" {
+		mode = "host"
+	}
+	if u.Pool == nil {
+		return "", [2]string{"User namespaces", "default host; none available (no subordinate ids)"}
+	}
+	if mode != "host" {
+		securityOpt = "name=userns"
+	}
+	return securityOpt, [2]string{"User namespaces", fmt.Sprintf("default %s; %d of %d ranges of %d ids in use, from %s; image layers idmapped, never copied",
+		mode, u.Pool.Taken(), u.Pool.Size(), userns.BlockSize, u.Source)}
+}
