@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"syscall"
 	"strings"
 	"sync"
 
@@ -102,6 +103,16 @@ func spawn(o spawnOpts) (pid int, err error) {
 			return 0, err
 		}
 	}
+	parentJoins, cgfd, err := joinCgroups(&o)
+	if err != nil {
+		child.Close()
+		return 0, err
+	}
+	var sys *syscall.SysProcAttr
+	if cgfd != nil {
+		defer cgfd.Close()
+		sys = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgfd.Fd())}
+	}
 	// (os.StartProcess, not os/exec: the runtime's binary size is its
 	// memory.) A nil stdio entry is a closed descriptor in the init.
 	proc, err := os.StartProcess(exe, []string{"berth-runtime", "init"}, &os.ProcAttr{
@@ -109,6 +120,7 @@ func spawn(o spawnOpts) (pid int, err error) {
 		// spinning threads against the runtime on small machines.
 		Env:   []string{nsenter.SyncEnv + "=" + strconv.Itoa(syncFd), "GOMAXPROCS=1"},
 		Files: append([]*os.File{o.stdio[0], o.stdio[1], o.stdio[2]}, extra...),
+		Sys:   sys,
 	})
 	if err != nil {
 		child.Close()
@@ -130,7 +142,7 @@ func spawn(o spawnOpts) (pid int, err error) {
 		_, _ = proc.Wait()
 	}()
 
-	if o.cgroup != nil && !selfJoin(&o) {
+	if parentJoins {
 		if err := o.cgroup.Apply(first); err != nil {
 			return pid, err
 		}
@@ -200,22 +212,38 @@ func spawn(o spawnOpts) (pid int, err error) {
 	}
 }
 
-// selfJoin lets the constructor put the process into its cgroups itself
-// (cgroups.SelfJoin: no global lock, no RCU wait) and reports whether it
-// will. It does not when a user namespace is created or joined: moving
-// into a cgroup from inside one needs rights the parent has and the child
-// may not, so the parent writes cgroup.procs as before.
-func selfJoin(o *spawnOpts) bool {
-	if o.boot.CloneFlags&unix.CLONE_NEWUSER != 0 || os.Geteuid() != 0 {
-		return false
+// joinCgroups decides how the first process enters its cgroups, without
+// the global cgroup lock where it can (cgroups.SelfJoin: writing a pid to
+// cgroup.procs waits for an RCU grace period, 5–25 ms here). A root
+// runtime's child writes "0" to each v1 tasks file itself, first thing,
+// while it is still root in the runtime's user namespace; the cgroup2
+// directory it is cloned into (CLONE_INTO_CGROUP): by its constructor
+// when it makes no user namespace, else here at its start (cgfd), since
+// inside a new user namespace it is no longer allowed to. An unprivileged
+// runtime's child is moved by the parent (parentJoins), as before.
+func joinCgroups(o *spawnOpts) (parentJoins bool, cgfd *os.File, err error) {
+	if o.cgroup == nil {
+		return false, nil, nil
 	}
+	if os.Geteuid() != 0 {
+		return true, nil, nil
+	}
+	userns := o.boot.CloneFlags&unix.CLONE_NEWUSER != 0
 	for _, j := range o.boot.Join {
-		if j.Type == string(specs.UserNamespace) {
-			return false
+		userns = userns || j.Type == string(specs.UserNamespace)
+	}
+	tasks, cg2 := cgroups.SelfJoin(o.cgroup)
+	o.boot.CgroupTasks = tasks
+	if !userns {
+		o.boot.CgroupClone = cg2
+		return false, nil, nil
+	}
+	if cg2 != "" {
+		if cgfd, err = os.OpenFile(cg2, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return false, nil, fmt.Errorf("cgroup %s: %w", cg2, err)
 		}
 	}
-	o.boot.CgroupTasks, o.boot.CgroupClone = cgroups.SelfJoin(o.cgroup)
-	return true
+	return false, cgfd, nil
 }
 
 func initError(err error) error {
