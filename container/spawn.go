@@ -7,9 +7,9 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"syscall"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/container/nsenter"
