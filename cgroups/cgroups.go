@@ -130,6 +130,9 @@ func New(cgroupsPath, id string) (Manager, error) {
 
 // Load returns a manager for paths recorded by an earlier Paths call.
 func Load(mode Mode, paths map[string]string) Manager {
+	if len(paths) == 0 {
+		return None{M: mode}
+	}
 	if mode == Unified {
 		return &v2{dir: paths[""]}
 	}

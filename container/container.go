@@ -117,7 +117,13 @@ func Create(o CreateOpts) (_ *Container, err error) {
 	}
 	if err := mgr.Create(); err != nil {
 		_ = mgr.Destroy()
-		return nil, err
+		// As runc: an unprivileged runtime the host delegates no cgroup
+		// to runs a container that asks for no limits without one.
+		if os.Geteuid() == 0 || !errors.Is(err, fs.ErrPermission) && !errors.Is(err, unix.EROFS) || cgroups.HasLimits(spec.Linux.Resources) {
+			return nil, err
+		}
+		Warnf("no cgroup for the container: %v", err)
+		mgr = cgroups.None{M: mgr.Mode()}
 	}
 	// A cgroup with processes in it is someone else's too: warn as runc
 	// does, and never kill or remove them on the way out.

@@ -24,8 +24,44 @@ import (
 const ExeDir = "/run/berth/exe"
 
 // initBinary returns the path the init is exec'd from: this binary on a
-// read-only bind mount in ExeDir, made if missing.
-func initBinary() (string, error) {
+// read-only bind mount in ExeDir, made if missing; for an unprivileged
+// runtime, which cannot mount, a sealed copy in memory (done releases it
+// once the init is exec'd).
+func initBinary() (path string, done func(), err error) {
+	if os.Geteuid() != 0 {
+		return sealedCopy()
+	}
+	path, err = mountedBinary()
+	return path, func() {}, err
+}
+
+// sealedCopy copies this binary into a memfd sealed against writes, as
+// runc does: an init exec'd from it cannot be reopened for writing.
+func sealedCopy() (string, func(), error) {
+	src, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return "", nil, fmt.Errorf("the runtime binary: %w", err)
+	}
+	defer src.Close()
+	fd, err := unix.MemfdCreate("berth-runtime", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return "", nil, fmt.Errorf("sealed copy of the runtime binary: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "berth-runtime")
+	if _, err := f.ReadFrom(src); err != nil {
+		f.Close()
+		return "", nil, fmt.Errorf("sealed copy of the runtime binary: %w", err)
+	}
+	const seals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+		f.Close()
+		return "", nil, fmt.Errorf("seal the copy of the runtime binary: %w", err)
+	}
+	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd), func() { f.Close() }, nil
+}
+
+// mountedBinary is this binary on a read-only bind mount in ExeDir.
+func mountedBinary() (string, error) {
 	var self unix.Stat_t
 	if err := unix.Stat("/proc/self/exe", &self); err != nil {
 		return "", fmt.Errorf("stat the runtime binary: %w", err)

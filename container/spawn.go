@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,10 +99,12 @@ func spawn(o spawnOpts) (pid int, err error) {
 	exe := SelfExe
 	if exe == "" {
 		var err error
-		if exe, err = initBinary(); err != nil {
+		var done func()
+		if exe, done, err = initBinary(); err != nil {
 			child.Close()
 			return 0, err
 		}
+		defer done()
 	}
 	parentJoins, cgfd, err := joinCgroups(&o)
 	if err != nil {
@@ -260,13 +263,28 @@ func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
 		if len(maps) == 0 {
 			return nil
 		}
+		field := map[string]string{"uid_map": "uidMappings", "gid_map": "gidMappings"}[file]
+		own := os.Geteuid()
+		if file == "gid_map" {
+			own = os.Getegid()
+		}
+		if os.Geteuid() != 0 && !(len(maps) == 1 && maps[0].Size == 1 && int(maps[0].HostID) == own) {
+			return writeWithHelper(pid, file, field, maps)
+		}
+		if os.Geteuid() != 0 && file == "gid_map" {
+			// An unprivileged process may map its own gid only once
+			// setgroups is denied in the namespace (user_namespaces(7)).
+			if err := os.WriteFile(fmt.Sprintf("/proc/%d/setgroups", pid), []byte("deny"), 0); err != nil {
+				return fmt.Errorf("linux.%s: deny setgroups: %w", field, err)
+			}
+		}
 		var b strings.Builder
 		for _, m := range maps {
 			fmt.Fprintf(&b, "%d %d %d\n", m.ContainerID, m.HostID, m.Size)
 		}
 		p := fmt.Sprintf("/proc/%d/%s", pid, file)
 		if err := os.WriteFile(p, []byte(b.String()), 0); err != nil {
-			return fmt.Errorf("linux.%s: write %s: %w", map[string]string{"uid_map": "uidMappings", "gid_map": "gidMappings"}[file], p, err)
+			return fmt.Errorf("linux.%s: write %s: %w", field, p, err)
 		}
 		return nil
 	}
@@ -274,6 +292,23 @@ func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
 		return err
 	}
 	return write("gid_map", gids)
+}
+
+// writeWithHelper maps ids an unprivileged runtime does not own through
+// the setuid helpers newuidmap and newgidmap (Debian's uidmap), which
+// check them against /etc/subuid and /etc/subgid.
+func writeWithHelper(pid int, file, field string, maps []specs.LinuxIDMapping) error {
+	helper := map[string]string{"uid_map": "newuidmap", "gid_map": "newgidmap"}[file]
+	args := []string{strconv.Itoa(pid)}
+	for _, m := range maps {
+		args = append(args, strconv.FormatUint(uint64(m.ContainerID), 10), strconv.FormatUint(uint64(m.HostID), 10), strconv.FormatUint(uint64(m.Size), 10))
+	}
+	out, err := exec.Command(helper, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("linux.%s: %s %s: %v: %s (an unprivileged runtime maps ids other than its own through %s, from the uidmap package, and /etc/subuid and /etc/subgid)",
+			field, helper, strings.Join(args, " "), err, strings.TrimSpace(string(out)), helper)
+	}
+	return nil
 }
 
 // Wait waits for the child process pid (a container init or exec'd
