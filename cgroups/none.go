@@ -44,6 +44,18 @@ func HasLimits(r *specs.LinuxResources) bool {
 	if r == nil {
 		return false
 	}
-	return r.Memory != nil || r.CPU != nil || r.Pids != nil || r.BlockIO != nil ||
-		len(r.HugepageLimits) > 0 || r.Network != nil || len(r.Rdma) > 0 || len(r.Unified) > 0
+	//lint:ignore SA1019 a config may still set kernel memory, and asks for a cgroup by it
+	if m := r.Memory; m != nil && (m.Limit != nil || m.Reservation != nil || m.Swap != nil || m.Kernel != nil || m.KernelTCP != nil ||
+		m.Swappiness != nil || m.DisableOOMKiller != nil && *m.DisableOOMKiller || m.UseHierarchy != nil || m.CheckBeforeUpdate != nil) {
+		return true
+	}
+	if c := r.CPU; c != nil && (c.Shares != nil || c.Quota != nil || c.Burst != nil || c.Period != nil || c.RealtimeRuntime != nil ||
+		c.RealtimePeriod != nil || c.Cpus != "" || c.Mems != "" || c.Idle != nil) {
+		return true
+	}
+	if b := r.BlockIO; b != nil && (b.Weight != nil || b.LeafWeight != nil || len(b.WeightDevice) > 0 || len(b.ThrottleReadBpsDevice) > 0 ||
+		len(b.ThrottleWriteBpsDevice) > 0 || len(b.ThrottleReadIOPSDevice) > 0 || len(b.ThrottleWriteIOPSDevice) > 0) {
+		return true
+	}
+	return r.Pids != nil && r.Pids.Limit > 0 || len(r.HugepageLimits) > 0 || r.Network != nil || len(r.Rdma) > 0 || len(r.Unified) > 0
 }

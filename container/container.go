@@ -31,6 +31,7 @@ import (
 	"github.com/berth-project/berth/errdefs"
 	"github.com/berth-project/berth/internal/cleanup"
 	"github.com/berth-project/berth/seccomp"
+	"github.com/berth-project/berth/userns"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -117,9 +118,10 @@ func Create(o CreateOpts) (_ *Container, err error) {
 	}
 	if err := mgr.Create(); err != nil {
 		_ = mgr.Destroy()
-		// As runc: an unprivileged runtime the host delegates no cgroup
-		// to runs a container that asks for no limits without one.
-		if os.Geteuid() == 0 || !errors.Is(err, fs.ErrPermission) && !errors.Is(err, unix.EROFS) || cgroups.HasLimits(spec.Linux.Resources) {
+		// As runc: an unprivileged runtime (or root of a user namespace)
+		// the host delegates no cgroup to runs a container that asks for
+		// no limits without one.
+		if os.Geteuid() == 0 && !userns.Nested() || !errors.Is(err, fs.ErrPermission) && !errors.Is(err, unix.EROFS) || cgroups.HasLimits(spec.Linux.Resources) {
 			return nil, err
 		}
 		Warnf("no cgroup for the container: %v", err)
@@ -519,10 +521,16 @@ func (c *Container) Signal(sig syscall.Signal, all bool) error {
 		return fmt.Errorf("cannot signal %s: container not running: %w", c.state.ID, errdefs.ErrConflict)
 	}
 	Debugf("signal %d to %s (all processes: %v)", sig, c.state.ID, all)
-	if !all {
+	mgr := c.cgroup()
+	if _, none := mgr.(cgroups.None); !all || none {
+		// Without a cgroup (a rootless container), the init stands for
+		// all: killing it ends its PID namespace, as runc does there.
+		if all && st == Stopped {
+			return nil
+		}
 		return c.state.signal(sig)
 	}
-	pids, err := c.cgroup().Pids()
+	pids, err := mgr.Pids()
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/berth-project/berth/userns"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,7 +29,7 @@ const ExeDir = "/run/berth/exe"
 // runtime, which cannot mount, a sealed copy in memory (done releases it
 // once the init is exec'd).
 func initBinary() (path string, done func(), err error) {
-	if os.Geteuid() != 0 {
+	if os.Geteuid() != 0 || userns.Nested() {
 		return sealedCopy()
 	}
 	path, err = mountedBinary()

@@ -185,6 +185,20 @@ type Options struct {
 	// Owner is written on the bridges this daemon makes (their alias), so
 	// that another daemon refuses to take them; "" leaves them unmarked.
 	Owner string
+	// ForwardPorts, if set, is told every host port published, whenever
+	// they change: a rootless daemon's namespace is not the host's, and
+	// this forwards the ports from the host into it (their host address
+	// is the forwarder's to honour; the rules here take any).
+	ForwardPorts func([]HostPort) error
+}
+
+// HostPort is a port published on the host, and the container address
+// it leads to.
+type HostPort struct {
+	Proto  string // tcp or udp
+	HostIP netip.Addr
+	Port   uint16
+	Target netip.AddrPort
 }
 
 // Open loads the state under root (made if missing) and keeps sandbox
@@ -434,6 +448,16 @@ func (m *Manager) render() error {
 				proto = 17
 			}
 			ports = append(ports, portRule{proto: proto, hostIP: p.HostIP, hostPort: p.HostPort, addr: sb.Endpoints[0].IP, port: p.Port})
+		}
+	}
+	if m.o.ForwardPorts != nil {
+		var fwd []HostPort
+		for i, p := range ports {
+			fwd = append(fwd, HostPort{Proto: map[uint8]string{6: "tcp", 17: "udp"}[p.proto], HostIP: p.hostIP, Port: p.hostPort, Target: netip.AddrPortFrom(p.addr, p.port)})
+			ports[i].hostIP = netip.Addr{}
+		}
+		if err := m.o.ForwardPorts(fwd); err != nil {
+			return err
 		}
 	}
 	want := fmt.Sprint(nets, ports)

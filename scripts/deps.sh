@@ -24,6 +24,11 @@ python3 -c "import docker" >/dev/null 2>&1 || need+=(python3-docker)
 # command line (runc_diff_test.go), as dockerd is berthd's.
 command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v crun >/dev/null 2>&1 || need+=(crun)
+# newuidmap and newgidmap map a rootless berthd's subordinate ids
+# (TestRootlessDaemon); slirp4netns gives it a route out where the user may
+# open /dev/net/tun.
+command -v newuidmap >/dev/null 2>&1 || need+=(uidmap)
+command -v slirp4netns >/dev/null 2>&1 || need+=(slirp4netns)
 # Only seccomp's tests use libseccomp (as the reference compiler).
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 for extra in "$@"; do

@@ -258,6 +258,11 @@ func (s *Snapshotter) MountOptions(key string) (string, error) {
 		return "", err
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,index=off", strings.Join(dirs, ":"), filepath.Join(rw, "upper"), filepath.Join(rw, "work"))
+	if userns.Nested() {
+		// Root of a user namespace (a rootless daemon): overlayfs keeps
+		// its xattrs in user.* (unpack.Opaque).
+		opts += ",userxattr"
+	}
 	if len(opts) > maxMountData {
 		return "", fmt.Errorf("snapshot %q: %d layers make overlay options longer than the kernel accepts: %w", key, len(dirs), errdefs.ErrUnavailable)
 	}

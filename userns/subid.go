@@ -59,3 +59,15 @@ func ReadSubIDs(path, name string, id int) ([]Range, error) {
 	}
 	return out, sc.Err()
 }
+
+// Nested says whether this process runs in a user namespace other than
+// the host's (its uid_map is not the identity of every id): there it may
+// be root, yet not over host resources such as cgroups and devices.
+func Nested() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
+}

@@ -55,6 +55,11 @@ type config struct {
 	SubuidFile         string   `json:"subuid-file"`
 	SubgidFile         string   `json:"subgid-file"`
 	tlsOptions
+	// rootless: this daemon runs in the user namespace its rootless
+	// parent made (rootless.go), which opens host ports for it through
+	// the socket rootlessPorts.
+	rootless      bool
+	rootlessPorts int
 }
 
 func main() {
@@ -70,6 +75,20 @@ func main() {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := mergeFile(&cfg, configFile, cmd); err != nil {
 				return err
+			}
+			if fd := os.Getenv(rootlessChildEnv); fd != "" {
+				if err := rootlessChildSetup(fd); err != nil {
+					return err
+				}
+				cfg.rootless, cfg.rootlessPorts = true, 4
+				return run(cfg)
+			}
+			if os.Geteuid() != 0 {
+				extra, err := rootlessDefaults(cmd, &cfg)
+				if err != nil {
+					return err
+				}
+				return runRootlessParent(cfg, extra)
 			}
 			return run(cfg)
 		},
@@ -260,6 +279,13 @@ func run(cfg config) error {
 	netOpts, err := networkOptions(cfg)
 	if err != nil {
 		return err
+	}
+	if cfg.rootless {
+		fwd, err := newPortProxy(cfg.rootlessPorts)
+		if err != nil {
+			return err
+		}
+		netOpts.ForwardPorts = fwd.Forward
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	warnings := tcpWarnings(cfg.Hosts, cfg.tlsOptions)

@@ -25,6 +25,13 @@ const defaultBlocks = 1024
 // subordinate ids from --subuid-file and --subgid-file.
 func usernsOptions(cfg config) (engine.UsernsOptions, error) {
 	var o engine.UsernsOptions
+	if cfg.rootless {
+		// Containers share the daemon's own user namespace.
+		if cfg.UsernsRemap != "" || cfg.UsernsAuto {
+			return o, fmt.Errorf("--userns-remap and --userns-auto are not available to a rootless berthd: its containers share its user namespace")
+		}
+		return o, nil
+	}
 	name, group := cfg.UsernsRemap, ""
 	if n, g, ok := strings.Cut(name, ":"); ok {
 		name, group = n, g

@@ -24,6 +24,7 @@ import (
 	"github.com/berth-project/berth/container/nsenter"
 	"github.com/berth-project/berth/container/rootfs"
 	"github.com/berth-project/berth/container/syncpipe"
+	"github.com/berth-project/berth/userns"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -112,7 +113,7 @@ func run(conn *syncpipe.Conn, in *syncpipe.Init) error {
 		rc := &rootfs.Config{
 			Spec:        s,
 			Rootfs:      s.Root.Path,
-			UserNS:      hasNS(s, specs.UserNamespace),
+			UserNS:      hasNS(s, specs.UserNamespace) || userns.Nested(),
 			CgroupNS:    hasNewNS(s, specs.CgroupNamespace),
 			CgroupPaths: in.CgroupPaths,
 			MountFds:    in.MountFds,

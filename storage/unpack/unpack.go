@@ -32,6 +32,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/userns"
 )
 
 // Options tune what a layer may contain.
@@ -53,8 +55,18 @@ func (u *unpacker) owner(hdr *tar.Header) (int, int) {
 	return hdr.Uid, hdr.Gid
 }
 
-// Opaque is the xattr overlayfs reads to hide a lower directory's content.
-const Opaque = "trusted.overlay.opaque"
+// Opaque is the xattr overlayfs reads to hide a lower directory's content:
+// trusted.overlay.opaque, or user.overlay.opaque in a user namespace
+// (where overlayfs is mounted with userxattr and trusted.* is out of
+// reach; a rootless daemon's layers are its own).
+var Opaque = opaqueName()
+
+func opaqueName() string {
+	if userns.Nested() {
+		return "user.overlay.opaque"
+	}
+	return "trusted.overlay.opaque"
+}
 
 const (
 	whiteoutPrefix = ".wh."

@@ -390,3 +390,10 @@ func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
 }
+
+// Build builds berthd and berth-monitor (once) and returns berthd's path;
+// berth-monitor and berth-init are beside it.
+func Build(t *testing.T) string {
+	t.Helper()
+	return buildDaemon(t)
+}

@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,53 +14,6 @@ import (
 	"github.com/berth-project/berth/test/harness"
 	"github.com/berth-project/berth/test/registry"
 )
-
-// unprivileged makes a system user for the test, removed at its end, and
-// a home for it holding copies of the given binaries (a root-only test
-// directory is out of its reach). It returns the user's ids and home.
-func unprivileged(t *testing.T, bins ...string) (uid, gid int, home string) {
-	t.Helper()
-	name := fmt.Sprintf("bt-rl%d", os.Getpid()%100000)
-	home = filepath.Join("/var/tmp", name)
-	if out, err := exec.Command("useradd", "--system", "--user-group", "--home-dir", home, "--create-home", "--shell", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
-		t.Fatalf("useradd: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("userdel", "--remove", name).CombinedOutput(); err != nil {
-			t.Errorf("userdel: %v: %s", err, out)
-		}
-		os.RemoveAll(home)
-	})
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ = strconv.Atoi(u.Uid)
-	gid, _ = strconv.Atoi(u.Gid)
-	for _, b := range bins {
-		dst := filepath.Join(home, filepath.Base(b))
-		copyFile(t, b, dst, 0o755)
-		os.Chown(dst, uid, gid)
-	}
-	return uid, gid, home
-}
-
-func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // asUser runs argv as uid:gid in dir and returns its exit code, stdout and
 // stderr.
@@ -93,7 +43,10 @@ func asUser(uid, gid int, dir string, argv ...string) (int, string, string) {
 func TestRootlessRuntimeAsRunc(t *testing.T) {
 	harness.RequireRoot(t)
 	runc := harness.Runc(t)
-	uid, gid, home := unprivileged(t, harness.RuntimeBin(), runc)
+	u := harness.NewUser(t, "bt-rl", true)
+	uid, gid, home := u.UID, u.GID, u.Home
+	u.Give(t, harness.RuntimeBin())
+	u.Give(t, runc)
 	rootfs := filepath.Join(home, "rootfs")
 	os.Mkdir(rootfs, 0o755)
 	cmd := exec.Command("tar", "-xf", "-", "-C", rootfs)

@@ -1,0 +1,384 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/vishvananda/netlink"
+
+	"github.com/berth-project/berth/network"
+	"github.com/berth-project/berth/userns"
+)
+
+// Rootless berthd: run by an ordinary user, berthd starts itself again as
+// root of a user namespace of its own (the user's uid as 0, its
+// subordinate ids from 1, mapped by newuidmap and newgidmap), with a mount
+// and a network namespace of its own. The parent stays in the host's
+// network namespace: it opens the host ports containers publish and hands
+// the listening sockets to the daemon, which proxies their connections to
+// the containers. Where the user may open /dev/net/tun, slirp4netns gives
+// the daemon's namespace a route out (pulls, containers' traffic);
+// elsewhere there is none, and berthd says so. The parent relays signals
+// and ends slirp4netns with the daemon.
+
+// rootlessChildEnv marks the daemon started in the namespaces; its value
+// is the descriptor it waits on until its id maps are written. The next
+// descriptor is its end of the port socket (portParent).
+const rootlessChildEnv = "_BERTH_ROOTLESS_CHILD"
+
+// rootlessDefaults moves an ordinary user's daemon under its home and
+// runtime directories, unless the flags say otherwise. It returns them as
+// flags for the daemon in the namespaces, where the user is uid 0.
+func rootlessDefaults(cmd *cobra.Command, cfg *config) ([]string, error) {
+	var args []string
+	run := os.Getenv("XDG_RUNTIME_DIR")
+	if run == "" {
+		run = filepath.Join(os.TempDir(), fmt.Sprintf("berth-%d", os.Getuid()))
+	}
+	data := os.Getenv("XDG_DATA_HOME")
+	if data == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return nil, fmt.Errorf("rootless: no home directory for the data root: %w", err)
+		}
+		data = filepath.Join(home, ".local", "share")
+	}
+	set := func(flag string, v *string, val string) {
+		if !cmd.Flags().Changed(flag) {
+			*v = val
+			args = append(args, "--"+flag, val)
+		}
+	}
+	set("data-root", &cfg.DataRoot, filepath.Join(data, "berth"))
+	set("exec-root", &cfg.ExecRoot, filepath.Join(run, "berth"))
+	set("pidfile", &cfg.Pidfile, filepath.Join(run, "berth", "berthd.pid"))
+	if !cmd.Flags().Changed("host") {
+		cfg.Hosts = []string{"unix://" + filepath.Join(run, "berth.sock")}
+		args = append(args, "--host", cfg.Hosts[0])
+	}
+	return args, nil
+}
+
+// runRootlessParent starts the daemon in its namespaces and waits for it.
+func runRootlessParent(cfg config, extraArgs []string) error {
+	u, err := user.Current()
+	if err != nil {
+		return err
+	}
+	uids, err := userns.ReadSubIDs(cfg.SubuidFile, u.Username, os.Getuid())
+	if err != nil {
+		return err
+	}
+	g, err := user.LookupGroupId(strconv.Itoa(os.Getgid()))
+	if err != nil {
+		return err
+	}
+	gids, err := userns.ReadSubIDs(cfg.SubgidFile, u.Username, os.Getgid())
+	if err == nil && len(gids) == 0 {
+		gids, err = userns.ReadSubIDs(cfg.SubgidFile, g.Name, os.Getgid())
+	}
+	if err != nil {
+		return err
+	}
+	if len(uids) == 0 || len(gids) == 0 {
+		return fmt.Errorf("rootless: %s grant user %s no subordinate ids: add a line such as %s:100000:65536 to %s and %s (usermod --add-subuids / --add-subgids)",
+			strings.Join([]string{cfg.SubuidFile, cfg.SubgidFile}, " and "), u.Username, u.Username, cfg.SubuidFile, cfg.SubgidFile)
+	}
+	for _, bin := range []string{"newuidmap", "newgidmap"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return fmt.Errorf("rootless: %s is missing (Debian package uidmap)", bin)
+		}
+	}
+	if err := os.MkdirAll(cfg.ExecRoot, 0o700); err != nil {
+		return err
+	}
+	wait, ready, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	child := exec.Command(self, append(os.Args[1:], extraArgs...)...)
+	child.Stdin, child.Stdout, child.Stderr = os.Stdin, os.Stdout, os.Stderr
+	ports, err := newPortParent()
+	if err != nil {
+		return err
+	}
+	child.ExtraFiles = []*os.File{wait, ports.child}
+	child.Env = append(os.Environ(), rootlessChildEnv+"=3")
+	child.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWNET,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	if err := child.Start(); err != nil {
+		return fmt.Errorf("rootless: start the daemon in a user namespace: %w", err)
+	}
+	wait.Close()
+	ports.child.Close()
+	go ports.serve()
+	pid := strconv.Itoa(child.Process.Pid)
+	fail := func(err error) error {
+		child.Process.Kill()
+		child.Wait()
+		return err
+	}
+	uidArgs := []string{pid, "0", strconv.Itoa(os.Getuid()), "1"}
+	next := 1
+	for _, r := range uids {
+		uidArgs = append(uidArgs, strconv.Itoa(next), strconv.FormatUint(uint64(r.Start), 10), strconv.FormatUint(uint64(r.Size), 10))
+		next += int(r.Size)
+	}
+	gidArgs := []string{pid, "0", strconv.Itoa(os.Getgid()), "1"}
+	next = 1
+	for _, r := range gids {
+		gidArgs = append(gidArgs, strconv.Itoa(next), strconv.FormatUint(uint64(r.Start), 10), strconv.FormatUint(uint64(r.Size), 10))
+		next += int(r.Size)
+	}
+	for bin, args := range map[string][]string{"newuidmap": uidArgs, "newgidmap": gidArgs} {
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			return fail(fmt.Errorf("rootless: %s %s: %v: %s", bin, strings.Join(args, " "), err, strings.TrimSpace(string(out))))
+		}
+	}
+	if tun, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "berthd: rootless: no route out of the host for the daemon and its containers (pulls from registries fail; load and import work, and published ports): user %s cannot open /dev/net/tun, which slirp4netns needs: %v\n", u.Username, err)
+	} else {
+		tun.Close()
+		slirp := exec.Command("slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback", pid, "tap0")
+		slirp.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := slirp.Start(); err != nil {
+			return fail(fmt.Errorf("rootless: slirp4netns: %w", err))
+		}
+		defer func() {
+			slirp.Process.Kill()
+			slirp.Wait()
+		}()
+	}
+	ready.Write([]byte{1})
+	ready.Close()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		for s := range sigs {
+			child.Process.Signal(s)
+		}
+	}()
+	err = child.Wait()
+	if ee, ok := err.(*exec.ExitError); ok {
+		os.Exit(ee.ExitCode())
+	}
+	return err
+}
+
+// rootlessChildSetup runs first in the daemon started by the parent: it
+// waits until its id maps are written, then executes itself again, now as
+// uid 0 of the namespace, which gives it the namespace's capabilities (the
+// first exec ran with no uid mapped, and so with none), and makes its
+// mounts private.
+func rootlessChildSetup(fd string) error {
+	if fd != "mapped" {
+		n, err := strconv.Atoi(fd)
+		if err != nil {
+			return fmt.Errorf("%s=%q", rootlessChildEnv, fd)
+		}
+		f := os.NewFile(uintptr(n), "rootless-ready")
+		b := make([]byte, 1)
+		if _, err := f.Read(b); err != nil {
+			return fmt.Errorf("rootless: the parent did not map this namespace's ids: %w", err)
+		}
+		f.Close()
+		os.Setenv(rootlessChildEnv, "mapped")
+		return syscall.Exec("/proc/self/exe", os.Args, os.Environ())
+	}
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("rootless: make mounts private: %w", err)
+	}
+	// The network namespace is new: its loopback starts down.
+	lo, err := netlink.LinkByName("lo")
+	if err == nil {
+		err = netlink.LinkSetUp(lo)
+	}
+	if err != nil {
+		return fmt.Errorf("rootless: bring up loopback: %w", err)
+	}
+	os.Unsetenv(rootlessChildEnv)
+	return nil
+}
+
+// portParent opens host ports for the daemon in its namespaces: a
+// request is "tcp HOST:PORT" on a datagram socket pair, the answer the
+// listening socket (SCM_RIGHTS) and "ok", or an error's text.
+type portParent struct {
+	conn  *net.UnixConn
+	child *os.File
+}
+
+func newPortParent() (*portParent, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fds[0]), "ports")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		syscall.Close(fds[1])
+		return nil, err
+	}
+	return &portParent{conn: c.(*net.UnixConn), child: os.NewFile(uintptr(fds[1]), "ports-child")}, nil
+}
+
+func (p *portParent) serve() {
+	buf := make([]byte, 256)
+	for {
+		n, err := p.conn.Read(buf)
+		if err != nil || n == 0 {
+			return
+		}
+		proto, addr, _ := strings.Cut(string(buf[:n]), " ")
+		var oob []byte
+		var sent *os.File
+		reply := "ok"
+		if proto != "tcp" {
+			reply = "only tcp ports are forwarded to a rootless daemon's containers"
+		} else if l, err := net.Listen("tcp", addr); err != nil {
+			reply = err.Error()
+		} else {
+			f, err := l.(*net.TCPListener).File()
+			l.Close()
+			if err != nil {
+				reply = err.Error()
+			} else {
+				oob, sent = syscall.UnixRights(int(f.Fd())), f
+			}
+		}
+		p.conn.WriteMsgUnix([]byte(reply), oob, nil)
+		if sent != nil {
+			sent.Close() // the daemon has its own copy now
+		}
+	}
+}
+
+// portProxy is the daemon's side: the network manager's ForwardPorts
+// hook. Each forwarded port is a listening socket on the host, opened by
+// the parent, whose connections it proxies to the container.
+type portProxy struct {
+	conn *net.UnixConn
+	mu   sync.Mutex
+	open map[network.HostPort]net.Listener
+}
+
+func newPortProxy(fd int) (*portProxy, error) {
+	f := os.NewFile(uintptr(fd), "ports")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("rootless: the port socket: %w", err)
+	}
+	return &portProxy{conn: c.(*net.UnixConn), open: map[network.HostPort]net.Listener{}}, nil
+}
+
+// listen asks the parent for a listening socket on the host.
+func (p *portProxy) listen(proto, addr string) (net.Listener, error) {
+	if _, err := p.conn.Write([]byte(proto + " " + addr)); err != nil {
+		return nil, err
+	}
+	buf, oob := make([]byte, 512), make([]byte, syscall.CmsgSpace(4))
+	n, oobn, _, _, err := p.conn.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return nil, err
+	}
+	if string(buf[:n]) != "ok" {
+		return nil, fmt.Errorf("%s", buf[:n])
+	}
+	msgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return nil, fmt.Errorf("no socket from the rootless parent")
+	}
+	fds, err := syscall.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		return nil, fmt.Errorf("no socket from the rootless parent")
+	}
+	f := os.NewFile(uintptr(fds[0]), addr)
+	defer f.Close()
+	return net.FileListener(f)
+}
+
+// Forward makes the forwarded ports exactly want.
+func (p *portProxy) Forward(want []network.HostPort) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keep := map[network.HostPort]bool{}
+	for _, hp := range want {
+		keep[hp] = true
+	}
+	for hp, l := range p.open {
+		if !keep[hp] {
+			l.Close()
+			delete(p.open, hp)
+		}
+	}
+	var errs []string
+	for _, hp := range want {
+		if _, ok := p.open[hp]; ok {
+			continue
+		}
+		host := ""
+		if hp.HostIP.IsValid() {
+			host = hp.HostIP.String()
+		}
+		addr := net.JoinHostPort(host, strconv.Itoa(int(hp.Port)))
+		l, err := p.listen(hp.Proto, addr)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("publish %s/%s on the host: %v", addr, hp.Proto, err))
+			continue
+		}
+		p.open[hp] = l
+		go proxy(l, hp.Target.String())
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// proxy copies each connection l accepts to and from target, until l is
+// closed.
+func proxy(l net.Listener, target string) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			t, err := net.DialTimeout("tcp", target, 10*time.Second)
+			if err != nil {
+				return
+			}
+			defer t.Close()
+			done := make(chan struct{})
+			go func() {
+				io.Copy(t, c)
+				t.(*net.TCPConn).CloseWrite()
+				close(done)
+			}()
+			io.Copy(c, t)
+			c.(*net.TCPConn).CloseWrite()
+			<-done
+		}()
+	}
+}

@@ -1,0 +1,158 @@
+package dockercli
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berth-project/berth/test/berthd"
+	"github.com/berth-project/berth/test/harness"
+	"github.com/berth-project/berth/test/registry"
+)
+
+// berthd run by an ordinary user: its data and exec roots in the user's
+// directories, containers in its user namespace (the user as root), a
+// published port reachable on the host, a volume, exec and stop.
+func TestRootlessDaemon(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make the user")
+	}
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("the docker CLI is not installed")
+	}
+	bin := berthd.Build(t)
+	u := harness.NewUser(t, "bt-rd", false)
+	uid, gid, home := u.UID, u.GID, u.Home
+	if b, _ := os.ReadFile("/etc/subuid"); !strings.Contains(string(b), u.Name+":") {
+		t.Skipf("useradd granted %s no subordinate ids (login.defs SUB_UID_COUNT)", u.Name)
+	}
+	for _, b := range []string{"berthd", "berth-monitor", "berth-init"} {
+		u.Give(t, filepath.Join(filepath.Dir(bin), b))
+	}
+	binDir := home
+	run := filepath.Join(home, "run")
+	os.Mkdir(run, 0o700)
+	tarball := filepath.Join(home, "busybox.tar")
+	os.WriteFile(tarball, registry.BusyboxTar(t), 0o644)
+	exec.Command("chown", "-R", fmt.Sprintf("%d:%d", uid, gid), home).Run()
+
+	env := []string{"PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + home, "XDG_RUNTIME_DIR=" + run,
+		"DOCKER_HOST=unix://" + filepath.Join(run, "berth.sock"), "DOCKER_CONFIG=" + filepath.Join(home, ".docker")}
+	as := func(c *exec.Cmd) *exec.Cmd {
+		c.Env, c.Dir = env, home
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		return c
+	}
+	var log bytes.Buffer
+	d := as(exec.Command(filepath.Join(binDir, "berthd"), "--log-level", "debug", "--config-file", "/dev/null"))
+	d.Stdout, d.Stderr = &log, &log
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		d.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { d.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			d.Process.Kill()
+			<-done
+		}
+		// Whatever the user still runs (its monitor) ends with the test.
+		killUser(uid)
+		if t.Failed() {
+			t.Logf("berthd's output:\n%s", log.String())
+		}
+	})
+	docker := func(args ...string) (string, error) {
+		out, err := as(exec.Command("docker", args...)).CombinedOutput()
+		return string(out), err
+	}
+	must := func(args ...string) string {
+		t.Helper()
+		out, err := docker(args...)
+		if err != nil {
+			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	for i := 0; ; i++ {
+		if _, err := docker("version"); err == nil {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("the rootless berthd did not answer:\n%s", log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(home, ".local/share/berth")); err != nil {
+		t.Errorf("the data root is not under the user's XDG_DATA_HOME: %v", err)
+	}
+	must("import", tarball, "busybox:latest")
+
+	// The user is the container's root; its subordinate ids the rest.
+	out := must("run", "--rm", "busybox", "sh", "-c", "id -u; cat /proc/self/uid_map")
+	if f := strings.Fields(out); len(f) < 4 || f[0] != "0" || f[1] != "0" || f[2] != strconv.Itoa(uid) {
+		t.Errorf("ids in a rootless container: %q", out)
+	}
+	// A published port on the host, a volume, exec, stop.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	must("run", "-d", "--name", "web", "-p", fmt.Sprintf("127.0.0.1:%d:8080", port), "-v", "site:/site", "busybox",
+		"sh", "-c", "echo rootless > /site/index.html; exec httpd -f -p 8080 -h /site")
+	var body string
+	for i := 0; i < 50 && body != "rootless\n"; i++ {
+		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/index.html", port)); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if body != "rootless\n" {
+		t.Errorf("the published port answered %q", body)
+	}
+	if out := must("exec", "web", "cat", "/site/index.html"); out != "rootless\n" {
+		t.Errorf("exec: %q", out)
+	}
+	var st syscall.Stat_t
+	vol := filepath.Join(home, ".local/share/berth/volumes/site/_data/index.html")
+	if err := syscall.Stat(vol, &st); err != nil || int(st.Uid) != uid {
+		t.Errorf("the volume's file on the host: uid %d (%v), want the user's %d", st.Uid, err, uid)
+	}
+	must("stop", "-t", "1", "web")
+	must("rm", "web")
+	if out := must("ps", "-aq"); strings.TrimSpace(out) != "" {
+		t.Errorf("containers left: %s", out)
+	}
+}
+
+// killUser kills, by pid, every process the test's user runs.
+func killUser(uid int) {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat(filepath.Join("/proc", e.Name()), &st) == nil && int(st.Uid) == uid {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
