@@ -121,8 +121,11 @@ func Create(o CreateOpts) (_ *Container, err error) {
 		// As runc: an unprivileged runtime (or root of a user namespace)
 		// the host delegates no cgroup to runs a container that asks for
 		// no limits without one.
-		if os.Geteuid() == 0 && !userns.Nested() || !errors.Is(err, fs.ErrPermission) && !errors.Is(err, unix.EROFS) || cgroups.HasLimits(spec.Linux.Resources) {
+		if os.Geteuid() == 0 && !userns.Nested() || !errors.Is(err, fs.ErrPermission) && !errors.Is(err, unix.EROFS) {
 			return nil, err
+		}
+		if cgroups.HasLimits(spec.Linux.Resources) {
+			return nil, fmt.Errorf("linux.resources: limits need a cgroup this unprivileged runtime can make, and %w (delegate a cgroup to the user and put containers under it: linux.cgroupsPath, berthd --cgroup-parent)", err)
 		}
 		Warnf("no cgroup for the container: %v", err)
 		mgr = cgroups.None{M: mgr.Mode()}
@@ -142,7 +145,16 @@ func Create(o CreateOpts) (_ *Container, err error) {
 		return nil, fmt.Errorf("container's cgroup %s is frozen: thaw it first: %w", spec.Linux.CgroupsPath, errdefs.ErrConflict)
 	}
 	Debugf("create %s: cgroups %v", o.ID, mgr.Paths())
-	if err := mgr.Set(withDefaultDeviceRules(spec)); err != nil {
+	res := withDefaultDeviceRules(spec)
+	if res != nil && len(res.Devices) > 0 && (os.Geteuid() != 0 || userns.Nested()) {
+		// As runc rootless: the device controller takes rules only from
+		// the host's root; a user namespace allows no device access its
+		// owner lacks anyway.
+		cp := *res
+		cp.Devices = nil
+		res = &cp
+	}
+	if err := mgr.Set(res); err != nil {
 		return nil, err
 	}
 

@@ -289,6 +289,9 @@ func run(cfg config) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	warnings := tcpWarnings(cfg.Hosts, cfg.tlsOptions)
+	if cfg.rootless {
+		warnings = append(warnings, rootlessCgroupWarning(cfg.CgroupParent)...)
+	}
 	for _, w := range warnings {
 		log.Warn(w)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/vishvananda/netlink"
 
+	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/network"
 	"github.com/berth-project/berth/userns"
 )
@@ -216,6 +217,31 @@ func rootlessChildSetup(fd string) error {
 	}
 	os.Unsetenv(rootlessChildEnv)
 	return nil
+}
+
+// rootlessCgroupWarning says, if so, that the cgroup parent is not the
+// user's to write: containers then run without cgroups and limits are
+// refused.
+func rootlessCgroupWarning(parent string) []string {
+	if parent == "" {
+		parent = "/" + cgroups.DefaultParent
+	}
+	dir := filepath.Join(cgroups.Root, "memory", parent)
+	if cgroups.HostMode() == cgroups.Unified {
+		dir = filepath.Join(cgroups.Root, parent)
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			if syscall.Access(d, 2) == nil { // W_OK
+				return nil
+			}
+			break
+		}
+		if d == cgroups.Root || d == "/" {
+			break
+		}
+	}
+	return []string{fmt.Sprintf("rootless: the cgroup parent %s is not delegated to this user: containers run without cgroups, and limits (--memory, --cpus, --pids-limit), pause and stats are refused; give --cgroup-parent a cgroup the user owns", parent)}
 }
 
 // portParent opens host ports for the daemon in its namespaces: a

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -54,27 +55,49 @@ func TestRootlessDaemon(t *testing.T) {
 		return c
 	}
 	var log bytes.Buffer
-	d := as(exec.Command(filepath.Join(binDir, "berthd"), "--log-level", "debug", "--config-file", "/dev/null"))
-	d.Stdout, d.Stderr = &log, &log
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
+	// start runs berthd as the user; sys, if set, places it (a cgroup).
+	start := func(sys func(*syscall.SysProcAttr), args ...string) func() {
+		d := as(exec.Command(filepath.Join(binDir, "berthd"), append([]string{"--log-level", "debug", "--config-file", "/dev/null"}, args...)...))
+		if sys != nil {
+			sys(d.SysProcAttr)
+		}
+		log.Reset()
+		d.Stdout, d.Stderr = &log, &log
+		if err := d.Start(); err != nil {
+			t.Fatal(err)
+		}
+		stopped := false
+		stop := func() {
+			if stopped {
+				return
+			}
+			stopped = true
+			d.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { d.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+				d.Process.Kill()
+				<-done
+			}
+			// Whatever the user still runs (its monitor) ends with it.
+			killUser(uid)
+			if t.Failed() {
+				t.Logf("berthd's output:\n%s", log.String())
+			}
+		}
+		t.Cleanup(stop)
+		for i := 0; ; i++ {
+			if out, err := as(exec.Command("docker", "version")).CombinedOutput(); err == nil {
+				break
+			} else if i == 100 {
+				t.Fatalf("the rootless berthd did not answer: %s\n%s", out, log.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return stop
 	}
-	t.Cleanup(func() {
-		d.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { d.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			d.Process.Kill()
-			<-done
-		}
-		// Whatever the user still runs (its monitor) ends with the test.
-		killUser(uid)
-		if t.Failed() {
-			t.Logf("berthd's output:\n%s", log.String())
-		}
-	})
 	docker := func(args ...string) (string, error) {
 		out, err := as(exec.Command("docker", args...)).CombinedOutput()
 		return string(out), err
@@ -87,15 +110,7 @@ func TestRootlessDaemon(t *testing.T) {
 		}
 		return out
 	}
-	for i := 0; ; i++ {
-		if _, err := docker("version"); err == nil {
-			break
-		}
-		if i == 100 {
-			t.Fatalf("the rootless berthd did not answer:\n%s", log.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	stop := start(nil)
 	if _, err := os.Stat(filepath.Join(home, ".local/share/berth")); err != nil {
 		t.Errorf("the data root is not under the user's XDG_DATA_HOME: %v", err)
 	}
@@ -140,6 +155,73 @@ func TestRootlessDaemon(t *testing.T) {
 	if out := must("ps", "-aq"); strings.TrimSpace(out) != "" {
 		t.Errorf("containers left: %s", out)
 	}
+
+	// No cgroup is the user's: berthd says so, and limits are refused
+	// with the reason.
+	if !strings.Contains(log.String(), "is not delegated to this user") {
+		t.Errorf("no warning about cgroups at start:\n%s", log.String())
+	}
+	if out, err := docker("run", "--rm", "-m", "64m", "busybox", "true"); err == nil || !strings.Contains(out, "limits need a cgroup") {
+		t.Errorf("a memory limit without a delegated cgroup: %v %s", err, out)
+	}
+	stop()
+
+	// With a cgroup delegated to the user (one per controller, made and
+	// chowned here as a host's administrator would), limits work.
+	parent := "/bt-rdcg" + strconv.Itoa(os.Getpid()%100000)
+	var dirs []string
+	ents, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, e := range ents {
+		dir := filepath.Join("/sys/fs/cgroup", e.Name(), parent)
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", e.Name(), "cgroup.procs")); err != nil {
+			continue
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, dir)
+		exec.Command("chown", "-R", fmt.Sprintf("%d:%d", uid, gid), dir).Run()
+	}
+	t.Cleanup(func() {
+		// Killed processes leave it once reaped (by the host's init).
+		for _, d := range dirs {
+			var err error
+			for range 100 {
+				if err = os.Remove(d); err == nil {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if err != nil {
+				t.Errorf("remove the delegated cgroup: %v", err)
+			}
+		}
+	})
+	// On cgroup2 a process may only move within a subtree it is already
+	// in: berthd starts in the delegated one, as systemd starts a user's
+	// session in its own.
+	var place func(*syscall.SysProcAttr)
+	if v2 := filepath.Join("/sys/fs/cgroup/unified", parent); slices.Contains(dirs, v2) {
+		f, err := os.Open(v2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		place = func(a *syscall.SysProcAttr) { a.UseCgroupFD, a.CgroupFD = true, int(f.Fd()) }
+	}
+	stop = start(place, "--cgroup-parent", parent)
+	if strings.Contains(log.String(), "is not delegated") {
+		t.Errorf("a warning although the cgroup is the user's:\n%s", log.String())
+	}
+	out = must("run", "--rm", "-m", "64m", "--pids-limit", "20", "busybox", "sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max")
+	if f := strings.Fields(out); len(f) != 2 || f[0] != "67108864" || f[1] != "20" {
+		t.Errorf("limits in a delegated cgroup: %q", out)
+	}
+	must("run", "-d", "--name", "paused", "busybox", "sleep", "100")
+	must("pause", "paused")
+	must("unpause", "paused")
+	must("rm", "-f", "paused")
+	stop()
 }
 
 // killUser kills, by pid, every process the test's user runs.
