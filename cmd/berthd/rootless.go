@@ -278,18 +278,11 @@ func (p *portParent) serve() {
 		var oob []byte
 		var sent *os.File
 		reply := "ok"
-		if proto != "tcp" {
-			reply = "only tcp ports are forwarded to a rootless daemon's containers"
-		} else if l, err := net.Listen("tcp", addr); err != nil {
+		f, err := hostSocket(proto, addr)
+		if err != nil {
 			reply = err.Error()
 		} else {
-			f, err := l.(*net.TCPListener).File()
-			l.Close()
-			if err != nil {
-				reply = err.Error()
-			} else {
-				oob, sent = syscall.UnixRights(int(f.Fd())), f
-			}
+			oob, sent = syscall.UnixRights(int(f.Fd())), f
 		}
 		p.conn.WriteMsgUnix([]byte(reply), oob, nil)
 		if sent != nil {
@@ -298,13 +291,35 @@ func (p *portParent) serve() {
 	}
 }
 
+// hostSocket opens a listening TCP socket or a bound UDP socket on the
+// host, as a file to hand over.
+func hostSocket(proto, addr string) (*os.File, error) {
+	switch proto {
+	case "tcp":
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		return l.(*net.TCPListener).File()
+	case "udp":
+		c, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		return c.(*net.UDPConn).File()
+	}
+	return nil, fmt.Errorf("protocol %q", proto)
+}
+
 // portProxy is the daemon's side: the network manager's ForwardPorts
 // hook. Each forwarded port is a listening socket on the host, opened by
 // the parent, whose connections it proxies to the container.
 type portProxy struct {
 	conn *net.UnixConn
 	mu   sync.Mutex
-	open map[network.HostPort]net.Listener
+	open map[network.HostPort]io.Closer
 }
 
 func newPortProxy(fd int) (*portProxy, error) {
@@ -314,11 +329,12 @@ func newPortProxy(fd int) (*portProxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rootless: the port socket: %w", err)
 	}
-	return &portProxy{conn: c.(*net.UnixConn), open: map[network.HostPort]net.Listener{}}, nil
+	return &portProxy{conn: c.(*net.UnixConn), open: map[network.HostPort]io.Closer{}}, nil
 }
 
-// listen asks the parent for a listening socket on the host.
-func (p *portProxy) listen(proto, addr string) (net.Listener, error) {
+// listen asks the parent for a socket on the host: a net.Listener for
+// tcp, a net.PacketConn for udp.
+func (p *portProxy) listen(proto, addr string) (io.Closer, error) {
 	if _, err := p.conn.Write([]byte(proto + " " + addr)); err != nil {
 		return nil, err
 	}
@@ -340,6 +356,9 @@ func (p *portProxy) listen(proto, addr string) (net.Listener, error) {
 	}
 	f := os.NewFile(uintptr(fds[0]), addr)
 	defer f.Close()
+	if proto == "udp" {
+		return net.FilePacketConn(f)
+	}
 	return net.FileListener(f)
 }
 
@@ -373,7 +392,11 @@ func (p *portProxy) Forward(want []network.HostPort) error {
 			continue
 		}
 		p.open[hp] = l
-		go proxy(l, hp.Target.String())
+		if pc, ok := l.(net.PacketConn); ok {
+			go proxyUDP(pc, hp.Target.String())
+		} else {
+			go proxy(l.(net.Listener), hp.Target.String())
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
@@ -406,5 +429,55 @@ func proxy(l net.Listener, target string) {
 			c.(*net.TCPConn).CloseWrite()
 			<-done
 		}()
+	}
+}
+
+// udpIdle is how long a UDP client's flow to the container lasts without
+// traffic.
+const udpIdle = 90 * time.Second
+
+// proxyUDP relays datagrams between the host socket pc and target: each
+// client address gets a socket of its own towards the container, whose
+// replies go back to that client, until it is idle for udpIdle.
+func proxyUDP(pc net.PacketConn, target string) {
+	var mu sync.Mutex
+	flows := map[string]net.Conn{}
+	buf := make([]byte, 65535)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			mu.Lock()
+			for _, c := range flows {
+				c.Close()
+			}
+			mu.Unlock()
+			return
+		}
+		mu.Lock()
+		c, ok := flows[from.String()]
+		if !ok {
+			if c, err = net.Dial("udp", target); err != nil {
+				mu.Unlock()
+				continue
+			}
+			flows[from.String()] = c
+			go func(c net.Conn, from net.Addr) {
+				back := make([]byte, 65535)
+				for {
+					c.SetReadDeadline(time.Now().Add(udpIdle))
+					n, err := c.Read(back)
+					if err != nil {
+						break
+					}
+					pc.WriteTo(back[:n], from)
+				}
+				mu.Lock()
+				delete(flows, from.String())
+				mu.Unlock()
+				c.Close()
+			}(c, from)
+		}
+		mu.Unlock()
+		c.Write(buf[:n])
 	}
 }

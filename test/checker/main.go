@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sort"
 	"strconv"
@@ -20,6 +21,10 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "udp-echo" {
+		udpEcho(os.Args[2])
+		return
+	}
 	if len(os.Args) == 3 && os.Args[1] == "reopen-exe" {
 		reopenExe(os.Args[2])
 		return
@@ -205,4 +210,22 @@ func report1(what string, err error) {
 		return
 	}
 	fmt.Printf("%s-ok\n", what)
+}
+
+// udpEcho answers every datagram on port with itself, for tests of
+// published UDP ports (busybox has no UDP server).
+func udpEcho(port string) {
+	c, err := net.ListenPacket("udp", ":"+port)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	buf := make([]byte, 65535)
+	for {
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		c.WriteTo(buf[:n], from)
+	}
 }

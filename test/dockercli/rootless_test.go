@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -54,7 +55,7 @@ func TestRootlessDaemon(t *testing.T) {
 		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 		return c
 	}
-	var log bytes.Buffer
+	var log lockedBuffer
 	// start runs berthd as the user; sys, if set, places it (a cgroup).
 	start := func(sys func(*syscall.SysProcAttr), args ...string) func() {
 		d := as(exec.Command(filepath.Join(binDir, "berthd"), append([]string{"--log-level", "debug", "--config-file", "/dev/null"}, args...)...))
@@ -151,6 +152,40 @@ func TestRootlessDaemon(t *testing.T) {
 		t.Errorf("the volume's file on the host: uid %d (%v), want the user's %d", st.Uid, err, uid)
 	}
 	must("stop", "-t", "1", "web")
+
+	// A published UDP port: the checker's echo server, mounted in.
+	echo := filepath.Join(home, "checker")
+	build := exec.Command("go", "build", "-o", echo, "github.com/berth-project/berth/test/checker")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // static: the image has no libc
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the checker: %v: %s", err, out)
+	}
+	os.Chown(echo, uid, gid)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uport := pc.LocalAddr().(*net.UDPAddr).Port
+	pc.Close()
+	must("run", "-d", "--name", "echo", "-p", fmt.Sprintf("127.0.0.1:%d:9000/udp", uport), "-v", echo+":/checker:ro", "busybox", "/checker", "udp-echo", "9000")
+	uc, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", uport))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	var got string
+	for i := 0; i < 50 && got != "ping"; i++ {
+		uc.Write([]byte("ping"))
+		uc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		b := make([]byte, 16)
+		if n, err := uc.Read(b); err == nil {
+			got = string(b[:n])
+		}
+	}
+	if got != "ping" {
+		t.Errorf("the published UDP port answered %q", got)
+	}
+	must("rm", "-f", "echo")
 	must("rm", "web")
 	if out := must("ps", "-aq"); strings.TrimSpace(out) != "" {
 		t.Errorf("containers left: %s", out)
@@ -237,4 +272,28 @@ func killUser(uid int) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+}
+
+// lockedBuffer is a bytes.Buffer a process writes while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *lockedBuffer) Reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.Reset()
 }
