@@ -24,6 +24,9 @@ python3 -c "import docker" >/dev/null 2>&1 || need+=(python3-docker)
 # command line (runc_diff_test.go), as dockerd is berthd's.
 command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v crun >/dev/null 2>&1 || need+=(crun)
+# Debian's containerd runs berth-runtime as a CRI runtime handler beside
+# runc (test/integration/containerd_test.go).
+command -v containerd >/dev/null 2>&1 || need+=(containerd)
 # newuidmap and newgidmap map a rootless berthd's subordinate ids
 # (TestRootlessDaemon); slirp4netns gives it a route out where the user may
 # open /dev/net/tun.
@@ -56,3 +59,9 @@ if [ ${#need[@]} -gt 0 ]; then
 	[ "$status" = 0 ] || exit "$status"
 fi
 command -v go >/dev/null 2>&1 || { echo "deps.sh: Go is not installed (expected at /usr/local/go)" >&2; exit 1; }
+# crictl, which the containerd test drives the CRI with, from the Go module
+# proxy (cri-tools is not packaged by Debian).
+crictl=/var/tmp/berth-tools/crictl-v1.37.0/crictl
+if [ ! -x "$crictl" ]; then
+	(cd / && GOBIN=$(dirname "$crictl") go install sigs.k8s.io/cri-tools/cmd/crictl@v1.37.0)
+fi
