@@ -3,6 +3,9 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,6 +56,18 @@ func TestContainerdHandlerAsRunc(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "containerd.sock")
 	cgroupParent := fmt.Sprintf("/bt-cri%d", os.Getpid()%100000)
+	// Pod networking through Debian's CNI plugins: a bridge of the test's
+	// own, addresses from host-local, no masquerading (nothing in the
+	// host's firewall).
+	bridge := fmt.Sprintf("bt-cri%d", os.Getpid()%100000)
+	subnet := fmt.Sprintf("10.231.%d.0/24", os.Getpid()%200)
+	os.MkdirAll(filepath.Join(dir, "cni-conf"), 0o755)
+	writeJSON(t, filepath.Join(dir, "cni-conf", "10-berth-test.conflist"), map[string]any{
+		"cniVersion": "0.4.0", "name": "berth-test",
+		"plugins": []any{map[string]any{"type": "bridge", "bridge": bridge, "isGateway": true, "ipMasq": false,
+			"ipam": map[string]any{"type": "host-local", "subnet": subnet, "dataDir": filepath.Join(dir, "cni-ipam")}}},
+	})
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
 	config := fmt.Sprintf(`version = 2
 root = %q
 state = %q
@@ -62,8 +77,9 @@ state = %q
   sandbox_image = "berth.test/pause:1"
   restrict_oom_score_adj = true
   disable_apparmor = true
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = %q
+    bin_dir = "/usr/lib/cni"
     conf_dir = %q
   [plugins."io.containerd.grpc.v1.cri".containerd]
     default_runtime_name = "runc"
@@ -77,10 +93,11 @@ state = %q
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.berth.options]
         BinaryName = %q
         Root = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock, filepath.Join(dir, "cni-bin"), filepath.Join(dir, "cni-conf"),
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock, filepath.Join(dir, "cni-conf"),
 		runc, filepath.Join(dir, "runc-state"), harness.RuntimeBin(), filepath.Join(dir, "berth-state"))
 	// containerd 1.6 puts its shims' sockets under /run/containerd/s
-	// whatever its state directory: removed after if the test made it.
+	// whatever its state directory: the directories go after the test if
+	// it made them and they are empty.
 	_, hadRun := os.Stat("/run/containerd")
 	cfgPath := filepath.Join(dir, "config.toml")
 	os.WriteFile(cfgPath, []byte(config), 0o644)
@@ -108,8 +125,10 @@ state = %q
 			}
 		}
 		if hadRun != nil {
-			os.RemoveAll("/run/containerd")
+			os.Remove("/run/containerd/s")
+			os.Remove("/run/containerd")
 		}
+
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
 			t.Logf("containerd's log (tail):\n%s", tail(string(b), 40))
@@ -147,19 +166,18 @@ state = %q
 		}
 	}
 
-	type outcome struct{ logs, exec, exitCode string }
+	type outcome struct{ logs, exec, exitCode, web string }
 	run := func(handler string) outcome {
 		var o outcome
 		pod := map[string]any{
 			"metadata":      map[string]any{"name": "pod-" + handler, "namespace": "default", "uid": "uid-" + handler},
 			"log_directory": filepath.Join(dir, "logs", handler),
-			"linux": map[string]any{"cgroup_parent": cgroupParent,
-				"security_context": map[string]any{"namespace_options": map[string]any{"network": 2}}}, // the node's network: no CNI
+			"linux":         map[string]any{"cgroup_parent": cgroupParent},
 		}
 		ctr := map[string]any{
 			"metadata": map[string]any{"name": "c"},
 			"image":    map[string]any{"image": "berth.test/busybox:1"},
-			"command":  []string{"sh", "-c", "echo hello from $(hostname); trap 'exit 3' TERM; sleep 1000 & wait"},
+			"command":  []string{"sh", "-c", "echo hello from $(hostname); httpd -p 8080 -h /etc; trap 'exit 3' TERM; sleep 1000 & wait"},
 			"log_path": "c.log",
 		}
 		podPath, ctrPath := filepath.Join(dir, handler+"-pod.json"), filepath.Join(dir, handler+"-ctr.json")
@@ -187,6 +205,19 @@ state = %q
 			time.Sleep(100 * time.Millisecond)
 		}
 		o.exec, _ = cri("exec", id, "sh", "-c", "echo exec ok; id -u")
+		// The pod's address, from CNI, reached from the host.
+		ip, err := cri("inspectp", "--output", "go-template", "--template", "{{.status.network.ip}}", podID)
+		if err != nil || !strings.HasPrefix(ip, strings.TrimSuffix(subnet, "0/24")) {
+			t.Errorf("%s: the pod's address %q (%v), want one in %s", handler, ip, err, subnet)
+		}
+		for i := 0; i < 50 && o.web == ""; i++ {
+			if resp, err := http.Get("http://" + net.JoinHostPort(ip, "8080") + "/group"); err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				o.web = string(b)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		if out, err := cri("stop", "--timeout", "10", id); err != nil {
 			t.Errorf("%s: stop: %v: %s", handler, err, out)
 		}
@@ -204,6 +235,9 @@ state = %q
 	}
 	if want.exec != got.exec || !strings.HasPrefix(got.exec, "exec ok") {
 		t.Errorf("exec: runc %q, berth-runtime %q", want.exec, got.exec)
+	}
+	if want.web != got.web || !strings.Contains(got.web, "root:x:0:") {
+		t.Errorf("the pod's web server: runc %q, berth-runtime %q", want.web, got.web)
 	}
 	if want.exitCode != got.exitCode {
 		t.Errorf("exit code after stop: runc %q, berth-runtime %q", want.exitCode, got.exitCode)
