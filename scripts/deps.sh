@@ -25,8 +25,10 @@ python3 -c "import docker" >/dev/null 2>&1 || need+=(python3-docker)
 command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v crun >/dev/null 2>&1 || need+=(crun)
 # Debian's containerd runs berth-runtime as a CRI runtime handler beside
-# runc (test/integration/containerd_test.go).
+# runc, its pods networked by Debian's CNI plugins
+# (test/integration/containerd_test.go).
 command -v containerd >/dev/null 2>&1 || need+=(containerd)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 # newuidmap and newgidmap map a rootless berthd's subordinate ids
 # (TestRootlessDaemon); slirp4netns gives it a route out where the user may
 # open /dev/net/tun.
