@@ -3,9 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,8 +61,9 @@ func TestContainerdHandlerAsRunc(t *testing.T) {
 	sock := filepath.Join(dir, "containerd.sock")
 	cgroupParent := fmt.Sprintf("/bt-cri%d", os.Getpid()%100000)
 	// Pod networking through Debian's CNI plugins: a bridge of the test's
-	// own, addresses from host-local, no masquerading (nothing in the
-	// host's firewall).
+	// own, addresses from host-local, no masquerading. containerd runs in
+	// a network namespace of the test's own, so that the bridge, its
+	// routes and the forwarding the bridge plugin turns on stay there.
 	bridge := fmt.Sprintf("bt-cri%d", os.Getpid()%100000)
 	subnet := fmt.Sprintf("10.231.%d.0/24", os.Getpid()%200)
 	os.MkdirAll(filepath.Join(dir, "cni-conf"), 0o755)
@@ -73,7 +72,6 @@ func TestContainerdHandlerAsRunc(t *testing.T) {
 		"plugins": []any{map[string]any{"type": "bridge", "bridge": bridge, "isGateway": true, "ipMasq": false,
 			"ipam": map[string]any{"type": "host-local", "subnet": subnet, "dataDir": filepath.Join(dir, "cni-ipam")}}},
 	})
-	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
 	config := fmt.Sprintf(`version = 2
 root = %q
 state = %q
@@ -109,7 +107,7 @@ state = %q
 	os.WriteFile(cfgPath, []byte(config), 0o644)
 	logf, _ := os.Create(filepath.Join(dir, "containerd.log"))
 	defer logf.Close()
-	daemon := exec.Command(ctd, "--config", cfgPath)
+	daemon := exec.Command("unshare", "--net", "sh", "-c", `ip link set lo up && exec "$0" "$@"`, ctd, "--config", cfgPath)
 	daemon.Stdout, daemon.Stderr = logf, logf
 	if err := daemon.Start(); err != nil {
 		t.Fatal(err)
@@ -141,7 +139,10 @@ state = %q
 		}
 	})
 	cri := func(args ...string) (string, error) {
-		cmd := exec.Command(crictl, append([]string{"--runtime-endpoint", "unix://" + sock, "--timeout", "30s"}, args...)...)
+		// In containerd's network namespace: exec and logs stream from a
+		// server on its loopback.
+		cmd := exec.Command("nsenter", append([]string{fmt.Sprintf("--net=/proc/%d/ns/net", daemon.Process.Pid), crictl,
+			"--runtime-endpoint", "unix://" + sock, "--timeout", "30s"}, args...)...)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
@@ -211,16 +212,17 @@ state = %q
 			time.Sleep(100 * time.Millisecond)
 		}
 		o.exec, _ = cri("exec", id, "sh", "-c", "echo exec ok; id -u")
-		// The pod's address, from CNI, reached from the host.
+		// The pod's address, from CNI, reached from containerd's network
+		// namespace (where the bridge is).
 		ip, err := cri("inspectp", "--output", "go-template", "--template", "{{.status.network.ip}}", podID)
 		if err != nil || !strings.HasPrefix(ip, strings.TrimSuffix(subnet, "0/24")) {
 			t.Errorf("%s: the pod's address %q (%v), want one in %s", handler, ip, err, subnet)
 		}
 		for i := 0; i < 50 && o.web == ""; i++ {
-			if resp, err := http.Get("http://" + net.JoinHostPort(ip, "8080") + "/group"); err == nil {
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				o.web = string(b)
+			out, err := exec.Command("nsenter", fmt.Sprintf("--net=/proc/%d/ns/net", daemon.Process.Pid),
+				"busybox", "wget", "-q", "-O-", "http://"+net.JoinHostPort(ip, "8080")+"/group").Output()
+			if err == nil {
+				o.web = string(out)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
