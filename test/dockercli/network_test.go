@@ -266,6 +266,12 @@ func linksSettled(d *daemon) string {
 func TestNetworksBesideDocker(t *testing.T) {
 	d := startDaemon(t)
 	withBusybox(t, d)
+	// dockerd sets FORWARD to DROP when it is the one to turn forwarding
+	// on; a new namespace inherits the host's setting, which a host with
+	// Docker has on already: the test's namespace starts with it off.
+	if out, err := d.InNetns("sysctl", "-w", "net.ipv4.ip_forward=0"); err != nil {
+		t.Fatalf("turn forwarding off in the test's namespace: %v: %s", err, out)
+	}
 	dockerd := oracle.Start(t, d.Netns(), "--bip", "172.30.0.1/24")
 	if out, _ := d.InNetns("iptables", "-S", "FORWARD"); !strings.Contains(out, "-P FORWARD DROP") {
 		t.Fatalf("dockerd did not set FORWARD to DROP:\n%s", out)
