@@ -112,18 +112,24 @@ func readableBy(path string, m userns.Mapping) error {
 	if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
 		need |= 1
 	}
-	perm := st.Mode & 7 // others
-	switch {
-	case m.UID.Contains(st.Uid):
-		perm = st.Mode >> 6 & 7
-	case m.GID.Contains(st.Gid):
-		perm = st.Mode >> 3 & 7
-	}
-	if perm&need != need {
+	if permFor(&st, m)&need != need {
 		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("bind source %s (mode %04o, owner %d:%d) is not readable by the container's root, host uid %d in its user namespace: make it readable, or add --userns=host",
 			path, st.Mode&0o7777, st.Uid, st.Gid, m.RootUID()))
 	}
 	return nil
+}
+
+// permFor is the rwx bits of st that apply to a process of m's ids: the
+// owner's if m maps its owner, else the group's if m maps its group, else
+// the others'.
+func permFor(st *syscall.Stat_t, m userns.Mapping) uint32 {
+	switch {
+	case m.UID.Contains(st.Uid):
+		return st.Mode >> 6 & 7
+	case m.GID.Contains(st.Gid):
+		return st.Mode >> 3 & 7
+	}
+	return st.Mode & 7
 }
 
 // searchableBy: the container's root can reach dir, where its root
@@ -139,14 +145,7 @@ func searchableBy(dir string, m userns.Mapping) error {
 		if err := syscall.Stat(p, &st); err != nil {
 			return err
 		}
-		perm := st.Mode & 7
-		switch {
-		case m.UID.Contains(st.Uid):
-			perm = st.Mode >> 6 & 7
-		case m.GID.Contains(st.Gid):
-			perm = st.Mode >> 3 & 7
-		}
-		if perm&1 == 0 {
+		if permFor(&st, m)&1 == 0 {
 			return errdefs.New(errdefs.ErrUnavailable, fmt.Sprintf("%s (mode %04o) does not let the container's root, host uid %d, reach the exec root %s: give it o+x (as 0711), or use --userns=host",
 				p, st.Mode&0o7777, m.RootUID(), abs))
 		}
@@ -157,7 +156,8 @@ func searchableBy(dir string, m userns.Mapping) error {
 }
 
 // assignUserns gives a container being created its mapping: nil for
-// host mode. free returns an auto block to the pool.
+// host mode. owned says the block is the container's own (auto), for the
+// caller to return to the pool if the create fails.
 func (e *Engine) assignUserns(id string, hc *ctypes.HostConfig) (m *userns.Mapping, owned bool, err error) {
 	mode, err := e.usernsMode(hc)
 	if err != nil || mode == "host" {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/network"
@@ -137,19 +138,7 @@ func runRootlessParent(cfg config, extraArgs []string) error {
 		child.Wait()
 		return err
 	}
-	uidArgs := []string{pid, "0", strconv.Itoa(os.Getuid()), "1"}
-	next := 1
-	for _, r := range uids {
-		uidArgs = append(uidArgs, strconv.Itoa(next), strconv.FormatUint(uint64(r.Start), 10), strconv.FormatUint(uint64(r.Size), 10))
-		next += int(r.Size)
-	}
-	gidArgs := []string{pid, "0", strconv.Itoa(os.Getgid()), "1"}
-	next = 1
-	for _, r := range gids {
-		gidArgs = append(gidArgs, strconv.Itoa(next), strconv.FormatUint(uint64(r.Start), 10), strconv.FormatUint(uint64(r.Size), 10))
-		next += int(r.Size)
-	}
-	for bin, args := range map[string][]string{"newuidmap": uidArgs, "newgidmap": gidArgs} {
+	for bin, args := range map[string][]string{"newuidmap": mapArgs(pid, os.Getuid(), uids), "newgidmap": mapArgs(pid, os.Getgid(), gids)} {
 		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
 			return fail(fmt.Errorf("rootless: %s %s: %v: %s", bin, strings.Join(args, " "), err, strings.TrimSpace(string(out))))
 		}
@@ -182,6 +171,18 @@ func runRootlessParent(cfg config, extraArgs []string) error {
 		os.Exit(ee.ExitCode())
 	}
 	return err
+}
+
+// mapArgs are newuidmap's (or newgidmap's) arguments for pid: own as 0,
+// then the subordinate ranges one after the other from 1.
+func mapArgs(pid string, own int, ranges []userns.Range) []string {
+	args := []string{pid, "0", strconv.Itoa(own), "1"}
+	next := uint64(1)
+	for _, r := range ranges {
+		args = append(args, strconv.FormatUint(next, 10), strconv.FormatUint(uint64(r.Start), 10), strconv.FormatUint(uint64(r.Size), 10))
+		next += uint64(r.Size)
+	}
+	return args
 }
 
 // rootlessChildSetup runs first in the daemon started by the parent: it
@@ -232,7 +233,7 @@ func rootlessCgroupWarning(parent string) []string {
 	}
 	for d := dir; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(d); err == nil {
-			if syscall.Access(d, 2) == nil { // W_OK
+			if unix.Access(d, unix.W_OK) == nil {
 				return nil
 			}
 			break

@@ -261,17 +261,10 @@ func TestRootlessDaemon(t *testing.T) {
 
 // killUser kills, by pid, every process the test's user runs.
 func killUser(uid int) {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	harness.KillProcesses(func(pid int) bool {
 		var st syscall.Stat_t
-		if syscall.Stat(filepath.Join("/proc", e.Name()), &st) == nil && int(st.Uid) == uid {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
+		return syscall.Stat(fmt.Sprintf("/proc/%d", pid), &st) == nil && int(st.Uid) == uid
+	})
 }
 
 // lockedBuffer is a bytes.Buffer a process writes while the test reads.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -63,4 +64,20 @@ func (u User) Give(t testing.TB, src string) string {
 		t.Fatal(err)
 	}
 	return dst
+}
+
+// KillProcesses sends SIGKILL, by pid, to every process but this one for
+// which match says yes (processes a test started and lost track of: a
+// user's daemon, a containerd's shims).
+func KillProcesses(match func(pid int) bool) {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if match(pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }

@@ -7,9 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -263,16 +261,10 @@ state = %q
 // shims of a containerd the test ran, and their containers' processes
 // die with their namespaces).
 func killUsing(s string) {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && strings.Contains(string(b), s) {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
+	harness.KillProcesses(func(pid int) bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		return err == nil && strings.Contains(string(b), s)
+	})
 }
 
 func writeJSON(t *testing.T, p string, v any) {
