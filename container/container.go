@@ -27,6 +27,7 @@ import (
 	"github.com/berth-project/berth/cgroups"
 	"github.com/berth-project/berth/container/capabilities"
 	"github.com/berth-project/berth/container/hooks"
+	"github.com/berth-project/berth/container/rootfs"
 	"github.com/berth-project/berth/container/syncpipe"
 	"github.com/berth-project/berth/errdefs"
 	"github.com/berth-project/berth/internal/cleanup"
@@ -351,22 +352,39 @@ func withDefaultDeviceRules(spec *specs.Spec) *specs.LinuxResources {
 var Warnf = func(format string, args ...any) { cgroups.Warnf(format, args...) }
 
 // openBindSources clones, here on the host, the source of every bind
-// mount of a container that gets a new user namespace: its root is an
-// unprivileged id on the host and may not reach the source path (a
-// directory only root can enter), though the runtime that was asked to
-// mount it can. The init moves each clone into place. Nothing is opened
-// for other containers, whose init binds by path as root.
-func openBindSources(spec *specs.Spec, bundle string) (map[int]*os.File, error) {
+// mount of a container that gets a new user namespace (its root is an
+// unprivileged id on the host and may not reach the source path, a
+// directory only root can enter, though the runtime that was asked to
+// mount it can) and of every idmapped bind (mount_setattr needs the
+// host's CAP_SYS_ADMIN). The init moves each clone into place. Nothing is
+// opened for other binds, which the init binds by path as root.
+func openBindSources(spec *specs.Spec, bundle string) (srcs map[int]*os.File, err error) {
 	newUser := false
 	for _, ns := range spec.Linux.Namespaces {
 		newUser = newUser || (ns.Type == specs.UserNamespace && ns.Path == "")
 	}
-	if !newUser || os.Geteuid() != 0 {
-		return nil, nil
-	}
+	root := os.Geteuid() == 0
 	out := map[int]*os.File{}
+	nss := map[string]*os.File{} // user namespaces for idmapped binds, by mapping
+	defer func() {
+		for _, f := range nss {
+			f.Close()
+		}
+		if err != nil {
+			for _, f := range out {
+				f.Close()
+			}
+		}
+	}()
 	for i, m := range spec.Mounts {
 		if m.Type != "bind" && !slices.Contains(m.Options, "bind") && !slices.Contains(m.Options, "rbind") {
+			continue
+		}
+		idmap := rootfs.IDMapOf(m.Options)
+		if idmap != rootfs.NoIDMap && !root {
+			return nil, fmt.Errorf("mounts[%d] (%s): an idmapped mount needs the host's root (CAP_SYS_ADMIN): %w", i, m.Destination, errdefs.ErrUnavailable)
+		}
+		if idmap == rootfs.NoIDMap && (!newUser || !root) {
 			continue
 		}
 		src := m.Source
@@ -379,12 +397,27 @@ func openBindSources(spec *specs.Spec, bundle string) (map[int]*os.File, error) 
 		}
 		fd, err := unix.OpenTree(unix.AT_FDCWD, src, uint(flags))
 		if err != nil {
-			for _, f := range out {
-				f.Close()
-			}
 			return nil, fmt.Errorf("mounts[%d]: bind source %s: %w", i, m.Source, err)
 		}
 		out[i] = os.NewFile(uintptr(fd), src)
+		if idmap == rootfs.NoIDMap {
+			continue
+		}
+		uids, gids := m.UIDMappings, m.GIDMappings
+		if len(uids) == 0 {
+			uids, gids = spec.Linux.UIDMappings, spec.Linux.GIDMappings
+		}
+		key := fmt.Sprint(uids, gids)
+		ns := nss[key]
+		if ns == nil {
+			if ns, err = userns.OpenSpec(uids, gids); err != nil {
+				return nil, fmt.Errorf("mounts[%d] (%s): %w", i, m.Destination, err)
+			}
+			nss[key] = ns
+		}
+		if err := userns.Idmap(fd, ns, idmap == rootfs.IDMapRecursive); err != nil {
+			return nil, fmt.Errorf("mounts[%d]: idmapped bind of %s: %w", i, m.Source, err)
+		}
 	}
 	return out, nil
 }

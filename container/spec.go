@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/berth-project/berth/container/capabilities"
 	"github.com/berth-project/berth/container/initproc"
+	"github.com/berth-project/berth/container/rootfs"
 	"github.com/berth-project/berth/errdefs"
 	"github.com/berth-project/berth/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -64,11 +66,13 @@ func specMajor(v string) int {
 	return major
 }
 
+// inv is an ErrInvalid error with the message format makes.
+func inv(format string, args ...any) error {
+	return fmt.Errorf(format+": %w", append(args, errdefs.ErrInvalid)...)
+}
+
 // Validate checks a spec for what the runtime cannot or must not run.
 func Validate(s *specs.Spec) error {
-	inv := func(format string, args ...any) error {
-		return fmt.Errorf(format+": %w", append(args, errdefs.ErrInvalid)...)
-	}
 	major := specMajor(s.Version)
 	if major < 0 {
 		return inv("ociVersion %q is not a version", s.Version)
@@ -141,6 +145,9 @@ func Validate(s *specs.Spec) error {
 		if !filepath.IsAbs(mnt.Destination) {
 			s.Mounts[i].Destination = "/" + mnt.Destination
 		}
+		if err := checkIDMap(s, i); err != nil {
+			return err
+		}
 	}
 	if s.Linux.RootfsPropagation != "" {
 		switch s.Linux.RootfsPropagation {
@@ -166,9 +173,6 @@ func Validate(s *specs.Spec) error {
 
 // validateProcess checks a process for what the runtime cannot run.
 func validateProcess(p *specs.Process) error {
-	inv := func(format string, args ...any) error {
-		return fmt.Errorf(format+": %w", append(args, errdefs.ErrInvalid)...)
-	}
 	if len(p.Args) == 0 {
 		return inv("process.args must not be empty")
 	}
@@ -199,6 +203,27 @@ func validateProcess(p *specs.Process) error {
 	}
 	if p.SelinuxLabel != "" {
 		return fmt.Errorf("process.selinuxLabel: SELinux is not enabled on this host: %w", errdefs.ErrUnavailable)
+	}
+	return nil
+}
+
+// checkIDMap: an idmapped mount (idmap or ridmap, runtime-spec 1.2) is a
+// bind, and has both uid and gid mappings of its own, or none and a
+// container user namespace whose mappings it takes.
+func checkIDMap(s *specs.Spec, i int) error {
+	m := s.Mounts[i]
+	own := len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0
+	switch {
+	case rootfs.IDMapOf(m.Options) == rootfs.NoIDMap:
+		if own {
+			return inv("mounts[%d] (%s): uidMappings/gidMappings need the idmap or ridmap option", i, m.Destination)
+		}
+	case m.Type != "bind" && !slices.Contains(m.Options, "bind") && !slices.Contains(m.Options, "rbind"):
+		return inv("mounts[%d] (%s): only a bind mount can be idmapped, not type %q", i, m.Destination, m.Type)
+	case own && (len(m.UIDMappings) == 0 || len(m.GIDMappings) == 0):
+		return inv("mounts[%d] (%s): an idmapped mount needs both uidMappings and gidMappings", i, m.Destination)
+	case !own && (len(s.Linux.UIDMappings) == 0 || len(s.Linux.GIDMappings) == 0):
+		return inv("mounts[%d] (%s): idmap without uidMappings/gidMappings takes the container's user namespace mappings, and there are none", i, m.Destination)
 	}
 	return nil
 }

@@ -74,6 +74,23 @@ func (e *Engine) containerRoot(ref string, fn func(rootfd int, m *userns.Mapping
 	return fn(rootfd, rec.IDMap)
 }
 
+// attachIdmapped mounts an idmapped clone of src on the directory fd;
+// *ns is m's user namespace, opened on first use.
+func attachIdmapped(src string, fd int, m *userns.Mapping, ns **os.File) error {
+	if *ns == nil {
+		var err error
+		if *ns, err = userns.Open(*m); err != nil {
+			return err
+		}
+	}
+	tree, err := userns.Clone(src, *ns)
+	if err != nil {
+		return err
+	}
+	defer tree.Close()
+	return unix.MoveMount(int(tree.Fd()), "", fd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+}
+
 // mountVolumesUnder binds a stopped container's volumes and bind mounts
 // over its root mounted at root, where their destinations already exist
 // (a container that never ran has none yet).
@@ -87,29 +104,42 @@ func (e *Engine) mountVolumesUnder(rec Record, root string) error {
 	if err != nil {
 		return err
 	}
-	type bindMount struct{ src, dst string }
+	type bindMount struct {
+		src, dst string
+		idmap    bool // through the container's mapping, as it runs
+	}
 	var ms []bindMount
 	for _, m := range vms {
 		if m.Type == "bind" { // a tmpfs volume holds nothing while stopped
-			ms = append(ms, bindMount{m.Source, m.Destination})
+			ms = append(ms, bindMount{m.Source, m.Destination, rootfs.IDMapOf(m.Options) != rootfs.NoIDMap})
 		}
 	}
 	for _, raw := range rec.HostConfig.Binds {
 		if b, err := parseBind(raw); err == nil && !b.volume {
-			ms = append(ms, bindMount{b.src, b.dst})
+			ms = append(ms, bindMount{b.src, b.dst, b.idmap})
 		}
 	}
 	for _, m := range rec.HostConfig.Mounts {
 		if m.Type == "bind" {
-			ms = append(ms, bindMount{m.Source, m.Target})
+			ms = append(ms, bindMount{m.Source, m.Target, false})
 		}
 	}
+	var ns *os.File // the container's user namespace, for idmapped binds
+	defer func() {
+		if ns != nil {
+			ns.Close()
+		}
+	}()
 	for _, m := range ms {
 		fd, err := rootfs.OpenInRoot(rootfd, m.dst)
 		if err != nil {
 			continue // not made yet: the container never ran
 		}
-		err = unix.Mount(m.src, rootfs.ProcFd(fd), "", unix.MS_BIND|unix.MS_REC, "")
+		if m.idmap && rec.IDMap != nil {
+			err = attachIdmapped(m.src, fd, rec.IDMap, &ns)
+		} else {
+			err = unix.Mount(m.src, rootfs.ProcFd(fd), "", unix.MS_BIND|unix.MS_REC, "")
+		}
 		unix.Close(fd)
 		if err != nil {
 			return fmt.Errorf("mount %s at %s: %w", m.src, m.dst, err)

@@ -206,6 +206,7 @@ type bind struct {
 	ro       bool
 	nocopy   bool
 	volume   bool
+	idmap    bool // a host path seen through the container's mapping (Podman's idmap)
 }
 
 func parseBind(s string) (bind, error) {
@@ -224,6 +225,8 @@ func parseBind(s string) (bind, error) {
 				b.ro = true
 			case "nocopy":
 				b.nocopy = true
+			case "idmap":
+				b.idmap = true
 			case "rw", "z", "Z", "rprivate", "private", "rshared", "shared", "rslave", "slave":
 			default:
 				return bind{}, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid mode: %s", o))
@@ -649,6 +652,10 @@ func withMounts(in *specInput, s *specs.Spec) error {
 		opts := []string{"rbind", "rprivate"}
 		if b.ro {
 			opts = append(opts, "ro")
+		}
+		if b.idmap {
+			ums = append(ums, idmappedBind(b.dst, b.src, opts, *in.rec.IDMap))
+			continue
 		}
 		ums = append(ums, specs.Mount{Destination: b.dst, Type: "bind", Source: b.src, Options: opts})
 	}

@@ -80,8 +80,8 @@ func checkUserns(hc *ctypes.HostConfig, m userns.Mapping) error {
 	}
 	for _, raw := range hc.Binds {
 		b, err := parseBind(raw)
-		if err != nil || b.volume {
-			continue
+		if err != nil || b.volume || b.idmap {
+			continue // an idmapped bind's files are the container root's
 		}
 		if err := readableBy(b.src, m); err != nil {
 			return err
@@ -155,12 +155,33 @@ func searchableBy(dir string, m userns.Mapping) error {
 	}
 }
 
+// checkIdmapBinds: a bind with the idmap option needs a user namespace
+// to map through, and a daemon that may idmap the host's file systems.
+func checkIdmapBinds(hc *ctypes.HostConfig, mode string) error {
+	for _, raw := range hc.Binds {
+		b, err := parseBind(raw)
+		if err != nil || b.volume || !b.idmap {
+			continue
+		}
+		switch {
+		case mode == "host":
+			return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("bind %s: idmap maps a host path through the container's user namespace, and it has none: add --userns=auto, or start berthd with --userns-remap or --userns-auto", raw))
+		case !idmapVolumes():
+			return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("bind %s: idmap needs a berthd running as the host's root (a rootless daemon may not idmap the host's file systems)", raw))
+		}
+	}
+	return nil
+}
+
 // assignUserns gives a container being created its mapping: nil for
 // host mode. owned says the block is the container's own (auto), for the
 // caller to return to the pool if the create fails.
 func (e *Engine) assignUserns(id string, hc *ctypes.HostConfig) (m *userns.Mapping, owned bool, err error) {
 	mode, err := e.usernsMode(hc)
-	if err != nil || mode == "host" {
+	if err != nil {
+		return nil, false, err
+	}
+	if err := checkIdmapBinds(hc, mode); err != nil || mode == "host" {
 		return nil, false, err
 	}
 	var got userns.Mapping
@@ -237,6 +258,6 @@ func (e *Engine) UsernsInfo() (securityOpt string, status [2]string) {
 	if mode != "host" {
 		securityOpt = "name=userns"
 	}
-	return securityOpt, [2]string{"User namespaces", fmt.Sprintf("default %s; %d of %d ranges of %d ids in use, from %s; image layers idmapped, never copied",
+	return securityOpt, [2]string{"User namespaces", fmt.Sprintf("default %s; %d of %d ranges of %d ids in use, from %s; image layers and volumes idmapped, never copied",
 		mode, u.Pool.Taken(), u.Pool.Size(), userns.BlockSize, u.Source)}
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/berth-project/berth/errdefs"
+	"github.com/berth-project/berth/userns"
 	"github.com/berth-project/berth/volume"
 	ctypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -200,20 +202,33 @@ func (e *Engine) volumeMounts(r *Record, rootPath string) ([]specs.Mount, error)
 			if err := e.o.Volumes.Ready(v); err != nil {
 				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
 			}
+			idmapped := r.IDMap != nil && idmapVolumes()
 			if !v.CopiedUp {
-				// A volume's first user owns its root, as the mount
-				// point the image had would be owned.
-				if err := chownToRoot(r.IDMap, v.Mountpoint); err != nil {
-					return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+				// Without an idmapped mount, a volume's first user owns
+				// its root, as the mount point the image had would be
+				// owned.
+				if !idmapped {
+					if err := chownToRoot(r.IDMap, v.Mountpoint); err != nil {
+						return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+					}
 				}
 				if !vm.NoCopy {
 					if err := copyUp(rootPath, vm.Destination, v.Mountpoint); err != nil {
 						return nil, fmt.Errorf("volume %s: copy the image's %s in: %w", v.Name, vm.Destination, err)
 					}
+					if idmapped {
+						if err := unshiftTree(v.Mountpoint, *r.IDMap); err != nil {
+							return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+						}
+					}
 				}
 				if err := e.o.Volumes.MarkCopiedUp(v.Name); err != nil {
 					return nil, err
 				}
+			}
+			if idmapped {
+				out = append(out, idmappedBind(vm.Destination, v.Mountpoint, opts, *r.IDMap))
+				continue
 			}
 		}
 		out = append(out, specs.Mount{Destination: vm.Destination, Type: "bind", Source: v.Mountpoint, Options: opts})
@@ -245,4 +260,40 @@ func copyUp(root, dst, volDir string) error {
 		return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// idmapVolumes: a user-namespaced container's volumes are idmapped
+// binds, stored in the container's ids (as a container without a user
+// namespace stores them), so containers of different ranges share them.
+// A daemon in a user namespace of its own (rootless) may not idmap the
+// host's file systems; there a volume takes its first user's ids.
+func idmapVolumes() bool { return !userns.Nested() }
+
+// idmappedBind is a bind of src whose ids are m's container ids on disk.
+func idmappedBind(dst, src string, opts []string, m userns.Mapping) specs.Mount {
+	uids, gids := m.Spec()
+	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: append(slices.Clone(opts), "idmap"), UIDMappings: uids, GIDMappings: gids}
+}
+
+// unshiftTree gives what copyUp copied from a user-namespaced root
+// (host ids) back the container's ids, which an idmapped volume stores.
+// chown clears set-id bits, so modes are set again after it.
+func unshiftTree(dir string, m userns.Mapping) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		uid, gid := m.ToContainer(int(st.Uid), int(st.Gid))
+		if err := os.Lchown(p, uid, gid); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFLNK && st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
+			return unix.Chmod(p, st.Mode&0o7777)
+		}
+		return nil
+	})
 }

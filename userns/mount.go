@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"syscall"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,6 +20,12 @@ import (
 // it stops at its first instruction and runs no code, and killed once its
 // namespace is opened.
 func Open(m Mapping) (*os.File, error) {
+	uids, gids := m.Spec()
+	return OpenSpec(uids, gids)
+}
+
+// OpenSpec is Open for OCI mappings, which may have several ranges.
+func OpenSpec(uids, gids []specs.LinuxIDMapping) (*os.File, error) {
 	// ptrace's tracer is a thread: the one that starts the child.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -31,13 +38,13 @@ func Open(m Mapping) (*os.File, error) {
 	cmd.Env = []string{}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags:  syscall.CLONE_NEWUSER,
-		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.UID.Start), Size: int(m.UID.Size)}},
-		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.GID.Start), Size: int(m.GID.Size)}},
+		UidMappings: sysMaps(uids),
+		GidMappings: sysMaps(gids),
 		Ptrace:      true,
 		Pdeathsig:   syscall.SIGKILL,
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("user namespace for uids %d-%d: %w", m.UID.Start, m.UID.End()-1, err)
+		return nil, fmt.Errorf("user namespace for uid map %s: %w", describe(uids), err)
 	}
 	defer func() {
 		cmd.Process.Kill()
@@ -45,9 +52,29 @@ func Open(m Mapping) (*os.File, error) {
 	}()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid))
 	if err != nil {
-		return nil, fmt.Errorf("user namespace for uids %d-%d: %w", m.UID.Start, m.UID.End()-1, err)
+		return nil, fmt.Errorf("user namespace for uid map %s: %w", describe(uids), err)
 	}
 	return f, nil
+}
+
+func sysMaps(ms []specs.LinuxIDMapping) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, len(ms))
+	for i, m := range ms {
+		out[i] = syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)}
+	}
+	return out
+}
+
+// describe writes mappings as "0:100000:65536,…" (container:host:size).
+func describe(ms []specs.LinuxIDMapping) string {
+	var b []byte
+	for i, m := range ms {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Appendf(b, "%d:%d:%d", m.ContainerID, m.HostID, m.Size)
+	}
+	return string(b)
 }
 
 // Clone returns a detached copy of the directory tree at path (its
@@ -58,12 +85,26 @@ func Clone(path string, ns *os.File) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("idmapped mount of %s: open_tree: %w", path, err)
 	}
-	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(ns.Fd())}
-	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+	if err := Idmap(fd, ns, true); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("idmapped mount of %s: mount_setattr: %w", path, err)
+		return nil, fmt.Errorf("idmapped mount of %s: %w", path, err)
 	}
 	return os.NewFile(uintptr(fd), path), nil
+}
+
+// Idmap maps the ids of the detached tree fd (from open_tree) through
+// the user namespace ns: its top mount only, or every mount in it if
+// recursive.
+func Idmap(fd int, ns *os.File, recursive bool) error {
+	flags := unix.AT_EMPTY_PATH
+	if recursive {
+		flags |= unix.AT_RECURSIVE
+	}
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(ns.Fd())}
+	if err := unix.MountSetattr(fd, "", uint(flags), &attr); err != nil {
+		return fmt.Errorf("mount_setattr(MOUNT_ATTR_IDMAP): %w", err)
+	}
+	return nil
 }
 
 // Attach mounts a detached tree (from Clone) on target.

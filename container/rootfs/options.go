@@ -16,6 +16,31 @@ type MountOptions struct {
 	SetAttr     uint64    // MOUNT_ATTR_* to set recursively (rro, rnosuid …)
 	ClearAttr   uint64    // MOUNT_ATTR_* to clear recursively (rrw, rsuid …)
 	Data        string    // file-system specific options
+	IDMap       IDMapKind // idmap or ridmap: the bind's source is idmapped
+}
+
+// IDMapKind is what an idmapped bind maps: nothing, its top mount
+// ("idmap") or every mount under it too ("ridmap").
+type IDMapKind int
+
+const (
+	NoIDMap IDMapKind = iota
+	IDMapTop
+	IDMapRecursive
+)
+
+// IDMapOf is the idmap option among opts, without parsing the rest.
+func IDMapOf(opts []string) IDMapKind {
+	k := NoIDMap
+	for _, o := range opts {
+		switch o {
+		case "idmap":
+			k = IDMapTop
+		case "ridmap":
+			k = IDMapRecursive
+		}
+	}
+	return k
 }
 
 var flagOptions = map[string]struct {
@@ -58,8 +83,8 @@ var recursiveOptions = map[string]struct {
 	"rnosymfollow": {false, unix.MOUNT_ATTR_NOSYMFOLLOW}, "rsymfollow": {true, unix.MOUNT_ATTR_NOSYMFOLLOW},
 }
 
-// ParseOptions splits OCI mount options. Options Berth cannot honour
-// (idmapped mounts) are an error naming the option.
+// ParseOptions splits OCI mount options; what is not a flag, a
+// propagation, a recursive attribute or idmap is file-system data.
 func ParseOptions(opts []string) (MountOptions, error) {
 	var o MountOptions
 	var data []string
@@ -86,7 +111,8 @@ func ParseOptions(opts []string) (MountOptions, error) {
 		}
 		switch opt {
 		case "idmap", "ridmap":
-			return o, fmt.Errorf("mount option %q: idmapped mounts are not supported yet: %w", opt, errdefs.ErrInvalid)
+			o.IDMap = IDMapOf([]string{opt})
+			continue
 		case "tmpcopyup":
 			continue // runc extension for tmpfs over image content; the engine copies up itself
 		}

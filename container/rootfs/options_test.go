@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -21,8 +22,11 @@ func TestParseOptions(t *testing.T) {
 	if o.SetAttr != unix.MOUNT_ATTR_RDONLY || o.Data != "mode=755,size=1m" {
 		t.Errorf("setattr %#x data %q", o.SetAttr, o.Data)
 	}
-	if _, err := ParseOptions([]string{"idmap"}); err == nil {
-		t.Error("idmap accepted though unsupported")
+	for opts, want := range map[string]IDMapKind{"rbind": NoIDMap, "rbind,idmap": IDMapTop, "ridmap,rbind": IDMapRecursive} {
+		o, err := ParseOptions(strings.Split(opts, ","))
+		if err != nil || o.IDMap != want || o.Data != "" {
+			t.Errorf("%s: idmap %d (want %d), data %q, %v", opts, o.IDMap, want, o.Data, err)
+		}
 	}
 }
 

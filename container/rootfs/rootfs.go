@@ -208,7 +208,6 @@ func isBind(m specs.Mount) bool {
 	return false
 }
 
-// mountOne performs one OCI mount inside the rootfs.
 // mountOne makes mount m; srcfd, if non-zero, is a detached clone of a
 // bind mount's source (see Config.MountFds), moved into place instead of
 // binding the source by path.
@@ -219,6 +218,9 @@ func mountOne(c *Config, rootfd int, m specs.Mount, srcfd int) error {
 	}
 	if m.Type == "cgroup" || m.Type == "cgroup2" {
 		return mountCgroup(c, rootfd, m, opts)
+	}
+	if opts.IDMap != NoIDMap && srcfd == 0 {
+		return fmt.Errorf("idmapped bind of %s: the runtime opened no idmapped source for it", m.Source)
 	}
 	bind := isBind(m)
 	src := m.Source

@@ -60,8 +60,13 @@ func TestUsernsAutoRangesAreDisjointAndKept(t *testing.T) {
 	d := &daemon{Daemon: bd, sock: bd.Sock, dir: bd.Dir}
 	withBusybox(t, d)
 
-	d.must(t, "run", "-d", "--name", "ua", "-v", "shared:/s", "busybox", "sh", "-c", "echo secret > /s/secret; chmod 600 /s/secret; echo made > /madebyroot; sleep 1000")
-	d.must(t, "run", "-d", "--name", "ub", "-v", "shared:/s", "busybox", "sleep", "1000")
+	d.must(t, "run", "-d", "--name", "ua", "-v", "shared:/s", "busybox", "sh", "-c", "echo secret > /s/secret; chmod 600 /s/secret; echo made > /madebyroot; echo mine > /private; chmod 600 /private; sleep 1000")
+	aID := strings.TrimSpace(d.must(t, "inspect", "-f", "{{.Id}}", "ua"))
+	aLayer := filepath.Join(bd.DataRoot, "storage/rw", aID, "upper")
+	waitFor(t, func() bool { _, err := os.Stat(filepath.Join(aLayer, "private")); return err == nil })
+	// b is given a's writable layer by a plain bind (readable: its root
+	// directory is 0755), and shares a's volume.
+	d.must(t, "run", "-d", "--name", "ub", "-v", "shared:/s", "-v", aLayer+":/other", "busybox", "sleep", "1000")
 	ids := map[string]string{}
 	for _, c := range []string{"ua", "ub"} {
 		pid := d.must(t, "inspect", "-f", "{{.State.Pid}}", c)
@@ -79,17 +84,42 @@ func TestUsernsAutoRangesAreDisjointAndKept(t *testing.T) {
 		t.Fatalf("ranges not disjoint from each other and the shared one: a %s, b %s", ids["ua"], ids["ub"])
 	}
 	// A file the container's root made is its host user's on the host.
-	aID := strings.TrimSpace(d.must(t, "inspect", "-f", "{{.Id}}", "ua"))
 	var st syscall.Stat_t
-	waitFor(t, func() bool {
-		return syscall.Stat(filepath.Join(bd.DataRoot, "storage/rw", aID, "upper/madebyroot"), &st) == nil
-	})
+	if err := syscall.Stat(filepath.Join(aLayer, "madebyroot"), &st); err != nil {
+		t.Fatal(err)
+	}
 	if got := fmt.Sprintf("%d:%d", st.Uid, st.Gid); got != ids["ua"] {
 		t.Errorf("a file a's root made is %s on the host, want %s", got, ids["ua"])
 	}
-	// b's root is not a's: a's private file is closed to it.
-	if out, err := d.docker("exec", "ub", "cat", "/s/secret"); err == nil || !strings.Contains(out, "Permission denied") {
+	// b's root is not a's: a's private file is closed to it, and a's
+	// files are nobody's there.
+	if out, err := d.docker("exec", "ub", "cat", "/other/private"); err == nil || !strings.Contains(out, "Permission denied") {
 		t.Errorf("b read a's 0600 file: %v %s", err, out)
+	}
+	if out := d.must(t, "exec", "ub", "stat", "-c", "%u:%g", "/other/private"); strings.TrimSpace(out) != "65534:65534" {
+		t.Errorf("a's file seen from b: %s, want 65534:65534 (unmapped)", out)
+	}
+	// The shared volume is idmapped: stored in container ids, it is every
+	// user's root's, whatever their ranges.
+	if out := d.must(t, "exec", "ub", "sh", "-c", "cat /s/secret && stat -c %u:%g /s/secret && echo from-b > /s/b"); strings.Fields(out)[0] != "secret" || strings.Fields(out)[1] != "0:0" {
+		t.Errorf("a's 0600 file on the shared volume, from b: %q, want it read and 0:0", out)
+	}
+	vol := strings.TrimSpace(d.must(t, "volume", "inspect", "-f", "{{.Mountpoint}}", "shared"))
+	for _, f := range []string{"secret", "b"} {
+		if err := syscall.Stat(filepath.Join(vol, f), &st); err != nil || st.Uid != 0 || st.Gid != 0 {
+			t.Errorf("volume file %s on the host: %d:%d (%v), want 0:0 (the container's ids)", f, st.Uid, st.Gid, err)
+		}
+	}
+	// A host directory only the host's root may read, bound with idmap:
+	// its files are the container root's.
+	closed := t.TempDir()
+	os.Chmod(closed, 0o700)
+	os.WriteFile(filepath.Join(closed, "f"), []byte("host-root-only\n"), 0o600)
+	if out := d.must(t, "run", "--rm", "-v", closed+":/c:idmap", "busybox", "sh", "-c", "cat /c/f; stat -c %u /c/f; touch /c/new"); !strings.Contains(out, "host-root-only\n0") {
+		t.Errorf("idmapped bind: %q", out)
+	}
+	if err := syscall.Stat(filepath.Join(closed, "new"), &st); err != nil || st.Uid != 0 {
+		t.Errorf("a file made through the idmapped bind: uid %d (%v), want 0", st.Uid, err)
 	}
 	// cp and export speak the container's ids.
 	if out := d.must(t, "exec", "ua", "stat", "-c", "%u", "/madebyroot"); strings.TrimSpace(out) != "0" {
@@ -153,6 +183,7 @@ func TestUsernsRefusals(t *testing.T) {
 		{[]string{"--pid", "host"}, "--pid=host cannot be used"},
 		{[]string{"--device", "/dev/null"}, "--device (host devices) cannot be used"},
 		{[]string{"-v", closed + ":/c"}, "is not readable by the container's root, host uid 3600000"},
+		{[]string{"--userns=host", "-v", closed + ":/c:idmap"}, "idmap maps a host path through the container's user namespace, and it has none"},
 	} {
 		out, err := d.docker(append(append([]string{"run", "--rm"}, c.args...), "busybox", "true")...)
 		if err == nil || !strings.Contains(out, c.want) {

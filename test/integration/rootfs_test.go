@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/berth-project/berth/test/harness"
@@ -84,5 +85,82 @@ func TestRootfsPropagation(t *testing.T) {
 	}
 	if strings.Contains(out, "shared:") || strings.Contains(out, "master:") {
 		t.Errorf("root mount not private: %s", out)
+	}
+}
+
+// An idmapped bind (runtime-spec 1.2's idmap option) shows the files of
+// its source through a mapping: the container's own (a file stored as uid
+// 0 is the container's root, and what the root writes is stored as 0) or
+// the mount's uidMappings. A plain bind of the same directory is the
+// control: there the host's root is unmapped (nobody).
+func TestIdmappedBind(t *testing.T) {
+	b := harness.NewBundle(t)
+	userNS(t, b)
+	host := filepath.Join(b.Dir, "shared")
+	if err := os.MkdirAll(filepath.Join(host, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(host, "f"), []byte("x"), 0o644)
+	if err := os.Chown(filepath.Join(host, "sub"), 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	own := []specs.LinuxIDMapping{{ContainerID: 1000, HostID: 100000, Size: 1}}
+	b.Spec.Mounts = append(b.Spec.Mounts,
+		specs.Mount{Destination: "/plain", Type: "bind", Source: host, Options: []string{"rbind"}},
+		specs.Mount{Destination: "/mapped", Type: "bind", Source: host, Options: []string{"rbind", "idmap"}},
+		specs.Mount{Destination: "/own", Type: "bind", Source: host, Options: []string{"rbind", "ridmap", "ro"}, UIDMappings: own, GIDMappings: own},
+	)
+	b.Spec.Process.Args = []string{"sh", "-c", `
+stat -c 'plain %n %u:%g' /plain/f /plain/sub
+stat -c 'mapped %n %u:%g' /mapped/f /mapped/sub
+stat -c 'own %n %u:%g' /own/f /own/sub
+echo new > /mapped/new && echo wrote
+touch /own/x 2>/dev/null || echo own-ro
+`}
+	b.Write()
+	out := b.MustRuntime("run", b.ID).Stdout
+	for _, want := range []string{
+		"plain /plain/f 65534:65534", "plain /plain/sub 65534:65534",
+		"mapped /mapped/f 0:0", "mapped /mapped/sub 1000:1000",
+		"own /own/f 65534:65534", "own /own/sub 0:0",
+		"wrote", "own-ro",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(host, "new"), &st); err != nil || st.Uid != 0 || st.Gid != 0 {
+		t.Errorf("a file the container's root made through the idmapped bind: stored as %d:%d (%v), want 0:0", st.Uid, st.Gid, err)
+	}
+	b.AssertNothingLeft()
+}
+
+// Idmapped binds that cannot be: refused at create, nothing made.
+func TestIdmappedBindRefused(t *testing.T) {
+	for name, tc := range map[string]struct {
+		userns bool
+		m      specs.Mount
+		want   string
+	}{
+		"no mappings anywhere": {false, specs.Mount{Destination: "/d", Type: "bind", Source: "/tmp", Options: []string{"rbind", "idmap"}}, "takes the container's user namespace mappings"},
+		"mappings without idmap": {true, specs.Mount{Destination: "/d", Type: "bind", Source: "/tmp", Options: []string{"rbind"},
+			UIDMappings: []specs.LinuxIDMapping{{HostID: 100000, Size: 1}}, GIDMappings: []specs.LinuxIDMapping{{HostID: 100000, Size: 1}}}, "need the idmap or ridmap option"},
+		"not a bind":   {true, specs.Mount{Destination: "/d", Type: "tmpfs", Source: "tmpfs", Options: []string{"idmap"}}, "only a bind mount can be idmapped"},
+		"uid map only": {true, specs.Mount{Destination: "/d", Type: "bind", Source: "/tmp", Options: []string{"rbind", "idmap"}, UIDMappings: []specs.LinuxIDMapping{{HostID: 100000, Size: 1}}}, "needs both uidMappings and gidMappings"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := harness.NewBundle(t)
+			if tc.userns {
+				userNS(t, b)
+			}
+			b.Spec.Mounts = append(b.Spec.Mounts, tc.m)
+			b.Write()
+			r := b.Runtime("create", b.ID)
+			if r.Code == 0 || !strings.Contains(r.Stderr, tc.want) {
+				t.Errorf("create: %v; want a failure saying %q", r, tc.want)
+			}
+			b.AssertNothingLeft()
+		})
 	}
 }
