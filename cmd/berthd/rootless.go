@@ -147,10 +147,9 @@ func runRootlessParent(cfg config, extraArgs []string) error {
 		fmt.Fprintf(os.Stderr, "berthd: rootless: no route out of the host for the daemon and its containers (pulls from registries fail; load and import work, and published ports): user %s cannot open /dev/net/tun, which slirp4netns needs: %v\n", u.Username, err)
 	} else {
 		tun.Close()
-		slirp := exec.Command("slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback", pid, "tap0")
-		slirp.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := slirp.Start(); err != nil {
-			return fail(fmt.Errorf("rootless: slirp4netns: %w", err))
+		slirp, err := startSlirp(pid, cfg.RootlessHostLoopback)
+		if err != nil {
+			return fail(err)
 		}
 		defer func() {
 			slirp.Process.Kill()
@@ -171,6 +170,59 @@ func runRootlessParent(cfg config, extraArgs []string) error {
 		os.Exit(ee.ExitCode())
 	}
 	return err
+}
+
+// startSlirp starts slirp4netns for the network namespace of pid and
+// waits until it has configured tap0 there (address 10.0.2.100, the
+// default route through 10.0.2.2, DNS at 10.0.2.3), so that the daemon
+// starts with its route out. hostLoopback lets 10.0.2.2 reach the host's
+// loopback.
+func startSlirp(pid string, hostLoopback bool) (*exec.Cmd, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	args := []string{"--configure", "--mtu=65520", "--ready-fd=3"}
+	if !hostLoopback {
+		args = append(args, "--disable-host-loopback")
+	}
+	var out lockedOutput
+	slirp := exec.Command("slirp4netns", append(args, pid, "tap0")...)
+	slirp.ExtraFiles = []*os.File{w}
+	slirp.Stdout, slirp.Stderr = &out, &out
+	slirp.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err = slirp.Start()
+	w.Close()
+	if err != nil {
+		return nil, fmt.Errorf("rootless: slirp4netns: %w", err)
+	}
+	r.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b := make([]byte, 1)
+	if _, err := r.Read(b); err != nil {
+		slirp.Process.Kill()
+		slirp.Wait()
+		return nil, fmt.Errorf("rootless: slirp4netns did not configure the daemon's network namespace: %v: %s", err, strings.TrimSpace(out.String()))
+	}
+	return slirp, nil
+}
+
+// lockedOutput collects a child's output while it runs.
+type lockedOutput struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedOutput) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedOutput) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // mapArgs are newuidmap's (or newgidmap's) arguments for pid: own as 0,

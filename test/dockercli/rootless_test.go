@@ -56,11 +56,12 @@ func TestRootlessDaemon(t *testing.T) {
 		return c
 	}
 	var log lockedBuffer
-	// start runs berthd as the user; sys, if set, places it (a cgroup).
-	start := func(sys func(*syscall.SysProcAttr), args ...string) func() {
+	// start runs berthd as the user; adjust, if set, changes how (in a
+	// cgroup, through a wrapper).
+	start := func(adjust func(*exec.Cmd), args ...string) func() {
 		d := as(exec.Command(filepath.Join(binDir, "berthd"), append([]string{"--log-level", "debug", "--config-file", "/dev/null"}, args...)...))
-		if sys != nil {
-			sys(d.SysProcAttr)
+		if adjust != nil {
+			adjust(d)
 		}
 		log.Reset()
 		d.Stdout, d.Stderr = &log, &log
@@ -235,14 +236,14 @@ func TestRootlessDaemon(t *testing.T) {
 	// On cgroup2 a process may only move within a subtree it is already
 	// in: berthd starts in the delegated one, as systemd starts a user's
 	// session in its own.
-	var place func(*syscall.SysProcAttr)
+	var place func(*exec.Cmd)
 	if v2 := filepath.Join("/sys/fs/cgroup/unified", parent); slices.Contains(dirs, v2) {
 		f, err := os.Open(v2)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		place = func(a *syscall.SysProcAttr) { a.UseCgroupFD, a.CgroupFD = true, int(f.Fd()) }
+		place = func(c *exec.Cmd) { c.SysProcAttr.UseCgroupFD, c.SysProcAttr.CgroupFD = true, int(f.Fd()) }
 	}
 	stop = start(place, "--cgroup-parent", parent)
 	if strings.Contains(log.String(), "is not delegated") {
@@ -256,6 +257,46 @@ func TestRootlessDaemon(t *testing.T) {
 	must("pause", "paused")
 	must("unpause", "paused")
 	must("rm", "-f", "paused")
+	stop()
+
+	// Where the user may open /dev/net/tun, slirp4netns gives the daemon
+	// and its containers a route out. Here a mount namespace of the test's
+	// own has a tun node the user may open, and the registry the daemon
+	// pulls from and the container reaches is on the host's loopback
+	// (10.0.2.2 with --rootless-host-loopback): no address off the host.
+	if _, err := exec.LookPath("slirp4netns"); err != nil {
+		t.Skip("slirp4netns is not installed (scripts/deps.sh installs it)")
+	}
+	reg := registry.Start(t, registry.Options{})
+	reg.Push(t, "library/busybox:1.36", registry.Image(t, "amd64", []string{"sh"}, registry.Layer(t, registry.BusyboxTar(t), "gzip")))
+	_, rport, _ := net.SplitHostPort(reg.Host)
+	remote := "10.0.2.2:" + rport
+	tunDir := t.TempDir()
+	withTun := func(c *exec.Cmd) {
+		script := `mount -t tmpfs -o mode=0755 tmpfs "$0" && mknod -m 0666 "$0/tun" c 10 200 && mount --bind "$0/tun" /dev/net/tun && exec setpriv --reuid=` +
+			strconv.Itoa(uid) + ` --regid=` + strconv.Itoa(gid) + ` --clear-groups "$@"`
+		unshare, err := exec.LookPath("unshare")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Path, c.Args = unshare, append([]string{"unshare", "--mount", "--propagation", "private", "sh", "-c", script, tunDir}, c.Args...)
+		c.SysProcAttr.Credential = nil
+	}
+	// The control: without --rootless-host-loopback, slirp4netns refuses
+	// the host's loopback.
+	stop = start(withTun)
+	if out, err := docker("run", "--rm", "busybox", "wget", "-T", "3", "-qO-", "http://"+remote+"/v2/"); err == nil {
+		t.Errorf("the host's loopback reached without --rootless-host-loopback: %s", out)
+	}
+	stop()
+	stop = start(withTun, "--rootless-host-loopback", "--insecure-registry", remote)
+	if strings.Contains(log.String(), "/dev/net/tun") {
+		t.Errorf("berthd could not open the tun device it was given:\n%s", log.String())
+	}
+	must("pull", remote+"/library/busybox:1.36")
+	if out := must("run", "--rm", remote+"/library/busybox:1.36", "wget", "-qO-", "http://"+remote+"/v2/"); strings.TrimSpace(out) != "{}" {
+		t.Errorf("a container reaching the registry through slirp4netns: %q", out)
+	}
 	stop()
 }
 
