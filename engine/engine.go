@@ -81,9 +81,13 @@ type Engine struct {
 	closed chan struct{}
 	// adopted: containers taken over from a lost monitor whose exit a
 	// goroutine of berthd waits for (adopt.go).
-	adopted   map[string]bool
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+	adopted map[string]bool
+	// copyLayers: a user-namespaced container's layers are chown-copied
+	// per range (storage.MountShifted), not idmapped; layersWhy says why.
+	copyLayers bool
+	layersWhy  string
+	closeOnce  sync.Once
+	wg         sync.WaitGroup
 }
 
 var bucketContainers = []byte("containers")
@@ -110,6 +114,10 @@ func Open(o Options) (*Engine, error) {
 		closed: make(chan struct{}),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	if err := e.chooseLayers(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := e.load(); err != nil {
 		db.Close()
 		return nil, err

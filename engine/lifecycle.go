@@ -550,6 +550,12 @@ func (e *Engine) Remove(ref string, o RemoveOptions) error {
 		return err
 	}
 	if c.rec.IDMapOwned && e.o.Userns.Pool != nil {
+		if e.copyLayers {
+			// Before the range can be handed out again.
+			if err := e.o.Images.RemoveShifted(*c.rec.IDMap); err != nil {
+				e.log.Warn("remove the layer copies of a removed container's range", "container", id, "err", err)
+			}
+		}
 		e.o.Userns.Pool.Free(id)
 	}
 	e.mu.Lock()

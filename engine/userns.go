@@ -26,6 +26,11 @@ type UsernsOptions struct {
 	Default string
 	// Source names where the ids come from, for errors and docker info.
 	Source string
+	// Layers is how image layers are mounted for a user namespace:
+	// "idmap" (idmapped, never copied), "copy" (chown-copied once per
+	// range, cached) or "" / "auto" (idmap where the kernel and file
+	// system allow it, else copy).
+	Layers string
 }
 
 // usernsMode resolves a container's HostConfig.UsernsMode: "host" (no
@@ -157,7 +162,7 @@ func searchableBy(dir string, m userns.Mapping) error {
 
 // checkIdmapBinds: a bind with the idmap option needs a user namespace
 // to map through, and a daemon that may idmap the host's file systems.
-func checkIdmapBinds(hc *ctypes.HostConfig, mode string) error {
+func (e *Engine) checkIdmapBinds(hc *ctypes.HostConfig, mode string) error {
 	for _, raw := range hc.Binds {
 		b, err := parseBind(raw)
 		if err != nil || b.volume || !b.idmap {
@@ -166,8 +171,10 @@ func checkIdmapBinds(hc *ctypes.HostConfig, mode string) error {
 		switch {
 		case mode == "host":
 			return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("bind %s: idmap maps a host path through the container's user namespace, and it has none: add --userns=auto, or start berthd with --userns-remap or --userns-auto", raw))
-		case !idmapVolumes():
+		case userns.Nested():
 			return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("bind %s: idmap needs a berthd running as the host's root (a rootless daemon may not idmap the host's file systems)", raw))
+		case e.copyLayers:
+			return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("bind %s: idmap: this daemon does not idmap (%s)", raw, e.layersWhy))
 		}
 	}
 	return nil
@@ -181,7 +188,7 @@ func (e *Engine) assignUserns(id string, hc *ctypes.HostConfig) (m *userns.Mappi
 	if err != nil {
 		return nil, false, err
 	}
-	if err := checkIdmapBinds(hc, mode); err != nil || mode == "host" {
+	if err := e.checkIdmapBinds(hc, mode); err != nil || mode == "host" {
 		return nil, false, err
 	}
 	var got userns.Mapping
@@ -227,12 +234,49 @@ func (e *Engine) mountRootfs(r *Record, target string) error {
 	if r.IDMap == nil {
 		return e.o.Images.MountRootfs(r.ID, target)
 	}
+	if e.copyLayers {
+		return e.o.Images.MountRootfsShifted(r.ID, target, *r.IDMap)
+	}
 	ns, err := userns.Open(*r.IDMap)
 	if err != nil {
 		return err
 	}
 	defer ns.Close()
 	return e.o.Images.MountRootfsMapped(r.ID, target, ns, r.IDMap.RootUID(), r.IDMap.RootGID())
+}
+
+// chooseLayers settles how layers are mounted for user namespaces
+// (UsernsOptions.Layers): in auto, an idmapped overlay is tried once, and
+// its failure makes the daemon copy, saying why.
+func (e *Engine) chooseLayers() error {
+	u := e.o.Userns
+	if u.Pool == nil {
+		return nil
+	}
+	switch u.Layers {
+	case "copy":
+		e.copyLayers, e.layersWhy = true, "--userns-layers=copy"
+		return nil
+	case "", "auto", "idmap":
+	default:
+		return fmt.Errorf("--userns-layers=%s: auto, idmap or copy", u.Layers)
+	}
+	// Any mapping serves the probe; this one no container gets.
+	probe := userns.Mapping{UID: userns.Range{Start: 0x7fff0000, Size: 1}, GID: userns.Range{Start: 0x7fff0000, Size: 1}}
+	ns, err := userns.Open(probe)
+	if err == nil {
+		err = e.o.Images.ProbeMapped(ns)
+		ns.Close()
+	}
+	if err == nil {
+		return nil
+	}
+	if u.Layers == "idmap" {
+		return fmt.Errorf("--userns-layers=idmap: layers cannot be idmapped here: %w", err)
+	}
+	e.copyLayers, e.layersWhy = true, "layers cannot be idmapped here: "+err.Error()
+	e.log.Warn("user namespaces: image layers will be chown-copied once per range", "reason", err)
+	return nil
 }
 
 // idsToContainer maps host ids to m's container ids; nil for no mapping.
@@ -258,6 +302,10 @@ func (e *Engine) UsernsInfo() (securityOpt string, status [2]string) {
 	if mode != "host" {
 		securityOpt = "name=userns"
 	}
-	return securityOpt, [2]string{"User namespaces", fmt.Sprintf("default %s; %d of %d ranges of %d ids in use, from %s; image layers and volumes idmapped, never copied",
-		mode, u.Pool.Taken(), u.Pool.Size(), userns.BlockSize, u.Source)}
+	layers := "image layers and volumes idmapped, never copied"
+	if e.copyLayers {
+		layers = fmt.Sprintf("image layers chown-copied once per range and cached, volumes owned by their first user (%s)", e.layersWhy)
+	}
+	return securityOpt, [2]string{"User namespaces", fmt.Sprintf("default %s; %d of %d ranges of %d ids in use, from %s; %s",
+		mode, u.Pool.Taken(), u.Pool.Size(), userns.BlockSize, u.Source, layers)}
 }

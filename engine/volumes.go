@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/berth-project/berth/errdefs"
+	"github.com/berth-project/berth/storage"
 	"github.com/berth-project/berth/userns"
 	"github.com/berth-project/berth/volume"
 	ctypes "github.com/moby/moby/api/types/container"
@@ -202,7 +202,7 @@ func (e *Engine) volumeMounts(r *Record, rootPath string) ([]specs.Mount, error)
 			if err := e.o.Volumes.Ready(v); err != nil {
 				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
 			}
-			idmapped := r.IDMap != nil && idmapVolumes()
+			idmapped := r.IDMap != nil && e.idmapVolumes()
 			if !v.CopiedUp {
 				// Without an idmapped mount, a volume's first user owns
 				// its root, as the mount point the image had would be
@@ -217,7 +217,8 @@ func (e *Engine) volumeMounts(r *Record, rootPath string) ([]specs.Mount, error)
 						return nil, fmt.Errorf("volume %s: copy the image's %s in: %w", v.Name, vm.Destination, err)
 					}
 					if idmapped {
-						if err := unshiftTree(v.Mountpoint, *r.IDMap); err != nil {
+						// What was copied from the mapped root has host ids.
+						if err := storage.ShiftTree(v.Mountpoint, r.IDMap.ToContainer); err != nil {
 							return nil, fmt.Errorf("volume %s: %w", v.Name, err)
 						}
 					}
@@ -266,34 +267,12 @@ func copyUp(root, dst, volDir string) error {
 // binds, stored in the container's ids (as a container without a user
 // namespace stores them), so containers of different ranges share them.
 // A daemon in a user namespace of its own (rootless) may not idmap the
-// host's file systems; there a volume takes its first user's ids.
-func idmapVolumes() bool { return !userns.Nested() }
+// host's file systems, nor one where layers could not be idmapped: there
+// a volume takes its first user's ids.
+func (e *Engine) idmapVolumes() bool { return !userns.Nested() && !e.copyLayers }
 
 // idmappedBind is a bind of src whose ids are m's container ids on disk.
 func idmappedBind(dst, src string, opts []string, m userns.Mapping) specs.Mount {
 	uids, gids := m.Spec()
 	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: append(slices.Clone(opts), "idmap"), UIDMappings: uids, GIDMappings: gids}
-}
-
-// unshiftTree gives what copyUp copied from a user-namespaced root
-// (host ids) back the container's ids, which an idmapped volume stores.
-// chown clears set-id bits, so modes are set again after it.
-func unshiftTree(dir string, m userns.Mapping) error {
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		uid, gid := m.ToContainer(int(st.Uid), int(st.Gid))
-		if err := os.Lchown(p, uid, gid); err != nil {
-			return err
-		}
-		if st.Mode&unix.S_IFMT != unix.S_IFLNK && st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
-			return unix.Chmod(p, st.Mode&0o7777)
-		}
-		return nil
-	})
 }

@@ -39,6 +39,7 @@ import (
 	"github.com/berth-project/berth/image/content"
 	"github.com/berth-project/berth/storage"
 	"github.com/berth-project/berth/storage/unpack"
+	"github.com/berth-project/berth/userns"
 )
 
 // Options configure a Store.
@@ -704,6 +705,19 @@ func (s *Store) MountRootfs(key, target string) error { return s.snaps.Mount(key
 func (s *Store) MountRootfsMapped(key, target string, ns *os.File, uid, gid int) error {
 	return s.snaps.MountMapped(key, target, ns, uid, gid)
 }
+
+// MountRootfsShifted mounts a prepared rootfs on target for a container
+// whose ids are m's, over chown-copied layers (storage.MountShifted): the
+// fallback where layers cannot be idmapped.
+func (s *Store) MountRootfsShifted(key, target string, m userns.Mapping) error {
+	return s.snaps.MountShifted(key, target, m)
+}
+
+// RemoveShifted deletes the layer copies made for m.
+func (s *Store) RemoveShifted(m userns.Mapping) error { return s.snaps.RemoveShifted(m) }
+
+// ProbeMapped says whether layers can be idmapped here, or why not.
+func (s *Store) ProbeMapped(ns *os.File) error { return s.snaps.ProbeMapped(ns) }
 
 // RootfsUsage is the size of a container's writable layer (SizeRw).
 func (s *Store) RootfsUsage(key string) (int64, error) { return s.snaps.Usage(key) }

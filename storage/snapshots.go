@@ -94,6 +94,9 @@ func (s *Snapshotter) RemoveLayer(diffID digest.Digest) error {
 	if err := diffID.Validate(); err != nil {
 		return fmt.Errorf("layer %q: %w", diffID, errdefs.ErrInvalid)
 	}
+	if err := s.removeShiftedLayer(diffID); err != nil {
+		return err
+	}
 	return os.RemoveAll(s.LayerPath(diffID))
 }
 
@@ -257,6 +260,12 @@ func (s *Snapshotter) MountOptions(key string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return s.overlayOptions(key, dirs, rw)
+}
+
+// overlayOptions are the overlay options of key's rootfs over the layer
+// directories dirs (top first), with its upper and work in rw.
+func (s *Snapshotter) overlayOptions(key string, dirs []string, rw string) (string, error) {
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,index=off", strings.Join(dirs, ":"), filepath.Join(rw, "upper"), filepath.Join(rw, "work"))
 	if userns.Nested() {
 		// Root of a user namespace (a rootless daemon): overlayfs keeps

@@ -25,6 +25,7 @@ const defaultBlocks = 1024
 // subordinate ids from --subuid-file and --subgid-file.
 func usernsOptions(cfg config) (engine.UsernsOptions, error) {
 	var o engine.UsernsOptions
+	o.Layers = cfg.UsernsLayers
 	if cfg.rootless {
 		// Containers share the daemon's own user namespace.
 		if cfg.UsernsRemap != "" || cfg.UsernsAuto {

@@ -234,3 +234,40 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("timed out waiting")
 }
+
+// --userns-layers=copy (what a kernel without idmapped overlay layers
+// gets by itself): a container's layers are chown-copies of its range,
+// cached while it exists, removed with it; docker info says so.
+func TestUsernsLayersCopied(t *testing.T) {
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("the docker CLI is not installed")
+	}
+	const base = 3900000
+	args := append([]string{"--userns-auto", "--userns-layers", "copy"}, subIDFiles(t, "nobody", "nogroup", base, 2)...)
+	bd := berthd.StartWith(t, "", args...)
+	d := &daemon{Daemon: bd, sock: bd.Sock, dir: bd.Dir}
+	withBusybox(t, d)
+	if info := d.must(t, "info"); !strings.Contains(info, "image layers chown-copied once per range") || !strings.Contains(info, "--userns-layers=copy") {
+		t.Errorf("docker info does not say the layers are copied:\n%s", info)
+	}
+	d.must(t, "run", "-d", "--name", "cc", "busybox", "sleep", "1000")
+	if out := d.must(t, "exec", "cc", "sh", "-c", "stat -c %u:%g /bin/busybox /etc; id -u; touch /made && echo ok"); strings.Join(strings.Fields(out), " ") != "0:0 0:0 0 ok" {
+		t.Errorf("a container over copied layers: %q", out)
+	}
+	host := hostIDs(t, d.must(t, "inspect", "-f", "{{.State.Pid}}", "cc"))
+	copies, _ := filepath.Glob(filepath.Join(bd.DataRoot, "storage/shifted", strings.ReplaceAll(host, ":", "-"), "*"))
+	if len(copies) == 0 {
+		t.Fatalf("no layer copy for range %s under %s", host, filepath.Join(bd.DataRoot, "storage/shifted"))
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(copies[0], "bin/busybox"), &st); err != nil || fmt.Sprintf("%d:%d", st.Uid, st.Gid) != host {
+		t.Errorf("the copy's busybox is %d:%d (%v), want the range's root %s", st.Uid, st.Gid, err, host)
+	}
+	if out, err := d.docker("run", "--rm", "-v", t.TempDir()+":/x:idmap", "busybox", "true"); err == nil || !strings.Contains(out, "does not idmap") {
+		t.Errorf("an idmap bind on a daemon that copies layers: %v %s", err, out)
+	}
+	d.must(t, "rm", "-f", "cc")
+	if _, err := os.Stat(filepath.Dir(copies[0])); !os.IsNotExist(err) {
+		t.Errorf("the range's layer copies after rm: %v", err)
+	}
+}

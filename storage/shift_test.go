@@ -1,4 +1,4 @@
-package engine
+package storage
 
 import (
 	"os"
@@ -9,10 +9,9 @@ import (
 	"github.com/berth-project/berth/userns"
 )
 
-// What copyUp copied from a user-namespaced root has host ids; an
-// idmapped volume stores container ids, set-id bits kept, links not
-// followed.
-func TestUnshiftTree(t *testing.T) {
+// ShiftTree moves owners by a mapping (here host ids back to container
+// ids, as for a volume's copy-up), set-id bits kept, links not followed.
+func TestShiftTree(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("chown needs root")
 	}
@@ -32,7 +31,7 @@ func TestUnshiftTree(t *testing.T) {
 	if err := os.Chmod(suid, os.ModeSetuid|0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := unshiftTree(dir, m); err != nil {
+	if err := ShiftTree(dir, m.ToContainer); err != nil {
 		t.Fatal(err)
 	}
 	for p, want := range map[string][3]uint32{dir: {0, 0, 0o755}, filepath.Join(dir, "d"): {1000, 1000, 0o755}, suid: {5, 7, 0o4755}, outside: {0, 0, 0o644}} {
