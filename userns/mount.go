@@ -102,6 +102,9 @@ func Idmap(fd int, ns *os.File, recursive bool) error {
 	}
 	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(ns.Fd())}
 	if err := unix.MountSetattr(fd, "", uint(flags), &attr); err != nil {
+		if err == unix.EINVAL {
+			return fmt.Errorf("mount_setattr(MOUNT_ATTR_IDMAP): %w (its file system, or this kernel, cannot idmap it)", err)
+		}
 		return fmt.Errorf("mount_setattr(MOUNT_ATTR_IDMAP): %w", err)
 	}
 	return nil

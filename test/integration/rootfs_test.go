@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,7 +9,9 @@ import (
 	"testing"
 
 	"github.com/berth-project/berth/test/harness"
+	"github.com/berth-project/berth/userns"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 func TestMountsBindTmpfsAndReadonly(t *testing.T) {
@@ -104,6 +107,7 @@ func TestIdmappedBind(t *testing.T) {
 	if err := os.Chown(filepath.Join(host, "sub"), 1000, 1000); err != nil {
 		t.Fatal(err)
 	}
+	requireIdmap(t, host)
 	own := []specs.LinuxIDMapping{{ContainerID: 1000, HostID: 100000, Size: 1}}
 	b.Spec.Mounts = append(b.Spec.Mounts,
 		specs.Mount{Destination: "/plain", Type: "bind", Source: host, Options: []string{"rbind"}},
@@ -163,4 +167,23 @@ func TestIdmappedBindRefused(t *testing.T) {
 			b.AssertNothingLeft()
 		})
 	}
+}
+
+// requireIdmap skips the test where dir's file system cannot be idmapped
+// (tmpfs before Linux 6.3, as in the cgroup v2 guest).
+func requireIdmap(t *testing.T, dir string) {
+	t.Helper()
+	ns, err := userns.Open(userns.Mapping{UID: userns.Range{Start: 100000, Size: 1}, GID: userns.Range{Start: 100000, Size: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	tree, err := userns.Clone(dir, ns)
+	if errors.Is(err, unix.EINVAL) {
+		t.Skipf("the file system of %s cannot be idmapped here: %v", dir, err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree.Close()
 }
