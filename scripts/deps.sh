@@ -67,3 +67,13 @@ crictl=/var/tmp/berth-tools/crictl-v1.37.0/crictl
 if [ ! -x "$crictl" ]; then
 	(cd / && GOBIN=$(dirname "$crictl") go install sigs.k8s.io/cri-tools/cmd/crictl@v1.37.0)
 fi
+# critest, cri-tools' CRI validation suite (a Go test binary, built from
+# the module's source as its Makefile does: go test -c ./cmd/critest).
+critest=/var/tmp/berth-tools/critest-v1.37.0/critest
+if [ ! -x "$critest" ]; then
+	src=$(cd / && go mod download -json sigs.k8s.io/cri-tools@v1.37.0 | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	[ -d "$src" ] || { echo "deps.sh: cri-tools v1.37.0 did not download" >&2; exit 1; }
+	mkdir -p "$(dirname "$critest")"
+	(cd "$src" && go test -c -o "$critest.tmp" ./cmd/critest)
+	mv "$critest.tmp" "$critest"
+fi

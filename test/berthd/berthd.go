@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/network"
+	"github.com/berth-project/berth/test/harness"
 )
 
 // Daemon is a berthd started for one test, with its own socket, data
@@ -247,24 +247,7 @@ func (d *Daemon) Forward(t *testing.T, hostAddr string) {
 		t.Fatalf("forward %s into the daemon's namespace: %v", hostAddr, err)
 	}
 	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer in.Close()
-				out, err := net.Dial("tcp4", hostAddr)
-				if err != nil {
-					return
-				}
-				defer out.Close()
-				go io.Copy(out, in)
-				io.Copy(in, out)
-			}()
-		}
-	}()
+	go harness.Relay(l, hostAddr)
 }
 
 // Stop ends berthd with SIGINT (SIGKILL after 10 s).

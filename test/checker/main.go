@@ -46,6 +46,12 @@ func main() {
 		fmt.Printf("syscall %d: errno %d\n", nr, errno)
 		return
 	}
+	if len(os.Args) == 2 && os.Args[1] == "euid" {
+		// As Kubernetes' nonewprivs test image: run set-uid root, what
+		// the process became.
+		fmt.Printf("Effective uid: %d\n", os.Geteuid())
+		return
+	}
 	if len(os.Args) == 3 && os.Args[1] == "ptrace" {
 		pid, _ := strconv.Atoi(os.Args[2])
 		err := unix.PtraceSeize(pid)

@@ -104,6 +104,10 @@ func RequireRoot(t testing.TB) {
 // RuntimeBin is the path of the berth-runtime built for this test run.
 func RuntimeBin() string { return runtimeBin }
 
+// CheckerBin is the path of the checker (test/checker) built for this
+// test run: static, for images and rootfs.
+func CheckerBin() string { return checkerBin }
+
 // BusyboxApplets are linked into every synthetic rootfs.
 var BusyboxApplets = []string{
 	"sh", "ls", "cat", "echo", "hostname", "id", "mount", "ps", "sleep", "true", "false",

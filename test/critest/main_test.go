@@ -1,0 +1,12 @@
+// Package critest runs the CRI validation suite of cri-tools (critest)
+// against Debian's containerd twice, with runc and with berth-runtime as
+// the runtime handler, and compares the outcomes case by case.
+package critest
+
+import (
+	"testing"
+
+	"github.com/berth-project/berth/test/harness"
+)
+
+func TestMain(m *testing.M) { harness.Main(m) }
