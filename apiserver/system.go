@@ -112,7 +112,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		ContainersRunning:  running,
 		ContainersPaused:   paused,
 		ContainersStopped:  stopped,
-		Driver:             "overlay2",
+		Driver:             s.b.Images.StorageDriver(),
 		DriverStatus:       [][2]string{{"Backing Filesystem", "berth storage (layers by diffID)"}, {"Quota backend", s.b.Images.QuotaBackend()}, {"Volume quota backend", s.b.Volumes.QuotaBackend()}, usernsStatus},
 		MemoryLimit:        true,
 		CPUCfsPeriod:       true,

@@ -60,6 +60,10 @@ type Options struct {
 	// Platform is the default platform picked from image indexes; empty
 	// means linux and this machine's architecture.
 	Platform v1.Platform
+	// StorageDriver mounts rootfs overlays: storage.Overlay,
+	// storage.FuseOverlayfs, or "" for the kernel's overlayfs unless it
+	// is refused here (storage.Snapshotter.SetDriver).
+	StorageDriver string
 }
 
 // Store is the image store on one data root.
@@ -170,6 +174,9 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	if s.snaps, err = storage.Open(filepath.Join(opts.Root, "storage")); err != nil {
+		return nil, err
+	}
+	if _, err := s.snaps.SetDriver(opts.StorageDriver); err != nil {
 		return nil, err
 	}
 	if err := os.RemoveAll(s.tmpDir()); err != nil {
@@ -732,6 +739,10 @@ func (s *Store) RemoveRootfs(key string) error {
 		return tx.Bucket(bucketRootfs).Delete([]byte(key))
 	})
 }
+
+// StorageDriver names how rootfs overlays are mounted: overlay2 (the
+// kernel's overlayfs) or fuse-overlayfs.
+func (s *Store) StorageDriver() string { return s.snaps.Driver() }
 
 // QuotaBackend names how size-limited writable layers are limited here.
 func (s *Store) QuotaBackend() string { return s.snaps.QuotaBackend() }

@@ -34,6 +34,9 @@ command -v containerd >/dev/null 2>&1 || need+=(containerd)
 # open /dev/net/tun.
 command -v newuidmap >/dev/null 2>&1 || need+=(uidmap)
 command -v slirp4netns >/dev/null 2>&1 || need+=(slirp4netns)
+# fuse-overlayfs mounts a rootless berthd's containers where the kernel
+# refuses overlayfs in a user namespace (TestRootlessDaemon forces it).
+command -v fuse-overlayfs >/dev/null 2>&1 || need+=(fuse-overlayfs)
 # Only seccomp's tests use libseccomp (as the reference compiler).
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 for extra in "$@"; do

@@ -3,6 +3,7 @@ package storage
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -46,5 +47,26 @@ func TestShiftTree(t *testing.T) {
 	var st syscall.Stat_t
 	if err := syscall.Lstat(filepath.Join(dir, "link"), &st); err != nil || st.Uid != 1 || st.Gid != 1 {
 		t.Errorf("the link itself: %d:%d %v, want 1:1", st.Uid, st.Gid, err)
+	}
+}
+
+// SetDriver: the kernel's overlayfs where a probe mount works, a named
+// driver when asked, and an unknown one refused with the choices.
+func TestSetDriver(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting overlayfs needs root")
+	}
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.SetDriver(""); err != nil || d != Overlay || s.Driver() != Overlay {
+		t.Errorf("auto: %q %v, want %s", d, err, Overlay)
+	}
+	if _, err := s.SetDriver("zfs"); err == nil || !strings.Contains(err.Error(), "overlay2 or fuse-overlayfs") {
+		t.Errorf("an unknown driver: %v", err)
+	}
+	if ents, _ := os.ReadDir(s.tmpDir()); len(ents) != 0 {
+		t.Errorf("the probe left %d entries in layers/tmp", len(ents))
 	}
 }

@@ -37,8 +37,9 @@ import (
 
 // Snapshotter owns the layers/ and rw/ directories under root.
 type Snapshotter struct {
-	root  string
-	quota quota.Backend // for sized writable layers, chosen at Open
+	root   string
+	quota  quota.Backend // for sized writable layers, chosen at Open
+	driver string        // Overlay or FuseOverlayfs (SetDriver)
 }
 
 // Open makes the directories and removes unfinished unpacks.
@@ -252,15 +253,23 @@ const maxMountData = 4095
 
 // MountOptions returns the overlay options for key's rootfs.
 func (s *Snapshotter) MountOptions(key string) (string, error) {
-	dirs, err := s.lowerDirs(key)
-	if err != nil {
-		return "", err
-	}
-	rw, err := s.rwBase(key)
+	dirs, rw, err := s.layout(key)
 	if err != nil {
 		return "", err
 	}
 	return s.overlayOptions(key, dirs, rw)
+}
+
+// layout is key's layer directories (top first) and the directory of
+// its upper and work.
+func (s *Snapshotter) layout(key string) (dirs []string, rw string, err error) {
+	if dirs, err = s.lowerDirs(key); err != nil {
+		return nil, "", err
+	}
+	if rw, err = s.rwBase(key); err != nil {
+		return nil, "", err
+	}
+	return dirs, rw, nil
 }
 
 // overlayOptions are the overlay options of key's rootfs over the layer
@@ -301,6 +310,13 @@ func (s *Snapshotter) lowerDirs(key string) ([]string, error) {
 
 // Mount mounts key's rootfs on target, an existing directory.
 func (s *Snapshotter) Mount(key, target string) error {
+	if s.driver == FuseOverlayfs {
+		dirs, rw, err := s.layout(key)
+		if err != nil {
+			return err
+		}
+		return s.mountFuse(key, target, dirs, rw)
+	}
 	opts, err := s.MountOptions(key)
 	if err != nil {
 		return err
@@ -431,11 +447,7 @@ func (s *Snapshotter) Verify() []error {
 // root. Layers are handed to overlayfs as file descriptors (fsconfig
 // FSCONFIG_SET_FD, Linux 6.13).
 func (s *Snapshotter) MountMapped(key, target string, ns *os.File, uid, gid int) error {
-	dirs, err := s.lowerDirs(key)
-	if err != nil {
-		return err
-	}
-	rw, err := s.rwBase(key)
+	dirs, rw, err := s.layout(key)
 	if err != nil {
 		return err
 	}

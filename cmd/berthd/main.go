@@ -58,6 +58,7 @@ type config struct {
 	// reach the host's loopback at 10.0.2.2 (slirp4netns).
 	RootlessHostLoopback bool   `json:"rootless-host-loopback"`
 	UsernsLayers         string `json:"userns-layers"`
+	StorageDriver        string `json:"storage-driver"`
 	tlsOptions
 	// rootless: this daemon runs in the user namespace its rootless
 	// parent made (rootless.go), which opens host ports for it through
@@ -112,6 +113,7 @@ func main() {
 	f.BoolVar(&cfg.UsernsAuto, "userns-auto", false, "give every container a user namespace of its own, with a range of 65536 ids no other container has (--userns=host opts out)")
 	f.StringVar(&cfg.SubuidFile, "subuid-file", "/etc/subuid", "subordinate uid ranges, as subuid(5)")
 	f.StringVar(&cfg.SubgidFile, "subgid-file", "/etc/subgid", "subordinate gid ranges, as subgid(5)")
+	f.StringVarP(&cfg.StorageDriver, "storage-driver", "s", "", "how containers' root filesystems are mounted: overlay2 (the kernel's overlayfs) or fuse-overlayfs (default: overlay2 unless the kernel refuses it here)")
 	f.StringVar(&cfg.UsernsLayers, "userns-layers", "auto", "how image layers are mounted for user namespaces: idmap (never copied), copy (chown-copied once per range, cached), auto (idmap where the kernel allows it)")
 	f.BoolVar(&cfg.RootlessHostLoopback, "rootless-host-loopback", false, "rootless: let the daemon and its containers reach the host's loopback addresses at 10.0.2.2 (off: slirp4netns refuses them)")
 	var useTLS bool
@@ -313,7 +315,7 @@ func run(cfg config) error {
 		return err
 	}
 	defer os.Remove(cfg.Pidfile)
-	images, err := image.Open(image.Options{Root: cfg.DataRoot, InsecureRegistries: cfg.InsecureRegistries})
+	images, err := image.Open(image.Options{Root: cfg.DataRoot, InsecureRegistries: cfg.InsecureRegistries, StorageDriver: cfg.StorageDriver})
 	if err != nil {
 		return err
 	}

@@ -38,9 +38,3 @@ func TestPropagationFlag(t *testing.T) {
 		t.Error("bad propagation accepted")
 	}
 }
-
-func TestUnescapeMountinfo(t *testing.T) {
-	if got := unescapeMountinfo(`/a\040b\011c`); got != "/a b\tc" {
-		t.Errorf("got %q", got)
-	}
-}

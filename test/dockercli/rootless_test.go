@@ -261,7 +261,7 @@ func TestRootlessDaemon(t *testing.T) {
 
 	// Where the user may open /dev/net/tun, slirp4netns gives the daemon
 	// and its containers a route out. Here a mount namespace of the test's
-	// own has a tun node the user may open, and the registry the daemon
+	// own has tun and fuse nodes the user may open, and the registry the daemon
 	// pulls from and the container reaches is on the host's loopback
 	// (10.0.2.2 with --rootless-host-loopback): no address off the host.
 	if _, err := exec.LookPath("slirp4netns"); err != nil {
@@ -273,7 +273,8 @@ func TestRootlessDaemon(t *testing.T) {
 	remote := "10.0.2.2:" + rport
 	tunDir := t.TempDir()
 	withTun := func(c *exec.Cmd) {
-		script := `mount -t tmpfs -o mode=0755 tmpfs "$0" && mknod -m 0666 "$0/tun" c 10 200 && mount --bind "$0/tun" /dev/net/tun && exec setpriv --reuid=` +
+		script := `mount -t tmpfs -o mode=0755 tmpfs "$0" && mknod -m 0666 "$0/tun" c 10 200 && mount --bind "$0/tun" /dev/net/tun && ` +
+			`mknod -m 0666 "$0/fuse" c 10 229 && mount --bind "$0/fuse" /dev/fuse && exec setpriv --reuid=` +
 			strconv.Itoa(uid) + ` --regid=` + strconv.Itoa(gid) + ` --clear-groups "$@"`
 		unshare, err := exec.LookPath("unshare")
 		if err != nil {
@@ -298,6 +299,45 @@ func TestRootlessDaemon(t *testing.T) {
 		t.Errorf("a container reaching the registry through slirp4netns: %q", out)
 	}
 	stop()
+
+	// fuse-overlayfs, for kernels that refuse overlayfs in a user
+	// namespace: the same layers, the rootfs served by its process.
+	if _, err := exec.LookPath("fuse-overlayfs"); err != nil {
+		t.Skip("fuse-overlayfs is not installed (scripts/deps.sh installs it)")
+	}
+	stop = start(withTun, "--storage-driver", "fuse-overlayfs")
+	if d := strings.TrimSpace(must("info", "--format", "{{.Driver}}")); d != "fuse-overlayfs" {
+		t.Errorf("docker info's storage driver: %q", d)
+	}
+	out = must("run", "--name", "fused", "busybox", "sh", "-c", "grep ' / / ' /proc/self/mountinfo; echo made > /made; cat /made; ls /bin/busybox")
+	if !strings.Contains(out, "fuse.fuse-overlayfs") || !strings.Contains(out, "made\n/bin/busybox") {
+		t.Errorf("a container on fuse-overlayfs: %q", out)
+	}
+	fusedID := strings.TrimSpace(must("inspect", "-f", "{{.Id}}", "fused"))
+	if b, err := os.ReadFile(filepath.Join(home, ".local/share/berth/storage/rw", fusedID, "upper/made")); err != nil || string(b) != "made\n" {
+		t.Errorf("the container's file in its writable layer: %q %v", b, err)
+	}
+	must("rm", "fused")
+	waitFor(t, func() bool { return len(userProcs(uid, "fuse-overlayfs")) == 0 })
+	stop()
+}
+
+// userProcs are the pids of uid's processes named comm.
+func userProcs(uid int, comm string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		var st syscall.Stat_t
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err == nil && strings.TrimSpace(string(b)) == comm && syscall.Stat(fmt.Sprintf("/proc/%d", pid), &st) == nil && int(st.Uid) == uid {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // killUser kills, by pid, every process the test's user runs.
