@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/berth-project/berth/cgroups"
+	"github.com/berth-project/berth/cgroups/systemd"
 	"github.com/berth-project/berth/container/capabilities"
 	"github.com/berth-project/berth/container/hooks"
 	"github.com/berth-project/berth/container/rootfs"
@@ -72,6 +73,9 @@ type CreateOpts struct {
 	NoNewKeyring  bool
 	PreserveFds   int
 	Stdio         Stdio
+	// SystemdCgroup: linux.cgroupsPath is systemd's slice:prefix:name and
+	// the cgroup a transient scope systemd makes (cgroups/systemd).
+	SystemdCgroup bool
 }
 
 // Create sets up a container from a bundle and leaves its init blocked at
@@ -113,7 +117,16 @@ func Create(o CreateOpts) (_ *Container, err error) {
 	defer cu.Run()
 	cu.Add(func() { os.RemoveAll(dir) })
 
-	mgr, err := cgroups.New(spec.Linux.CgroupsPath, o.ID)
+	cgroupsPath := spec.Linux.CgroupsPath
+	var unit *systemd.Unit
+	if o.SystemdCgroup {
+		u, err := systemd.Parse(cgroupsPath, o.ID)
+		if err != nil {
+			return nil, err
+		}
+		unit, cgroupsPath = &u, u.Path
+	}
+	mgr, err := cgroups.New(cgroupsPath, o.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -205,6 +218,9 @@ func Create(o CreateOpts) (_ *Container, err error) {
 		ID: o.ID, Bundle: bundle, Created: time.Now().UTC(), Owner: owner, Spec: spec,
 		CgroupMode: mgr.Mode(), CgroupPaths: mgr.Paths(), CgroupShared: shared,
 	}}
+	if unit != nil {
+		c.state.SystemdUnit = unit.Name
+	}
 	hookState := func(pid int, status specs.ContainerState) []byte {
 		return stateJSON(specs.State{Version: specs.Version, ID: o.ID, Status: status, Pid: pid, Bundle: bundle, Annotations: spec.Annotations})
 	}
@@ -218,6 +234,18 @@ func Create(o CreateOpts) (_ *Container, err error) {
 		cgroup: mgr, preserved: preserved(o.PreserveFds), mountSrcs: srcs, fifo: fifo, console: consoleSock, listener: listener, stdio: o.Stdio,
 		onPid: func(pid int) error {
 			init.StateJSON = hookState(pid, specs.StateCreating)
+			if unit != nil {
+				// The init is in the scope's directories already (it
+				// joined them itself); systemd adopts them, and may write
+				// its defaults there: the limits go in again after.
+				if err := unit.Start(pid, res, mgr.Mode() == cgroups.Unified); err != nil {
+					return err
+				}
+				cu.Add(func() { _ = systemd.Stop(unit.Name) })
+				if err := mgr.Set(res); err != nil {
+					return err
+				}
+			}
 			prog, ferr := filter()
 			init.Seccomp = prog
 			return ferr
@@ -609,6 +637,11 @@ func (c *Container) Delete(force bool) error {
 	var cgErr error
 	if !c.state.CgroupShared {
 		cgErr = mgr.Destroy()
+	}
+	if c.state.SystemdUnit != "" {
+		if err := systemd.Stop(c.state.SystemdUnit); err != nil && cgErr == nil {
+			cgErr = err
+		}
 	}
 	for i := 0; i < 500 && c.state.alive(); i++ {
 		time.Sleep(2 * time.Millisecond)

@@ -42,6 +42,9 @@ type State struct {
 	// was created. Its delete then kills the init alone and leaves the
 	// cgroup to them, as runc does.
 	CgroupShared bool `json:"cgroupShared,omitempty"`
+	// SystemdUnit is the container's scope when systemd owns its cgroup
+	// (--systemd-cgroup); delete stops it.
+	SystemdUnit string `json:"systemdUnit,omitempty"`
 }
 
 const (

@@ -24,6 +24,7 @@ func (f *createFlags) create(id string) (*container.Container, error) {
 	c, err := container.Create(container.CreateOpts{
 		Root: global.root, ID: id, Bundle: f.bundle, ConsoleSocket: f.consoleSocket,
 		NoPivot: f.noPivot, NoNewKeyring: f.noNewKeyring, PreserveFds: f.preserveFds, Stdio: stdio(),
+		SystemdCgroup: global.systemdCgroup,
 	})
 	if err != nil {
 		return nil, err

@@ -35,7 +35,7 @@ func featuresCmd() *command {
 				Linux: &features.Linux{
 					Namespaces:   []string{"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"},
 					Capabilities: capabilities.Names(),
-					Cgroup:       &features.Cgroup{V1: &t, V2: &t, Systemd: &f, SystemdUser: &f, Rdma: &f},
+					Cgroup:       &features.Cgroup{V1: &t, V2: &t, Systemd: &t, SystemdUser: &f, Rdma: &f},
 					Seccomp: &features.Seccomp{
 						Enabled: &t, Actions: sorted(seccomp.Actions()), Operators: sorted(seccomp.Operators()),
 						Archs: seccomp.Archs(), KnownFlags: seccomp.Flags(), SupportedFlags: seccomp.Flags(),

@@ -58,9 +58,6 @@ func main() {
 		short:   "An OCI container runtime (runc-compatible command line)",
 		version: version,
 		before: func() error {
-			if global.systemdCgroup {
-				return errors.New("--systemd-cgroup: berth-runtime has no systemd cgroup driver; use cgroupfs paths")
-			}
 			switch global.logFormat {
 			case "text", "json":
 			default:
@@ -76,7 +73,7 @@ func main() {
 	f.StringVar(&global.log, "log", "", "append the runtime's log to this file (default: stderr)")
 	f.StringVar(&global.logFormat, "log-format", "text", "log format: text or json")
 	f.BoolVar(&global.debug, "debug", false, "log debug messages")
-	f.BoolVar(&global.systemdCgroup, "systemd-cgroup", false, "use the systemd cgroup driver (not supported)")
+	f.BoolVar(&global.systemdCgroup, "systemd-cgroup", false, "linux.cgroupsPath is systemd's slice:prefix:name, and the cgroup a transient scope unit systemd makes (over D-Bus)")
 	f.StringVar(&global.rootless, "rootless", "auto", "accepted for compatibility; rootless mode is detected")
 	f.StringVar(&global.criu, "criu", "criu", "accepted for compatibility; checkpointing is not supported")
 	a.commands = []*command{createCmd(), startCmd(), runCmd(), stateCmd(), killCmd(), deleteCmd(),

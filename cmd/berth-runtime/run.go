@@ -21,6 +21,7 @@ func runCmd() *command {
 			opts := container.CreateOpts{
 				Root: global.root, ID: args[0], Bundle: f.bundle, ConsoleSocket: f.consoleSocket,
 				NoPivot: f.noPivot, NoNewKeyring: f.noNewKeyring, PreserveFds: f.preserveFds, Stdio: stdio(),
+				SystemdCgroup: global.systemdCgroup,
 			}
 			if f.consoleSocket == "" && !detach {
 				var err error
