@@ -604,6 +604,11 @@ func (c *Container) Signal(sig syscall.Signal, all bool) error {
 		return c.state.signal(sig)
 	}
 	pids, err := mgr.Pids()
+	if errors.Is(err, fs.ErrNotExist) && st == Stopped {
+		// Its cgroup went with its last process (systemd removes an
+		// empty scope's): nothing left to signal, as under runc.
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -19,10 +19,10 @@ func featuresCmd() *command {
 		run: func(cmd *command, args []string) error {
 			t, f := true, false
 			mountOpts := []string{
-				"async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "loud", "mand",
+				"async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "idmap", "loud", "mand",
 				"noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime", "nostrictatime", "nosuid",
 				"private", "rbind", "rdev", "rdiratime", "relatime", "remount", "rexec", "rnoatime",
-				"rnodev", "rnodiratime", "rnoexec", "rnosuid", "rnosymfollow", "ro", "rprivate", "rrelatime",
+				"ridmap", "rnodev", "rnodiratime", "rnoexec", "rnosuid", "rnosymfollow", "ro", "rprivate", "rrelatime",
 				"rro", "rrw", "rshared", "rslave", "rstrictatime", "rsuid", "rsymfollow", "runbindable", "rw",
 				"shared", "silent", "slave", "strictatime", "suid", "sync", "unbindable",
 			}
@@ -44,7 +44,7 @@ func featuresCmd() *command {
 					Selinux:  &features.Selinux{Enabled: &f},
 					IntelRdt: &features.IntelRdt{Enabled: &f},
 					MountExtensions: &features.MountExtensions{
-						IDMap: &features.IDMap{Enabled: &f},
+						IDMap: &features.IDMap{Enabled: &t},
 					},
 				},
 				Annotations: map[string]string{"org.opencontainers.runtime-spec.features.berth.version": version},

@@ -50,17 +50,7 @@ func TestCRIBench(t *testing.T) {
 			"linux":    map[string]any{"cgroup_parent": ctd.CgroupParent},
 		})
 		start := time.Now()
-		pod, err := ctd.CRI("runp", "--runtime", handler, podPath)
-		if err != nil {
-			t.Fatalf("%s: runp: %v", handler, err)
-		}
-		id, err := ctd.CRI("create", pod, ctrPath, podPath)
-		if err != nil {
-			t.Fatalf("%s: create: %v", handler, err)
-		}
-		if _, err := ctd.CRI("start", id); err != nil {
-			t.Fatalf("%s: start: %v", handler, err)
-		}
+		pod, _ := ctd.RunPod(t, handler, podPath, ctrPath)
 		return pod, time.Since(start)
 	}
 	podDown := func(pod string) {

@@ -26,14 +26,6 @@ const mirror = "127.0.0.1:5000"
 // The CRI validation suite under both runtime handlers of one containerd:
 // every case runc passes, berth-runtime passes. The counts are logged.
 func TestCritestBerthPassesWhatRuncPasses(t *testing.T) {
-	critest := harness.CriTool(t, "critest")
-	reg := registry.Start(t, registry.Options{})
-	pushImages(t, reg)
-	var extra strings.Builder
-	extra.WriteString("[plugins.\"io.containerd.grpc.v1.cri\".registry]\n")
-	for _, host := range []string{"registry.k8s.io", "k8s.gcr.io", "gcr.io"} {
-		fmt.Fprintf(&extra, "  [plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.%q]\n    endpoint = [\"http://%s\"]\n", host, mirror)
-	}
 	// containerd 1.6 answers no RuntimeConfig, so the suite gives its
 	// pods the cgroup parent /test.slice: removed at the end unless it
 	// was there before (rmdir: only empty cgroups go).
@@ -44,7 +36,28 @@ func TestCritestBerthPassesWhatRuncPasses(t *testing.T) {
 			}
 		})
 	}
-	ctd := harness.StartContainerd(t, harness.ContainerdOptions{SandboxImage: "registry.k8s.io/pause:3.9", Extra: extra.String()})
+	critestBoth(t, nil)
+}
+
+// The same with containerd and both runtimes on the systemd cgroup driver
+// (SystemdCgroup = true), inside a real systemd, as most Kubernetes nodes
+// run them.
+func TestCritestSystemdCgroupBerthPassesWhatRuncPasses(t *testing.T) {
+	critestBoth(t, harness.StartSystemd(t))
+}
+
+// critestBoth runs the suite under each handler of a containerd (in sd's
+// container if not nil) and compares.
+func critestBoth(t *testing.T, sd *harness.Systemd) {
+	critest := harness.CriTool(t, "critest")
+	reg := registry.Start(t, registry.Options{})
+	pushImages(t, reg)
+	var extra strings.Builder
+	extra.WriteString("[plugins.\"io.containerd.grpc.v1.cri\".registry]\n")
+	for _, host := range []string{"registry.k8s.io", "k8s.gcr.io", "gcr.io"} {
+		fmt.Fprintf(&extra, "  [plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.%q]\n    endpoint = [\"http://%s\"]\n", host, mirror)
+	}
+	ctd := harness.StartContainerd(t, harness.ContainerdOptions{SandboxImage: "registry.k8s.io/pause:3.9", Extra: extra.String(), Systemd: sd})
 	ctd.Forward(t, mirror, reg.Host)
 
 	results := map[string]map[string]string{}
@@ -81,14 +94,15 @@ func TestCritestBerthPassesWhatRuncPasses(t *testing.T) {
 	}
 }
 
-// run runs the suite with handler in containerd's network namespace (the
-// suite reaches pods and host ports there) and returns each case's state:
+// run runs the suite with handler where containerd runs (the suite reaches
+// pods and host ports, reads logs and makes host mounts there) and
+// returns each case's state:
 // passed, failed or skipped.
 func run(t *testing.T, ctd *harness.Containerd, critest, handler string) map[string]string {
 	t.Helper()
 	report := filepath.Join(ctd.Dir, "critest-"+handler+".xml")
 	start := time.Now()
-	cmd := ctd.InNetns(critest, "--runtime-endpoint", "unix://"+ctd.Sock, "--image-endpoint", "unix://"+ctd.Sock,
+	cmd := ctd.OnNode(critest, "--runtime-endpoint", "unix://"+ctd.Sock, "--image-endpoint", "unix://"+ctd.Sock,
 		"--runtime-handler", handler, "--config", "/dev/null",
 		"--ginkgo.junit-report", report, "--ginkgo.no-color", "--ginkgo.timeout", "20m")
 	cmd.Dir = ctd.Dir

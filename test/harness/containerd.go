@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,6 +56,7 @@ type Containerd struct {
 	// Subnet is the pods' CNI subnet, as "10.231.N.0/24".
 	Subnet string
 	crictl string
+	sd     *Systemd
 }
 
 // ContainerdOptions change the daemon's configuration.
@@ -63,6 +66,9 @@ type ContainerdOptions struct {
 	SandboxImage string
 	// Extra is TOML appended to the configuration (registry mirrors).
 	Extra string
+	// Systemd, if set, runs containerd in that systemd's container, with
+	// both handlers on the systemd cgroup driver (SystemdCgroup = true).
+	Systemd *Systemd
 }
 
 // StartContainerd starts containerd and waits until its CRI answers.
@@ -92,7 +98,7 @@ func StartContainerd(t testing.TB, o ContainerdOptions) *Containerd {
 	dir := t.TempDir()
 	n := os.Getpid() % 100000
 	c := &Containerd{Dir: dir, Sock: filepath.Join(dir, "containerd.sock"), CgroupParent: fmt.Sprintf("/bt-cri%d", n),
-		Subnet: fmt.Sprintf("10.231.%d.0/24", os.Getpid()%200), crictl: crictl}
+		Subnet: fmt.Sprintf("10.231.%d.0/24", os.Getpid()%200), crictl: crictl, sd: o.Systemd}
 	// Pod networking through Debian's CNI plugins: a bridge of the test's
 	// own, addresses from host-local, no masquerading, host ports by
 	// portmap (in containerd's namespace).
@@ -125,13 +131,15 @@ state = %q
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         BinaryName = %q
         Root = %q
+        SystemdCgroup = %[10]t
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.berth]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.berth.options]
-        BinaryName = %q
-        Root = %q
+        BinaryName = %[8]q
+        Root = %[9]q
+        SystemdCgroup = %[10]t
 `, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.Sock, o.SandboxImage, filepath.Join(dir, "cni-conf"),
-		runc, filepath.Join(dir, "runc-state"), RuntimeBin(), filepath.Join(dir, "berth-state")) + o.Extra
+		runc, filepath.Join(dir, "runc-state"), RuntimeBin(), filepath.Join(dir, "berth-state"), o.Systemd != nil) + o.Extra
 	// (containerd 1.6 puts its shims' sockets under /run/containerd/s
 	// whatever its state directory, as the dockerd oracle's containerd
 	// does: the shims remove their sockets; the directory, shared with a
@@ -142,13 +150,34 @@ state = %q
 	if err != nil {
 		t.Fatal(err)
 	}
-	daemon := exec.Command("unshare", "--net", "sh", "-c", `ip link set lo up && exec "$0" "$@"`, ctd, "--config", cfgPath)
+	args := []string{"unshare", "--net", "sh", "-c", `ip link set lo up && exec "$0" "$@"`, ctd, "--config", cfgPath}
+	if o.Systemd != nil {
+		args = append([]string{"nsenter", "-t", strconv.Itoa(o.Systemd.Pid), "-a"}, args...)
+	}
+	daemon := exec.Command(args[0], args[1:]...)
 	daemon.Stdout, daemon.Stderr = logf, logf
 	if err := daemon.Start(); err != nil {
 		t.Fatal(err)
 	}
 	c.Pid = daemon.Process.Pid
+	if o.Systemd != nil {
+		// nsenter forks containerd (after unshare and sh exec'd it).
+		for i := 0; ; i++ {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", daemon.Process.Pid, daemon.Process.Pid))
+			if f := strings.Fields(string(b)); len(f) > 0 {
+				if comm, _ := os.ReadFile("/proc/" + f[0] + "/comm"); strings.TrimSpace(string(comm)) == "containerd" {
+					c.Pid, _ = strconv.Atoi(f[0])
+					break
+				}
+			}
+			if i == 200 {
+				t.Fatal("containerd did not start in systemd's container")
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+	}
 	t.Cleanup(func() {
+		syscall.Kill(c.Pid, syscall.SIGKILL)
 		daemon.Process.Kill()
 		daemon.Wait()
 		logf.Close()
@@ -189,6 +218,17 @@ func (c *Containerd) InNetns(name string, args ...string) *exec.Cmd {
 	return exec.Command("nsenter", append([]string{fmt.Sprintf("--net=/proc/%d/ns/net", c.Pid), name}, args...)...)
 }
 
+// OnNode runs name with args where containerd runs: its network
+// namespace, and in systemd's container its mounts, IPC, UTS, PID and
+// cgroup namespaces too (what a node's kubelet shares with it).
+func (c *Containerd) OnNode(name string, args ...string) *exec.Cmd {
+	if c.sd == nil {
+		return c.InNetns(name, args...)
+	}
+	return exec.Command("nsenter", append([]string{"-t", strconv.Itoa(c.sd.Pid), "--mount", "--ipc", "--uts", "--pid", "--cgroup",
+		fmt.Sprintf("--net=/proc/%d/ns/net", c.Pid), name}, args...)...)
+}
+
 // CRI runs crictl against containerd, in its network namespace (exec and
 // logs stream from a server on its loopback), and returns its trimmed
 // output.
@@ -201,6 +241,23 @@ func (c *Containerd) CRI(args ...string) (string, error) {
 		err = fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	return strings.TrimSpace(string(out)), err
+}
+
+// RunPod starts, under handler, the pod of the crictl config file podPath
+// and in it the container of ctrPath, and returns their ids.
+func (c *Containerd) RunPod(t testing.TB, handler, podPath, ctrPath string) (pod, ctr string) {
+	t.Helper()
+	pod, err := c.CRI("runp", "--runtime", handler, podPath)
+	if err != nil {
+		t.Fatalf("%s: runp: %v", handler, err)
+	}
+	if ctr, err = c.CRI("create", pod, ctrPath, podPath); err != nil {
+		t.Fatalf("%s: create: %v", handler, err)
+	}
+	if out, err := c.CRI("start", ctr); err != nil {
+		t.Fatalf("%s: start: %v: %s", handler, err, out)
+	}
+	return pod, ctr
 }
 
 // Import loads img under ref into containerd's k8s.io namespace, as a

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -44,7 +45,10 @@ func TestFeatures(t *testing.T) {
 	if f.OCIVersionMin != "1.0.0" || f.OCIVersionMax == "" || len(f.Hooks) != 6 || f.Linux == nil || len(f.Linux.Namespaces) != 8 {
 		t.Errorf("features %+v", f)
 	}
-	if f.Linux.Cgroup == nil || !*f.Linux.Cgroup.V1 || !*f.Linux.Cgroup.V2 || *f.Linux.Cgroup.Systemd {
+	if f.Linux.Cgroup == nil || !*f.Linux.Cgroup.V1 || !*f.Linux.Cgroup.V2 || !*f.Linux.Cgroup.Systemd || *f.Linux.Cgroup.SystemdUser {
 		t.Errorf("cgroup features %+v", f.Linux.Cgroup)
+	}
+	if m := f.Linux.MountExtensions; m == nil || m.IDMap == nil || !*m.IDMap.Enabled || !slices.Contains(f.MountOptions, "idmap") || !slices.Contains(f.MountOptions, "ridmap") {
+		t.Errorf("idmapped mounts not in the features: %+v %v", f.Linux.MountExtensions, f.MountOptions)
 	}
 }

@@ -42,23 +42,13 @@ func TestContainerdHandlerAsRunc(t *testing.T) {
 		podPath, ctrPath := filepath.Join(dir, handler+"-pod.json"), filepath.Join(dir, handler+"-ctr.json")
 		harness.WriteJSON(t, podPath, pod)
 		harness.WriteJSON(t, ctrPath, ctr)
-		podID, err := cri("runp", "--runtime", handler, podPath)
-		if err != nil {
-			t.Fatalf("%s: runp: %v: %s", handler, err, podID)
-		}
+		podID, id := ctd.RunPod(t, handler, podPath, ctrPath)
 		defer func() {
 			cri("stopp", podID)
 			if out, err := cri("rmp", podID); err != nil {
 				t.Errorf("%s: rmp: %v: %s", handler, err, out)
 			}
 		}()
-		id, err := cri("create", podID, ctrPath, podPath)
-		if err != nil {
-			t.Fatalf("%s: create: %v: %s", handler, err, id)
-		}
-		if out, err := cri("start", id); err != nil {
-			t.Fatalf("%s: start: %v: %s", handler, err, out)
-		}
 		for i := 0; i < 50 && !strings.Contains(o.logs, "hello"); i++ {
 			o.logs, _ = cri("logs", id)
 			time.Sleep(100 * time.Millisecond)

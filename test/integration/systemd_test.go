@@ -3,11 +3,13 @@ package integration
 import (
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/berth-project/berth/test/harness"
+	"github.com/berth-project/berth/test/registry"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -78,5 +80,49 @@ func TestSystemdCgroupDriverAsRunc(t *testing.T) {
 	if !strings.Contains(got.unit, "ActiveState=active") || !strings.Contains(got.unit, "Slice=machine-bt.slice") ||
 		!strings.Contains(got.files, "67108864") || !strings.Contains(got.initCgroup, "bt-ID.scope") {
 		t.Errorf("berth-runtime's scope: %+v", got)
+	}
+}
+
+// containerd with SystemdCgroup = true, as most Kubernetes nodes run it,
+// inside a real systemd: the same pod (a memory limit on its container)
+// under the runc and berth handlers gives the same scope unit, slice and
+// limit, and leaves no unit behind.
+func TestContainerdSystemdCgroupAsRunc(t *testing.T) {
+	sd := harness.StartSystemd(t)
+	ctd := harness.StartContainerd(t, harness.ContainerdOptions{Systemd: sd})
+	for ref, cmd := range map[string][]string{"berth.test/pause:1": {"sh", "-c", "trap 'exit 0' TERM; sleep 1000000 & wait"}, "berth.test/busybox:1": {"sh"}} {
+		ctd.Import(t, ref, registry.Image(t, "amd64", cmd, registry.Layer(t, registry.BusyboxTar(t), "gzip")))
+	}
+	sh := func(script string) string {
+		out, _ := sd.Command("sh", "-c", script).CombinedOutput()
+		return strings.TrimSpace(string(out))
+	}
+	run := func(handler string) string {
+		podPath, ctrPath := filepath.Join(ctd.Dir, handler+"-pod.json"), filepath.Join(ctd.Dir, handler+"-ctr.json")
+		harness.WriteJSON(t, podPath, map[string]any{
+			"metadata": map[string]any{"name": "pod-" + handler, "namespace": "default", "uid": "uid-" + handler},
+			"linux":    map[string]any{"cgroup_parent": "machine-btpods.slice"},
+		})
+		harness.WriteJSON(t, ctrPath, map[string]any{
+			"metadata": map[string]any{"name": "c"}, "image": map[string]any{"image": "berth.test/busybox:1"},
+			"command": []string{"sleep", "1000"},
+			"linux":   map[string]any{"resources": map[string]any{"memory_limit_in_bytes": 64 << 20}},
+		})
+		pod, id := ctd.RunPod(t, handler, podPath, ctrPath)
+		unit := "cri-containerd-" + id + ".scope"
+		got := sh("systemctl show -p ActiveState,Slice,MemoryLimit " + unit + "; cat /sys/fs/cgroup/memory/machine.slice/machine-btpods.slice/" + unit + "/memory.limit_in_bytes")
+		if out, err := ctd.CRI("stopp", pod); err != nil {
+			t.Errorf("%s: stopp: %v: %s", handler, err, out)
+		}
+		if out, err := ctd.CRI("rmp", pod); err != nil {
+			t.Errorf("%s: rmp: %v: %s", handler, err, out)
+		}
+		got += "\n" + sh("systemctl show -p LoadState "+unit)
+		return got
+	}
+	want, got := run("runc"), run("berth")
+	t.Logf("runc:\n%s\nberth:\n%s", want, got)
+	if want != got || !strings.Contains(got, "MemoryLimit=67108864") || !strings.Contains(got, "LoadState=not-found") {
+		t.Errorf("containerd's systemd driver: runc\n%s\nberth-runtime\n%s", want, got)
 	}
 }
