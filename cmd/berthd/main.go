@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/berth-project/berth/apiserver"
+	"github.com/berth-project/berth/cri"
 	"github.com/berth-project/berth/engine"
 	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/network"
@@ -59,6 +60,7 @@ type config struct {
 	RootlessHostLoopback bool   `json:"rootless-host-loopback"`
 	UsernsLayers         string `json:"userns-layers"`
 	StorageDriver        string `json:"storage-driver"`
+	CRISocket            string `json:"cri-socket"`
 	tlsOptions
 	// rootless: this daemon runs in the user namespace its rootless
 	// parent made (rootless.go), which opens host ports for it through
@@ -113,6 +115,7 @@ func main() {
 	f.BoolVar(&cfg.UsernsAuto, "userns-auto", false, "give every container a user namespace of its own, with a range of 65536 ids no other container has (--userns=host opts out)")
 	f.StringVar(&cfg.SubuidFile, "subuid-file", "/etc/subuid", "subordinate uid ranges, as subuid(5)")
 	f.StringVar(&cfg.SubgidFile, "subgid-file", "/etc/subgid", "subordinate gid ranges, as subgid(5)")
+	f.StringVar(&cfg.CRISocket, "cri-socket", "", "also serve the Kubernetes CRI (images, so far) on this unix socket")
 	f.StringVarP(&cfg.StorageDriver, "storage-driver", "s", "", "how containers' root filesystems are mounted: overlay2 (the kernel's overlayfs) or fuse-overlayfs (default: overlay2 unless the kernel refuses it here)")
 	f.StringVar(&cfg.UsernsLayers, "userns-layers", "auto", "how image layers are mounted for user namespaces: idmap (never copied), copy (chown-copied once per range, cached), auto (idmap where the kernel allows it)")
 	f.BoolVar(&cfg.RootlessHostLoopback, "rootless-host-loopback", false, "rootless: let the daemon and its containers reach the host's loopback addresses at 10.0.2.2 (off: slirp4netns refuses them)")
@@ -355,6 +358,11 @@ func run(cfg config) error {
 		}
 		log.Info("API listening", "host", h)
 		go func() { errc <- srv.Serve(l) }()
+	}
+	if cfg.CRISocket != "" {
+		c := &cri.Server{Images: images, BerthVersion: version, DataRoot: cfg.DataRoot}
+		log.Info("CRI listening", "socket", cfg.CRISocket)
+		go func() { errc <- c.Serve(ctx, cfg.CRISocket) }()
 	}
 	select {
 	case <-ctx.Done():

@@ -1,0 +1,216 @@
+// Package cri serves the Kubernetes Container Runtime Interface (k8s.io/
+// cri-api, v1) from berthd's own stores, on a unix socket of its own
+// (berthd --cri-socket). Served so far: the image service — pull, list,
+// status, remove, file-system info over the same image store the Docker
+// API uses, so an image pulled, built or loaded through either is the
+// other's by its normalised name (docker.io/library/busybox:latest) — and
+// the runtime service's Version and Status. Pod sandboxes and containers
+// are not served yet: those calls answer Unimplemented, as gRPC does for
+// any method a server lacks.
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-project/berth/errdefs"
+	"github.com/berth-project/berth/image"
+)
+
+// Name and APIVersion are what Version reports.
+const (
+	Name       = "berth"
+	APIVersion = "v1"
+)
+
+// Server is the CRI server over one image store.
+type Server struct {
+	runtimeapi.UnimplementedRuntimeServiceServer
+	runtimeapi.UnimplementedImageServiceServer
+	Images       *image.Store
+	BerthVersion string // berthd's
+	// DataRoot is where the image store keeps its files, for ImageFsInfo.
+	DataRoot string
+}
+
+// Serve listens on the unix socket path (made anew, 0660) and serves
+// until ctx ends.
+func (s *Server) Serve(ctx context.Context, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("--cri-socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		l.Close()
+		return err
+	}
+	g := grpc.NewServer()
+	runtimeapi.RegisterRuntimeServiceServer(g, s)
+	runtimeapi.RegisterImageServiceServer(g, s)
+	go func() {
+		<-ctx.Done()
+		g.Stop()
+	}()
+	return g.Serve(l)
+}
+
+// Version names the runtime and the CRI version it speaks.
+func (s *Server) Version(ctx context.Context, r *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
+	return &runtimeapi.VersionResponse{Version: "0.1.0", RuntimeName: Name, RuntimeVersion: s.BerthVersion, RuntimeApiVersion: APIVersion}, nil
+}
+
+// Status reports the runtime ready and pod networking not (berthd does
+// not run pods through CRI yet), with the reason.
+func (s *Server) Status(ctx context.Context, r *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
+	return &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
+		{Type: runtimeapi.RuntimeReady, Status: true},
+		{Type: runtimeapi.NetworkReady, Status: false, Reason: "NotServed", Message: "berthd serves CRI images only: pod sandboxes are not served yet"},
+	}}}, nil
+}
+
+// ListImages lists the store's images, those the filter names only.
+func (s *Server) ListImages(ctx context.Context, r *runtimeapi.ListImagesRequest) (*runtimeapi.ListImagesResponse, error) {
+	imgs, err := s.Images.List()
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	var want *image.Image
+	if f := r.GetFilter().GetImage().GetImage(); f != "" {
+		if want, err = s.Images.Get(f); errors.Is(err, errdefs.ErrNotFound) {
+			return &runtimeapi.ListImagesResponse{}, nil
+		} else if err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	out := &runtimeapi.ListImagesResponse{}
+	for _, img := range imgs {
+		if want == nil || img.ID == want.ID {
+			out.Images = append(out.Images, toCRI(img))
+		}
+	}
+	return out, nil
+}
+
+// ImageStatus describes one image; an image not in the store is no
+// error, and no image.
+func (s *Server) ImageStatus(ctx context.Context, r *runtimeapi.ImageStatusRequest) (*runtimeapi.ImageStatusResponse, error) {
+	img, err := s.Images.Get(r.GetImage().GetImage())
+	if errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, errdefs.ErrInvalid) {
+		return &runtimeapi.ImageStatusResponse{}, nil
+	}
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &runtimeapi.ImageStatusResponse{Image: toCRI(img)}, nil
+}
+
+// PullImage pulls into the store, with the credentials the kubelet gives
+// if any, and returns the image's id.
+func (s *Server) PullImage(ctx context.Context, r *runtimeapi.PullImageRequest) (*runtimeapi.PullImageResponse, error) {
+	var po image.PullOptions
+	if a := r.GetAuth(); a != nil {
+		po.Auth = &authn.AuthConfig{Username: a.Username, Password: a.Password, Auth: a.Auth,
+			IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken}
+	}
+	img, err := s.Images.Pull(ctx, r.GetImage().GetImage(), po)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &runtimeapi.PullImageResponse{ImageRef: img.ID.String()}, nil
+}
+
+// RemoveImage removes an image with all its names; one not in the store
+// is already removed.
+func (s *Server) RemoveImage(ctx context.Context, r *runtimeapi.RemoveImageRequest) (*runtimeapi.RemoveImageResponse, error) {
+	img, err := s.Images.Get(r.GetImage().GetImage())
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return &runtimeapi.RemoveImageResponse{}, nil
+	}
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if _, err := s.Images.Remove(img.ID.String(), true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return nil, toStatus(err)
+	}
+	return &runtimeapi.RemoveImageResponse{}, nil
+}
+
+// ImageFsInfo reports the bytes and inodes the image store's files take.
+func (s *Server) ImageFsInfo(ctx context.Context, r *runtimeapi.ImageFsInfoRequest) (*runtimeapi.ImageFsInfoResponse, error) {
+	var usage []*runtimeapi.FilesystemUsage
+	for _, d := range []string{"content", "storage/layers"} {
+		dir := filepath.Join(s.DataRoot, d)
+		var bytes, inodes uint64
+		filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+			if err != nil {
+				return nil
+			}
+			inodes++
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				bytes += uint64(st.Blocks) * 512
+			}
+			return nil
+		})
+		usage = append(usage, &runtimeapi.FilesystemUsage{Timestamp: time.Now().UnixNano(),
+			FsId: &runtimeapi.FilesystemIdentifier{Mountpoint: dir}, UsedBytes: &runtimeapi.UInt64Value{Value: bytes},
+			InodesUsed: &runtimeapi.UInt64Value{Value: inodes}})
+	}
+	return &runtimeapi.ImageFsInfoResponse{ImageFilesystems: usage}, nil
+}
+
+// toCRI is img as the CRI describes an image: its config's user as a uid
+// or a name.
+func toCRI(img *image.Image) *runtimeapi.Image {
+	out := &runtimeapi.Image{Id: img.ID.String(), RepoTags: img.RepoTags, RepoDigests: img.RepoDigests,
+		Size: uint64(img.Size), Spec: &runtimeapi.ImageSpec{Image: img.ID.String()}}
+	if out.RepoTags == nil {
+		out.RepoTags = []string{}
+	}
+	user, _, _ := strings.Cut(img.Config.Config.User, ":")
+	if uid, err := strconv.ParseInt(user, 10, 64); err == nil {
+		out.Uid = &runtimeapi.Int64Value{Value: uid}
+	} else {
+		out.Username = user
+	}
+	return out
+}
+
+// toStatus gives an error its gRPC code, as containerd's CRI does.
+func toStatus(err error) error {
+	code := codes.Unknown
+	switch {
+	case errors.Is(err, errdefs.ErrNotFound):
+		code = codes.NotFound
+	case errors.Is(err, errdefs.ErrInvalid):
+		code = codes.InvalidArgument
+	case errors.Is(err, errdefs.ErrConflict):
+		code = codes.FailedPrecondition
+	case errors.Is(err, errdefs.ErrUnavailable):
+		code = codes.Unavailable
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	}
+	return status.Error(code, err.Error())
+}
