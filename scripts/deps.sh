@@ -37,6 +37,10 @@ command -v slirp4netns >/dev/null 2>&1 || need+=(slirp4netns)
 # fuse-overlayfs mounts a rootless berthd's containers where the kernel
 # refuses overlayfs in a user namespace (TestRootlessDaemon forces it).
 command -v fuse-overlayfs >/dev/null 2>&1 || need+=(fuse-overlayfs)
+# The systemd cgroup driver's tests boot the host's systemd, with
+# dbus-daemon, as pid 1 of a container of their own.
+[ -x /lib/systemd/systemd ] || need+=(systemd)
+command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus)
 # Only seccomp's tests use libseccomp (as the reference compiler).
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 for extra in "$@"; do
