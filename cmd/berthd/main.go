@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,6 +26,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/berth-project/berth/apiserver"
 	"github.com/berth-project/berth/cri"
@@ -57,10 +60,11 @@ type config struct {
 	SubgidFile         string   `json:"subgid-file"`
 	// RootlessHostLoopback lets a rootless daemon and its containers
 	// reach the host's loopback at 10.0.2.2 (slirp4netns).
-	RootlessHostLoopback bool   `json:"rootless-host-loopback"`
-	UsernsLayers         string `json:"userns-layers"`
-	StorageDriver        string `json:"storage-driver"`
-	CRISocket            string `json:"cri-socket"`
+	RootlessHostLoopback bool     `json:"rootless-host-loopback"`
+	UsernsLayers         string   `json:"userns-layers"`
+	StorageDriver        string   `json:"storage-driver"`
+	CRISocket            string   `json:"cri-socket"`
+	RegistryMirrors      []string `json:"registry-mirrors"`
 	tlsOptions
 	// rootless: this daemon runs in the user namespace its rootless
 	// parent made (rootless.go), which opens host ports for it through
@@ -115,6 +119,7 @@ func main() {
 	f.BoolVar(&cfg.UsernsAuto, "userns-auto", false, "give every container a user namespace of its own, with a range of 65536 ids no other container has (--userns=host opts out)")
 	f.StringVar(&cfg.SubuidFile, "subuid-file", "/etc/subuid", "subordinate uid ranges, as subuid(5)")
 	f.StringVar(&cfg.SubgidFile, "subgid-file", "/etc/subgid", "subordinate gid ranges, as subgid(5)")
+	f.StringSliceVar(&cfg.RegistryMirrors, "registry-mirror", nil, "pull through a mirror: URL for Docker Hub's images, HOST=URL for another registry's (registry.k8s.io=http://mirror:5000)")
 	f.StringVar(&cfg.CRISocket, "cri-socket", "", "also serve the Kubernetes CRI (images, so far) on this unix socket")
 	f.StringVarP(&cfg.StorageDriver, "storage-driver", "s", "", "how containers' root filesystems are mounted: overlay2 (the kernel's overlayfs) or fuse-overlayfs (default: overlay2 unless the kernel refuses it here)")
 	f.StringVar(&cfg.UsernsLayers, "userns-layers", "auto", "how image layers are mounted for user namespaces: idmap (never copied), copy (chown-copied once per range, cached), auto (idmap where the kernel allows it)")
@@ -243,6 +248,7 @@ func mergeFile(cfg *config, path string, cmd *cobra.Command) error {
 		}
 	})
 	set("insecure-registry", func() { cfg.InsecureRegistries = append(cfg.InsecureRegistries, file.InsecureRegistries...) })
+	set("registry-mirror", func() { cfg.RegistryMirrors = append(cfg.RegistryMirrors, file.RegistryMirrors...) })
 	set("tls", func() {
 		if file.TLS != nil {
 			cfg.TLS = file.TLS
@@ -318,7 +324,16 @@ func run(cfg config) error {
 		return err
 	}
 	defer os.Remove(cfg.Pidfile)
-	images, err := image.Open(image.Options{Root: cfg.DataRoot, InsecureRegistries: cfg.InsecureRegistries, StorageDriver: cfg.StorageDriver})
+	mirrors := map[string]*url.URL{}
+	for _, m := range cfg.RegistryMirrors {
+		host, u, err := image.ParseMirror(m)
+		if err != nil {
+			return err
+		}
+		mirrors[host] = u
+	}
+	images, err := image.Open(image.Options{Root: cfg.DataRoot, InsecureRegistries: cfg.InsecureRegistries, StorageDriver: cfg.StorageDriver,
+		Transport: image.MirrorTransport(remote.DefaultTransport, mirrors)})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
+	"github.com/berth-project/berth/test/berthd"
 	"github.com/berth-project/berth/test/harness"
 	"github.com/berth-project/berth/test/registry"
 )
@@ -64,6 +66,14 @@ func critestBoth(t *testing.T, sd *harness.Systemd) {
 	for _, handler := range []string{"runc", "berth"} {
 		results[handler] = run(t, ctd, critest, handler)
 	}
+	compare(t, "runc", "berth-runtime", results["runc"], results["berth"], 50)
+}
+
+// compare logs both outcomes' counts and the cases that failed under both,
+// and fails on a case the oracle passes and the other does not, or if the
+// oracle passed fewer than min.
+func compare(t *testing.T, oracle, other string, want, got map[string]string, min int) {
+	t.Helper()
 	counts := func(r map[string]string) string {
 		n := map[string]int{}
 		for _, s := range r {
@@ -71,13 +81,13 @@ func critestBoth(t *testing.T, sd *harness.Systemd) {
 		}
 		return fmt.Sprintf("%d passed, %d failed, %d skipped", n["passed"], n["failed"], n["skipped"])
 	}
-	t.Logf("critest %s: runc %s; berth-runtime %s", harness.CriToolsVersion, counts(results["runc"]), counts(results["berth"]))
+	t.Logf("critest %s: %s %s; %s %s", harness.CriToolsVersion, oracle, counts(want), other, counts(got))
 	var worse, failedBoth []string
-	for name, st := range results["runc"] {
+	for name, st := range want {
 		switch {
-		case st == "passed" && results["berth"][name] != "passed":
-			worse = append(worse, name+" ("+results["berth"][name]+")")
-		case st == "failed" && results["berth"][name] == "failed":
+		case st == "passed" && got[name] != "passed":
+			worse = append(worse, name+" ("+got[name]+")")
+		case st == "failed" && got[name] == "failed":
 			failedBoth = append(failedBoth, name)
 		}
 	}
@@ -87,25 +97,66 @@ func critestBoth(t *testing.T, sd *harness.Systemd) {
 		t.Logf("failed under both (this host, not the runtime):\n  %s", strings.Join(failedBoth, "\n  "))
 	}
 	if len(worse) > 0 {
-		t.Errorf("passed under runc, not under berth-runtime:\n  %s", strings.Join(worse, "\n  "))
+		t.Errorf("passed under %s, not under %s:\n  %s", oracle, other, strings.Join(worse, "\n  "))
 	}
-	if len(results["runc"]) < 50 {
-		t.Errorf("only %d cases ran under runc: the suite did not run", len(results["runc"]))
+	passed := 0
+	for _, st := range want {
+		if st == "passed" {
+			passed++
+		}
 	}
+	if passed < min {
+		t.Errorf("only %d cases passed under %s: the suite did not run", passed, oracle)
+	}
+}
+
+// berthd's CRI image service against containerd's, by critest's image
+// cases: every case containerd passes, berthd passes. Both pull the
+// suite's images through registry mirrors from the test's registry.
+func TestCritestImagesBerthdAsContainerd(t *testing.T) {
+	critest := harness.CriTool(t, "critest")
+	reg := registry.Start(t, registry.Options{})
+	pushImages(t, reg)
+	hosts := []string{"registry.k8s.io", "k8s.gcr.io", "gcr.io"}
+	var extra strings.Builder
+	extra.WriteString("[plugins.\"io.containerd.grpc.v1.cri\".registry]\n")
+	args := []string{"--cri-socket", filepath.Join(t.TempDir(), "cri.sock")}
+	for _, host := range hosts {
+		fmt.Fprintf(&extra, "  [plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.%q]\n    endpoint = [\"http://%s\"]\n", host, mirror)
+		args = append(args, "--registry-mirror", host+"=http://"+reg.Host)
+	}
+	ctd := harness.StartContainerd(t, harness.ContainerdOptions{SandboxImage: "registry.k8s.io/pause:3.9", Extra: extra.String()})
+	ctd.Forward(t, mirror, reg.Host)
+	bd := berthd.StartWith(t, "", args...)
+	bd.Forward(t, reg.Host) // berthd pulls from its own network namespace
+
+	focus := []string{"--config", "/dev/null", "--ginkgo.focus", "Image Manager", "--ginkgo.junit-report"}
+	ctdReport := filepath.Join(ctd.Dir, "critest-containerd-images.xml")
+	want := runSuite(t, ctd.OnNode(critest, append([]string{"--runtime-endpoint", "unix://" + ctd.Sock, "--image-endpoint", "unix://" + ctd.Sock}, append(focus, ctdReport)...)...), "containerd", ctdReport)
+	bdReport := filepath.Join(bd.Dir, "critest-berthd-images.xml")
+	got := runSuite(t, exec.Command(critest, append([]string{"--runtime-endpoint", "unix://" + args[1], "--image-endpoint", "unix://" + args[1]}, append(focus, bdReport)...)...), "berthd", bdReport)
+	compare(t, "containerd", "berthd", want, got, 5)
 }
 
 // run runs the suite with handler where containerd runs (the suite reaches
 // pods and host ports, reads logs and makes host mounts there) and
-// returns each case's state:
-// passed, failed or skipped.
+// returns each case's state: passed, failed or skipped.
 func run(t *testing.T, ctd *harness.Containerd, critest, handler string) map[string]string {
 	t.Helper()
 	report := filepath.Join(ctd.Dir, "critest-"+handler+".xml")
-	start := time.Now()
 	cmd := ctd.OnNode(critest, "--runtime-endpoint", "unix://"+ctd.Sock, "--image-endpoint", "unix://"+ctd.Sock,
 		"--runtime-handler", handler, "--config", "/dev/null",
 		"--ginkgo.junit-report", report, "--ginkgo.no-color", "--ginkgo.timeout", "20m")
 	cmd.Dir = ctd.Dir
+	return runSuite(t, cmd, handler, report)
+}
+
+// runSuite runs critest's command cmd, which writes its JUnit report to
+// report, and returns each case's state.
+func runSuite(t *testing.T, cmd *exec.Cmd, label, report string) map[string]string {
+	t.Helper()
+	handler := label
+	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	// BERTH_CRITEST_LOGS names a directory to keep critest's output in.
 	if keep := os.Getenv("BERTH_CRITEST_LOGS"); keep != "" {
