@@ -41,6 +41,11 @@ type Backend struct {
 	Version string
 	// Warnings are shown by docker info (an unauthenticated TCP socket).
 	Warnings []string
+	// InsecureRegistries and RegistryMirrors ("host" → mirror URL, the
+	// Docker Hub's under index.docker.io) are berthd's registry options,
+	// for docker info.
+	InsecureRegistries []string
+	RegistryMirrors    map[string]string
 }
 
 // Server is an http.Handler for the Engine API.

@@ -3,7 +3,9 @@ package apiserver
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"net/netip"
 	"os"
 	"runtime"
 	"slices"
@@ -13,6 +15,7 @@ import (
 	"github.com/berth-project/berth/engine"
 	"github.com/berth-project/berth/errdefs"
 	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
 	"golang.org/x/sys/unix"
@@ -113,6 +116,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		ContainersPaused:   paused,
 		ContainersStopped:  stopped,
 		Driver:             s.b.Images.StorageDriver(),
+		RegistryConfig:     s.registryConfig(),
 		DriverStatus:       [][2]string{{"Backing Filesystem", "berth storage (layers by diffID)"}, {"Quota backend", s.b.Images.QuotaBackend()}, {"Volume quota backend", s.b.Volumes.QuotaBackend()}, usernsStatus},
 		MemoryLimit:        true,
 		CPUCfsPeriod:       true,
@@ -195,4 +199,27 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	enc := json.NewEncoder(flushWriter{w})
 	s.b.Engine.Events(r.Context(), since, until, keep, func(m events.Message) error { return enc.Encode(m) })
+}
+
+// registryConfig is docker info's registry section: loopback and the
+// insecure registries spoken to over plain HTTP, and the mirrors (Docker
+// Hub's first, as dockerd lists them; other registries' after).
+func (s *Server) registryConfig() *registry.ServiceConfig {
+	c := &registry.ServiceConfig{InsecureRegistryCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, IndexConfigs: map[string]*registry.IndexInfo{
+		"docker.io": {Name: "docker.io", Official: true, Secure: true, Mirrors: []string{}},
+	}}
+	for _, h := range s.b.InsecureRegistries {
+		c.IndexConfigs[h] = &registry.IndexInfo{Name: h, Secure: false, Mirrors: []string{}}
+	}
+	hosts := slices.Sorted(maps.Keys(s.b.RegistryMirrors))
+	for _, h := range hosts {
+		m := s.b.RegistryMirrors[h]
+		if h == "index.docker.io" {
+			c.Mirrors = append([]string{m}, c.Mirrors...)
+			c.IndexConfigs["docker.io"].Mirrors = []string{m}
+			continue
+		}
+		c.Mirrors = append(c.Mirrors, h+"="+m)
+	}
+	return c
 }

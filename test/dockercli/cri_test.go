@@ -15,14 +15,15 @@ import (
 // Docker API uses: crictl pulls, lists, inspects and removes images; an
 // image imported through the Docker API is a CRI image by its normalised
 // name, and one pulled through CRI is docker's; a missing image is a
-// clear error; the runtime says what it serves.
+// clear error; the runtime says what it serves. docker info lists the
+// daemon's registry mirrors.
 func TestCRIImagesShareTheDockerStore(t *testing.T) {
 	if _, err := exec.LookPath("docker"); err != nil {
 		t.Skip("the docker CLI is not installed")
 	}
 	crictl := harness.CriTool(t, "crictl")
 	sock := filepath.Join(t.TempDir(), "cri.sock")
-	bd := berthd.StartWith(t, "", "--cri-socket", sock)
+	bd := berthd.StartWith(t, "", "--cri-socket", sock, "--registry-mirror", "http://127.0.0.1:9", "--registry-mirror", "registry.k8s.io=http://127.0.0.1:8")
 	d := &daemon{Daemon: bd, sock: bd.Sock, dir: bd.Dir}
 	reg := registry.Start(t, registry.Options{})
 	d.Forward(t, reg.Host)
@@ -33,6 +34,11 @@ func TestCRIImagesShareTheDockerStore(t *testing.T) {
 		cmd := exec.Command(crictl, append([]string{"--runtime-endpoint", "unix://" + sock, "--image-endpoint", "unix://" + sock, "--timeout", "30s"}, args...)...)
 		out, err := cmd.CombinedOutput()
 		return strings.TrimSpace(string(out)), err
+	}
+	// docker info lists the mirrors, as dockerd lists its own.
+	if info := d.must(t, "info"); !strings.Contains(info, "Registry Mirrors:\n  http://127.0.0.1:9\n  registry.k8s.io=http://127.0.0.1:8") ||
+		!strings.Contains(info, "Insecure Registries:\n  127.0.0.0/8") {
+		t.Errorf("docker info's registry section:\n%s", info)
 	}
 	if out, err := cri("version"); err != nil || !strings.Contains(out, "RuntimeName:  berth") || !strings.Contains(out, "RuntimeApiVersion:  v1") {
 		t.Errorf("crictl version: %v\n%s", err, out)
