@@ -163,11 +163,17 @@ func buildDaemon(t *testing.T) string {
 // from TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
+	Cleanup()
+	os.Exit(code)
+}
+
+// Cleanup removes the binaries built for the package's tests, for a
+// package whose TestMain is another harness's (harness.Main).
+func Cleanup() {
 	if binDir != "" {
 		container.RemoveExeMount(filepath.Join(binDir, "berth-monitor"))
 		os.RemoveAll(binDir)
 	}
-	os.Exit(code)
 }
 
 // Start runs berthd and waits for its socket.

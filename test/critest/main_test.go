@@ -6,7 +6,9 @@ package critest
 import (
 	"testing"
 
+	"github.com/berth-project/berth/test/berthd"
 	"github.com/berth-project/berth/test/harness"
 )
 
-func TestMain(m *testing.M) { harness.Main(m) }
+// berthd's binaries (for the CRI image test) go too.
+func TestMain(m *testing.M) { harness.Main(m, berthd.Cleanup) }

@@ -35,9 +35,10 @@ var (
 	busybox    string
 )
 
-// Main builds the binaries, runs the tests and removes the binaries. Call
-// it from TestMain.
-func Main(m *testing.M) {
+// Main builds the binaries, runs the tests and removes the binaries, and
+// runs after (other harnesses' clean-ups) before it exits. Call it from
+// TestMain.
+func Main(m *testing.M, after ...func()) {
 	code := func() int {
 		if os.Geteuid() != 0 {
 			return m.Run() // every test skips itself
@@ -64,6 +65,9 @@ func Main(m *testing.M) {
 		defer container.RemoveExeMount(runtimeBin)
 		return m.Run()
 	}()
+	for _, f := range after {
+		f()
+	}
 	os.Exit(code)
 }
 
