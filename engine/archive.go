@@ -88,7 +88,7 @@ func attachIdmapped(src string, fd int, m *userns.Mapping, ns **os.File) error {
 		return err
 	}
 	defer tree.Close()
-	return unix.MoveMount(int(tree.Fd()), "", fd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+	return userns.Attach(tree, fd)
 }
 
 // mountVolumesUnder binds a stopped container's volumes and bind mounts

@@ -61,16 +61,11 @@ func (s *Snapshotter) Driver() string {
 // probeOverlay mounts and unmounts an overlay of empty directories with
 // the options a rootfs gets.
 func (s *Snapshotter) probeOverlay() error {
-	tmp, err := os.MkdirTemp(s.tmpDir(), "probe-")
+	tmp, err := s.probeDirs("mnt")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	for _, d := range []string{"lower", "upper", "work", "mnt"} {
-		if err := os.Mkdir(filepath.Join(tmp, d), 0o755); err != nil {
-			return err
-		}
-	}
 	opts, err := s.overlayOptions("probe", []string{filepath.Join(tmp, "lower")}, tmp)
 	if err != nil {
 		return err
@@ -79,6 +74,23 @@ func (s *Snapshotter) probeOverlay() error {
 		return fmt.Errorf("mount overlay: %w", err)
 	}
 	return unix.Unmount(filepath.Join(tmp, "mnt"), unix.MNT_DETACH)
+}
+
+// probeDirs makes, in layers/tmp, a directory for a probe mount with an
+// empty lower, upper and work in it, and the extra ones named; the caller
+// removes it.
+func (s *Snapshotter) probeDirs(extra ...string) (string, error) {
+	tmp, err := os.MkdirTemp(s.tmpDir(), "probe-")
+	if err != nil {
+		return "", err
+	}
+	for _, d := range append([]string{"lower", "upper", "work"}, extra...) {
+		if err := os.Mkdir(filepath.Join(tmp, d), 0o755); err != nil {
+			os.RemoveAll(tmp)
+			return "", err
+		}
+	}
+	return tmp, nil
 }
 
 // mountFuse mounts key's rootfs of layer directories dirs (top first) on

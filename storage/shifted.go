@@ -138,40 +138,14 @@ func (s *Snapshotter) removeShiftedLayer(l digest.Digest) error {
 // works): an overlay of an idmapped copy of an empty directory, through
 // the user namespace ns, is made and dropped. The error says why not.
 func (s *Snapshotter) ProbeMapped(ns *os.File) error {
-	tmp, err := os.MkdirTemp(s.tmpDir(), "probe-")
+	tmp, err := s.probeDirs()
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	for _, d := range []string{"lower", "upper", "work"} {
-		if err := os.Mkdir(filepath.Join(tmp, d), 0o755); err != nil {
-			return err
-		}
-	}
-	tree, err := userns.Clone(filepath.Join(tmp, "lower"), ns)
+	mfd, err := mappedOverlay([]string{filepath.Join(tmp, "lower")}, filepath.Join(tmp, "upper"), filepath.Join(tmp, "work"), ns)
 	if err != nil {
-		return err
-	}
-	defer tree.Close()
-	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
-	if err != nil {
-		return fmt.Errorf("fsopen overlay: %w", err)
-	}
-	defer unix.Close(fsfd)
-	if err := unix.FsconfigSetFd(fsfd, "lowerdir+", int(tree.Fd())); err != nil {
-		return fmt.Errorf("overlay lowerdir+ by descriptor (Linux 6.13): %w", err)
-	}
-	for k, v := range map[string]string{"upperdir": filepath.Join(tmp, "upper"), "workdir": filepath.Join(tmp, "work"), "index": "off"} {
-		if err := unix.FsconfigSetString(fsfd, k, v); err != nil {
-			return fmt.Errorf("overlay %s: %w", k, err)
-		}
-	}
-	if err := unix.FsconfigCreate(fsfd); err != nil {
-		return fmt.Errorf("overlay on an idmapped layer: %w%s", err, fsLog(fsfd))
-	}
-	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("fsmount: %w", err)
+		return fmt.Errorf("overlay: %w", err)
 	}
 	unix.Close(mfd) // a detached mount: closing it unmounts it
 	return nil

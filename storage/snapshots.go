@@ -455,50 +455,51 @@ func (s *Snapshotter) MountMapped(key, target string, ns *os.File, uid, gid int)
 	if err := os.Lchown(upper, uid, gid); err != nil {
 		return err
 	}
-	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	mfd, err := mappedOverlay(dirs, upper, filepath.Join(rw, "work"), ns)
 	if err != nil {
-		return fmt.Errorf("mount overlay for %q: fsopen: %w", key, err)
-	}
-	defer unix.Close(fsfd)
-	set := func(k, v string) error {
-		if err := unix.FsconfigSetString(fsfd, k, v); err != nil {
-			return fmt.Errorf("mount overlay for %q: %s=%s: %w", key, k, v, err)
-		}
-		return nil
-	}
-	// The clones stay open until the overlay is made: closing a detached
-	// tree's last descriptor unmounts it.
-	for _, d := range dirs {
-		tree, err := userns.Clone(d, ns)
-		if err != nil {
-			return err
-		}
-		defer tree.Close()
-		if err := unix.FsconfigSetFd(fsfd, "lowerdir+", int(tree.Fd())); err != nil {
-			return fmt.Errorf("mount overlay for %q: layer %s: %w", key, d, err)
-		}
-	}
-	if err := set("upperdir", upper); err != nil {
-		return err
-	}
-	if err := set("workdir", filepath.Join(rw, "work")); err != nil {
-		return err
-	}
-	if err := set("index", "off"); err != nil {
-		return err
-	}
-	if err := unix.FsconfigCreate(fsfd); err != nil {
-		return fmt.Errorf("mount overlay for %q on idmapped layers: %w%s", key, err, fsLog(fsfd))
-	}
-	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("mount overlay for %q: fsmount: %w", key, err)
+		return fmt.Errorf("mount overlay for %q: %w", key, err)
 	}
 	defer unix.Close(mfd)
 	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		return fmt.Errorf("mount overlay for %q on %s: %w", key, target, err)
 	}
 	return nil
+}
+
+// mappedOverlay makes a detached overlay mount (its descriptor) of the
+// layer directories dirs, each an idmapped clone through ns handed over
+// by descriptor (fsconfig lowerdir+, Linux 6.13), with upper and work.
+func mappedOverlay(dirs []string, upper, work string, ns *os.File) (int, error) {
+	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("fsopen: %w", err)
+	}
+	defer unix.Close(fsfd)
+	// The clones stay open until the overlay is made: closing a detached
+	// tree's last descriptor unmounts it.
+	for _, d := range dirs {
+		tree, err := userns.Clone(d, ns)
+		if err != nil {
+			return -1, err
+		}
+		defer tree.Close()
+		if err := unix.FsconfigSetFd(fsfd, "lowerdir+", int(tree.Fd())); err != nil {
+			return -1, fmt.Errorf("layer %s by descriptor (lowerdir+, Linux 6.13): %w", d, err)
+		}
+	}
+	for _, kv := range [][2]string{{"upperdir", upper}, {"workdir", work}, {"index", "off"}} {
+		if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
+			return -1, fmt.Errorf("%s=%s: %w", kv[0], kv[1], err)
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return -1, fmt.Errorf("on idmapped layers: %w%s", err, fsLog(fsfd))
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("fsmount: %w", err)
+	}
+	return mfd, nil
 }
 
 // fsLog reads the messages the kernel left on a filesystem context (the

@@ -110,10 +110,11 @@ func Idmap(fd int, ns *os.File, recursive bool) error {
 	return nil
 }
 
-// Attach mounts a detached tree (from Clone) on target.
-func Attach(tree *os.File, target string) error {
-	if err := unix.MoveMount(int(tree.Fd()), "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return fmt.Errorf("mount on %s: move_mount: %w", target, err)
+// Attach mounts a detached tree (from Clone) on the directory dirfd
+// (opened inside a root, so that no path is resolved again).
+func Attach(tree *os.File, dirfd int) error {
+	if err := unix.MoveMount(int(tree.Fd()), "", dirfd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return fmt.Errorf("mount %s: move_mount: %w", tree.Name(), err)
 	}
 	return nil
 }

@@ -102,7 +102,12 @@ func TestCloneMapsIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tree.Close()
-	if err := Attach(tree, dst); err != nil {
+	dstfd, err := unix.Open(dst, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dstfd)
+	if err := Attach(tree, dstfd); err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Unmount(dst, unix.MNT_DETACH)
