@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"runtime/debug"
 	"strconv"
@@ -45,7 +46,7 @@ type Backend struct {
 	// Docker Hub's under index.docker.io) are berthd's registry options,
 	// for docker info.
 	InsecureRegistries []string
-	RegistryMirrors    map[string]string
+	RegistryMirrors    map[string]*url.URL
 }
 
 // Server is an http.Handler for the Engine API.

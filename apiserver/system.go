@@ -213,7 +213,7 @@ func (s *Server) registryConfig() *registry.ServiceConfig {
 	}
 	hosts := slices.Sorted(maps.Keys(s.b.RegistryMirrors))
 	for _, h := range hosts {
-		m := s.b.RegistryMirrors[h]
+		m := s.b.RegistryMirrors[h].String()
 		if h == "index.docker.io" {
 			c.Mirrors = append([]string{m}, c.Mirrors...)
 			c.IndexConfigs["docker.io"].Mirrors = []string{m}

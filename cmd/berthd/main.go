@@ -324,13 +324,13 @@ func run(cfg config) error {
 		return err
 	}
 	defer os.Remove(cfg.Pidfile)
-	mirrors, mirrorURLs := map[string]*url.URL{}, map[string]string{}
+	mirrors := map[string]*url.URL{}
 	for _, m := range cfg.RegistryMirrors {
 		host, u, err := image.ParseMirror(m)
 		if err != nil {
 			return err
 		}
-		mirrors[host], mirrorURLs[host] = u, u.String()
+		mirrors[host] = u
 	}
 	images, err := image.Open(image.Options{Root: cfg.DataRoot, InsecureRegistries: cfg.InsecureRegistries, StorageDriver: cfg.StorageDriver,
 		Transport: image.MirrorTransport(remote.DefaultTransport, mirrors)})
@@ -358,7 +358,7 @@ func run(cfg config) error {
 	defer eng.Close()
 
 	api := apiserver.New(apiserver.Backend{Images: images, Engine: eng, Volumes: volumes, Networks: nets, DataRoot: cfg.DataRoot, Version: version, Warnings: warnings,
-		InsecureRegistries: cfg.InsecureRegistries, RegistryMirrors: mirrorURLs})
+		InsecureRegistries: cfg.InsecureRegistries, RegistryMirrors: mirrors})
 	var handler http.Handler = api
 	if level <= slog.LevelDebug {
 		handler = withPprof(api)
