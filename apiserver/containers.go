@@ -87,7 +87,7 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f, err := parseFilters(q.Get("filters"), "status", "name", "label", "id", "ancestor", "exited", "health")
+	f, err := parseFilters(q.Get("filters"), "status", "name", "label", "id", "ancestor", "exited", "health", "namespace")
 	if err != nil {
 		writeError(w, err)
 		return

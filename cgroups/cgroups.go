@@ -180,6 +180,9 @@ func writeFile(dir, file, value string) error {
 
 func readPids(dir string) ([]int, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if errors.Is(err, unix.ENODEV) {
+		return nil, nil // removed while read: empty
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,12 +1,18 @@
 // Package cri serves the Kubernetes Container Runtime Interface (k8s.io/
-// cri-api, v1) from berthd's own stores, on a unix socket of its own
-// (berthd --cri-socket). Served so far: the image service — pull, list,
-// status, remove, file-system info over the same image store the Docker
-// API uses, so an image pulled, built or loaded through either is the
-// other's by its normalised name (docker.io/library/busybox:latest) — and
-// the runtime service's Version and Status. Pod sandboxes and containers
-// are not served yet: those calls answer Unimplemented, as gRPC does for
-// any method a server lacks.
+// cri-api, v1) from berthd's own engine and stores, on a unix socket of
+// its own (berthd --cri-socket).
+//
+// A pod sandbox is an engine container of PauseImage whose process,
+// berth-init --pause, holds the pod's namespaces; CNI plugins put its
+// network namespace on the pod network. A container of the pod is an
+// engine container that joins the sandbox's network, IPC and (when the
+// pod shares it) PID namespaces and takes its host name and /etc files.
+// What the CRI makes is in the engine namespace "k8s.io": not in the
+// Docker API's lists. Its log is written in the CRI's format where the
+// kubelet asks. Images are the Docker API's store: an image pulled,
+// built or loaded through either is the other's by its normalised name
+// (docker.io/library/busybox:latest). Exec, attach and port forwarding
+// are served by a streaming server on a loopback port.
 package cri
 
 import (
@@ -14,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,7 +33,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming"
 
+	"github.com/berth-project/berth/engine"
 	"github.com/berth-project/berth/errdefs"
 	"github.com/berth-project/berth/image"
 )
@@ -37,14 +46,25 @@ const (
 	APIVersion = "v1"
 )
 
-// Server is the CRI server over one image store.
+// Server is the CRI server over one engine and image store.
 type Server struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
 	runtimeapi.UnimplementedImageServiceServer
 	Images       *image.Store
+	Engine       *engine.Engine
 	BerthVersion string // berthd's
 	// DataRoot is where the image store keeps its files, for ImageFsInfo.
 	DataRoot string
+	// StateDir holds what the CRI keeps of its pods beyond the engine's
+	// records.
+	StateDir string
+	// CNI puts pods on the network; nil: pods get the node's network only.
+	CNI *CNI
+	// StreamAddr is the streaming server's address ("": 127.0.0.1, a
+	// free port).
+	StreamAddr string
+
+	stream streaming.Server
 }
 
 // Serve listens on the unix socket path (made anew, 0660) and serves
@@ -64,12 +84,21 @@ func (s *Server) Serve(ctx context.Context, path string) error {
 		l.Close()
 		return err
 	}
+	srv, sl, err := s.newStreamServer(s.StreamAddr)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	s.stream = srv
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second}
+	go hs.Serve(sl)
 	g := grpc.NewServer()
 	runtimeapi.RegisterRuntimeServiceServer(g, s)
 	runtimeapi.RegisterImageServiceServer(g, s)
 	go func() {
 		<-ctx.Done()
 		g.Stop()
+		hs.Close()
 	}()
 	return g.Serve(l)
 }
@@ -79,13 +108,27 @@ func (s *Server) Version(ctx context.Context, r *runtimeapi.VersionRequest) (*ru
 	return &runtimeapi.VersionResponse{Version: "0.1.0", RuntimeName: Name, RuntimeVersion: s.BerthVersion, RuntimeApiVersion: APIVersion}, nil
 }
 
-// Status reports the runtime ready and pod networking not (berthd does
-// not run pods through CRI yet), with the reason.
+// Status reports the runtime ready, and the network ready when a CNI
+// configuration is there (else why not).
 func (s *Server) Status(ctx context.Context, r *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
+	netCond := &runtimeapi.RuntimeCondition{Type: runtimeapi.NetworkReady, Status: true}
+	if err := s.CNI.Ready(); err != nil {
+		netCond.Status, netCond.Reason, netCond.Message = false, "NetworkPluginNotReady", err.Error()
+	}
 	return &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
-		{Type: runtimeapi.RuntimeReady, Status: true},
-		{Type: runtimeapi.NetworkReady, Status: false, Reason: "NotServed", Message: "berthd serves CRI images only: pod sandboxes are not served yet"},
+		{Type: runtimeapi.RuntimeReady, Status: true}, netCond,
 	}}}, nil
+}
+
+// RuntimeConfig tells the kubelet berthd's cgroup driver.
+func (s *Server) RuntimeConfig(ctx context.Context, r *runtimeapi.RuntimeConfigRequest) (*runtimeapi.RuntimeConfigResponse, error) {
+	return &runtimeapi.RuntimeConfigResponse{Linux: &runtimeapi.LinuxRuntimeConfiguration{CgroupDriver: runtimeapi.CgroupDriver_CGROUPFS}}, nil
+}
+
+// UpdateRuntimeConfig takes the kubelet's pod CIDR, which the CNI
+// configuration already holds: nothing to do.
+func (s *Server) UpdateRuntimeConfig(ctx context.Context, r *runtimeapi.UpdateRuntimeConfigRequest) (*runtimeapi.UpdateRuntimeConfigResponse, error) {
+	return &runtimeapi.UpdateRuntimeConfigResponse{}, nil
 }
 
 // ListImages lists the store's images, those the filter names only.
@@ -143,8 +186,8 @@ func (s *Server) PullImage(ctx context.Context, r *runtimeapi.PullImageRequest) 
 // is already removed.
 func (s *Server) RemoveImage(ctx context.Context, r *runtimeapi.RemoveImageRequest) (*runtimeapi.RemoveImageResponse, error) {
 	img, err := s.Images.Get(r.GetImage().GetImage())
-	if errors.Is(err, errdefs.ErrNotFound) {
-		return &runtimeapi.RemoveImageResponse{}, nil
+	if errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, errdefs.ErrInvalid) {
+		return &runtimeapi.RemoveImageResponse{}, nil // no such image: none to remove
 	}
 	if err != nil {
 		return nil, toStatus(err)

@@ -29,7 +29,7 @@ func (e *Engine) logConfig(rec Record) *monitor.LogConfig {
 	if rec.HostConfig.LogConfig.Type == LogDriverNone {
 		return nil
 	}
-	return &monitor.LogConfig{Path: e.logPath(rec.ID), MaxSize: rec.LogOpts.MaxSize, MaxFiles: rec.LogOpts.MaxFiles}
+	return &monitor.LogConfig{Path: e.recLogPath(rec), MaxSize: rec.LogOpts.MaxSize, MaxFiles: rec.LogOpts.MaxFiles, Format: rec.LogOpts.Format}
 }
 
 func (e *Engine) monitorDir() string { return filepath.Join(e.o.ExecRoot, "monitor") }

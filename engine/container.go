@@ -57,6 +57,20 @@ type Record struct {
 	// returned to the pool at remove.
 	IDMap      *userns.Mapping `json:",omitempty"`
 	IDMapOwned bool            `json:",omitempty"`
+	// Namespace sets the container apart from the Docker API's lists:
+	// "" for the Docker API's containers, "k8s.io" for those made through
+	// the CRI (as containerd's namespaces).
+	Namespace string `json:",omitempty"`
+	// LogPath is where the container's log is written when not in its
+	// directory (a CRI container's, chosen by the kubelet).
+	LogPath string `json:",omitempty"`
+}
+
+// CreateOptions are what a container is given beyond Docker's config.
+type CreateOptions struct {
+	Namespace string // Record.Namespace
+	LogPath   string // Record.LogPath
+	LogFormat string // logfile.Options.Format
 }
 
 // State is a container's run state.
@@ -351,6 +365,11 @@ type CreateResult struct {
 // and the user's config. Nothing runs until Start. On error nothing is
 // left: no record, name, layer or directory.
 func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig, nc *network.NetworkingConfig) (CreateResult, error) {
+	return e.CreateWith(name, cfg, hc, nc, CreateOptions{})
+}
+
+// CreateWith is Create with options beyond Docker's.
+func (e *Engine) CreateWith(name string, cfg *ctypes.Config, hc *ctypes.HostConfig, nc *network.NetworkingConfig, o CreateOptions) (CreateResult, error) {
 	if cfg == nil || cfg.Image == "" {
 		return CreateResult{}, errdefs.New(errdefs.ErrInvalid, "config: no image given")
 	}
@@ -376,6 +395,7 @@ func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig, 
 	if err != nil {
 		return CreateResult{}, err
 	}
+	logOpts.Format = o.LogFormat
 	img, err := e.o.Images.Get(cfg.Image)
 	if err != nil {
 		if errdefs.NotFound(err) {
@@ -476,6 +496,7 @@ func (e *Engine) Create(name string, cfg *ctypes.Config, hc *ctypes.HostConfig, 
 		State:   State{Status: ctypes.StateCreated},
 		LogOpts: logOpts, Network: nc,
 		IDMap: idmap, IDMapOwned: ownIDs,
+		Namespace: o.Namespace, LogPath: o.LogPath,
 	}
 	c := newCtr(rec)
 	// Not yet known to anyone: written before it is.
@@ -526,6 +547,38 @@ func (e *Engine) bundleDir(id string) string {
 
 func (e *Engine) logPath(id string) string {
 	return filepath.Join(e.containerDir(id), id+"-json.log")
+}
+
+// recLogPath is where r's log is written.
+func (e *Engine) recLogPath(r Record) string {
+	if r.LogPath != "" {
+		return r.LogPath
+	}
+	return e.logPath(r.ID)
+}
+
+// Record is a copy of a container's record.
+func (e *Engine) Record(ref string) (Record, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, err := e.lookup(ref)
+	if err != nil {
+		return Record{}, err
+	}
+	return c.rec, nil
+}
+
+// Records copies the records of the containers of namespace ns.
+func (e *Engine) Records(ns string) []Record {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []Record
+	for _, c := range e.ctrs {
+		if c.rec.Namespace == ns {
+			out = append(out, c.rec)
+		}
+	}
+	return out
 }
 
 // The logging drivers berthd has. "local" keeps json-file's format

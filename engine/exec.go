@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,9 +16,11 @@ import (
 
 	"github.com/berth-project/berth/errdefs"
 	"github.com/berth-project/berth/monitor"
+	"github.com/moby/moby/api/pkg/stdcopy"
 	ctypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // execProc is an exec instance: created, then started once. Fields are
@@ -214,5 +219,101 @@ func (e *Engine) ExecWait(execID string, timeout time.Duration) {
 	select {
 	case <-x.done:
 	case <-time.After(timeout):
+	}
+}
+
+// ExecIO are the streams of RunExec: Stdin (nil: none), Stdout and
+// Stderr (nil: discarded; with Tty the terminal's output goes to Stdout),
+// and terminal sizes (height, width) while it runs.
+type ExecIO struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Tty            bool
+	Resize         <-chan [2]uint16
+}
+
+// ErrExecTimeout is RunExec's error for a process it killed at its
+// timeout.
+var ErrExecTimeout = errors.New("the command did not finish in time and was killed")
+
+// RunExec runs cmd in a running container with the streams of s and
+// returns its exit code once it has ended and its output is delivered.
+// At timeout (> 0) or when ctx ends, the process is killed. The exec
+// instance is not kept.
+func (e *Engine) RunExec(ctx context.Context, ref string, cmd []string, s ExecIO, timeout time.Duration) (int, error) {
+	execID, err := e.ExecCreate(ref, ctypes.ExecCreateRequest{Cmd: cmd, Tty: s.Tty,
+		AttachStdin: s.Stdin != nil, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return -1, err
+	}
+	defer e.forgetExec(execID)
+	conn, _, err := e.ExecStart(execID, false, nil)
+	if err != nil {
+		return -1, err
+	}
+	defer conn.Close()
+	out, errw := s.Stdout, s.Stderr
+	if out == nil {
+		out = io.Discard
+	}
+	if errw == nil {
+		errw = io.Discard
+	}
+	done := make(chan error, 1)
+	go func() {
+		if s.Tty {
+			_, err := io.Copy(out, conn)
+			done <- err
+			return
+		}
+		_, err := stdcopy.StdCopy(out, errw, conn)
+		done <- err
+	}()
+	if s.Stdin != nil {
+		go func() {
+			io.Copy(conn, s.Stdin)
+			if uc, ok := conn.(*net.UnixConn); ok {
+				uc.CloseWrite()
+			}
+		}()
+	}
+	var expire <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expire = t.C
+	}
+	kill := func() {
+		e.mu.Lock()
+		x := e.execs[execID]
+		e.mu.Unlock()
+		if x != nil {
+			_ = e.mon.Kill(x.container+"."+execID, int(unix.SIGKILL), false)
+		}
+		conn.Close()
+		<-done
+	}
+	for {
+		select {
+		case <-done:
+			e.ExecWait(execID, 5*time.Second)
+			insp, err := e.ExecInspect(execID)
+			if err != nil || insp.ExitCode == nil {
+				return -1, fmt.Errorf("exec %v: its exit status was lost", cmd)
+			}
+			return *insp.ExitCode, nil
+		case sz, ok := <-s.Resize:
+			if !ok {
+				s.Resize = nil
+				continue
+			}
+			_ = e.ExecResize(execID, sz[0], sz[1])
+		case <-expire:
+			kill()
+			return -1, ErrExecTimeout
+		case <-ctx.Done():
+			kill()
+			return -1, ctx.Err()
+		}
 	}
 }

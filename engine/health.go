@@ -2,17 +2,14 @@ package engine
 
 import (
 	"bytes"
-	"encoding/binary"
+	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"time"
 
 	"github.com/berth-project/berth/errdefs"
 	ctypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
-	"golang.org/x/sys/unix"
 )
 
 // dockerd's health check defaults and limits.
@@ -226,38 +223,15 @@ func (e *Engine) probe(id string, p *healthProbe) *ctypes.HealthcheckResult {
 		res.End, res.ExitCode, res.Output = time.Now().UTC(), -1, msg
 		return res
 	}
-	execID, err := e.ExecCreate(id, ctypes.ExecCreateRequest{Cmd: p.cmd, AttachStdout: true, AttachStderr: true})
-	if err != nil {
-		return fail(err.Error())
-	}
-	defer e.forgetExec(execID)
-	conn, _, err := e.ExecStart(execID, false, nil)
-	if err != nil {
-		return fail(err.Error())
-	}
-	defer conn.Close()
 	out := &limitedBuffer{max: healthOutputMax}
-	done := make(chan error, 1)
-	go func() { done <- demux(out, conn) }()
-	select {
-	case <-done:
-	case <-time.After(p.timeout):
-		e.mu.Lock()
-		x := e.execs[execID]
-		e.mu.Unlock()
-		if x != nil {
-			_ = e.mon.Kill(id+"."+execID, int(unix.SIGKILL), false)
-		}
-		conn.Close()
-		<-done
+	code, err := e.RunExec(context.Background(), id, p.cmd, ExecIO{Stdout: out, Stderr: out}, p.timeout)
+	if errors.Is(err, ErrExecTimeout) {
 		return fail(fmt.Sprintf("Health check exceeded timeout (%v)", p.timeout))
 	}
-	e.ExecWait(execID, 5*time.Second)
-	insp, err := e.ExecInspect(execID)
-	if err != nil || insp.ExitCode == nil {
-		return fail("health check: the probe's exit status was lost")
+	if err != nil {
+		return fail(err.Error())
 	}
-	res.End, res.ExitCode, res.Output = time.Now().UTC(), *insp.ExitCode, out.String()
+	res.End, res.ExitCode, res.Output = time.Now().UTC(), code, out.String()
 	return res
 }
 
@@ -267,22 +241,6 @@ func (e *Engine) forgetExec(execID string) {
 	e.mu.Lock()
 	delete(e.execs, execID)
 	e.mu.Unlock()
-}
-
-// demux copies the payloads of a multiplexed docker stream to w.
-func demux(w io.Writer, r net.Conn) error {
-	var hdr [8]byte
-	for {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		if _, err := io.CopyN(w, r, int64(binary.BigEndian.Uint32(hdr[4:]))); err != nil {
-			return err
-		}
-	}
 }
 
 // limitedBuffer keeps the first max bytes written to it.

@@ -40,7 +40,7 @@ func (e *Engine) Inspect(ref string, size bool) (*ctypes.InspectResponse, error)
 		ResolvConfPath:  filepath.Join(dir, "resolv.conf"),
 		HostnamePath:    filepath.Join(dir, "hostname"),
 		HostsPath:       filepath.Join(dir, "hosts"),
-		LogPath:         e.logPath(r.ID),
+		LogPath:         e.recLogPath(r),
 		Name:            r.Name,
 		RestartCount:    r.RestartCount,
 		Driver:          "overlay2",
@@ -125,7 +125,7 @@ type ListOptions struct {
 func (e *Engine) List(o ListOptions) ([]ctypes.Summary, error) {
 	for k := range o.Filters {
 		switch k {
-		case "status", "name", "label", "id", "ancestor", "exited", "health":
+		case "status", "name", "label", "id", "ancestor", "exited", "health", "namespace":
 		default:
 			return nil, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid filter '%s'", k))
 		}
@@ -148,6 +148,9 @@ func (e *Engine) List(o ListOptions) ([]ctypes.Summary, error) {
 	for _, r := range recs {
 		if !o.All && len(o.Filters["status"]) == 0 && len(o.Filters["exited"]) == 0 && !r.State.Running() && r.State.Status != ctypes.StateRestarting {
 			continue
+		}
+		if ns := o.Filters["namespace"]; !slices.Contains(ns, r.Namespace) && (len(ns) > 0 || r.Namespace != "") {
+			continue // another namespace's (the CRI's): berth ps --filter namespace=k8s.io lists them
 		}
 		if !e.matches(r, o.Filters) {
 			continue

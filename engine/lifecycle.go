@@ -15,6 +15,7 @@ import (
 	"github.com/berth-project/berth/errdefs"
 	"github.com/berth-project/berth/internal/cleanup"
 	"github.com/berth-project/berth/monitor"
+	berthnet "github.com/berth-project/berth/network"
 	ctypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"golang.org/x/sys/unix"
@@ -127,6 +128,13 @@ func (e *Engine) start(c *ctr) (err error) {
 		_ = e.mon.Kill(rec.ID, int(unix.SIGKILL), true)
 		e.waitForget(rec.ID)
 	})
+	if sb == nil && rec.HostConfig.NetworkMode != "host" && !strings.HasPrefix(string(rec.HostConfig.NetworkMode), "container:") {
+		// A network namespace of its own with no network: loopback up,
+		// as dockerd's --network none.
+		if err := berthnet.LoopbackUp(fmt.Sprintf("/proc/%d/ns/net", pid)); err != nil {
+			return fmt.Errorf("container %s: loopback: %w", rec.ID, err)
+		}
+	}
 	// Hand the waiting attaches their streams before the process runs.
 	e.mu.Lock()
 	pending := c.attaches

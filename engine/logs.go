@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -40,19 +41,38 @@ type LogsOptions struct {
 // Logs delivers a container's log entries to fn; following, it returns
 // when the container's run ends and its output is written, or ctx ends.
 func (e *Engine) Logs(ctx context.Context, ref string, o LogsOptions, fn func(logfile.Entry) error) (tty bool, err error) {
-	var id, driver string
+	var id, driver, format string
 	var exited chan struct{}
 	var maxFiles int
 	if err := e.withCtr(ref, func(c *ctr) error {
 		id, exited, maxFiles, tty = c.rec.ID, c.exited, c.rec.LogOpts.MaxFiles, c.rec.Config.Tty
-		driver = c.rec.HostConfig.LogConfig.Type
+		driver, format = c.rec.HostConfig.LogConfig.Type, c.rec.LogOpts.Format
 		return nil
 	}); err != nil {
 		return false, err
+	}
+	if format == logfile.FormatCRI {
+		return tty, errdefs.New(errdefs.ErrInvalid, "the container's log is in the CRI's format, for the kubelet and crictl logs")
 	}
 	if driver == LogDriverNone {
 		return tty, errdefs.New(errdefs.ErrInvalid, "configured logging driver does not support reading")
 	}
 	ro := logfile.ReadOptions{Since: o.Since, Until: o.Until, Tail: o.Tail, Follow: o.Follow}
 	return tty, logfile.Read(ctx, e.logPath(id), max(maxFiles, 1), ro, exited, fn)
+}
+
+// ReopenLog has a running container's log file opened anew at its path
+// (the CRI's ReopenContainerLog, after the kubelet rotated it).
+func (e *Engine) ReopenLog(ref string) error {
+	var id string
+	if err := e.withCtr(ref, func(c *ctr) error {
+		if !c.rec.State.Running() {
+			return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("container %s is not running", c.rec.ID))
+		}
+		id = c.rec.ID
+		return nil
+	}); err != nil {
+		return err
+	}
+	return e.mon.ReopenLog(id)
 }

@@ -31,6 +31,9 @@ import (
 // InitPath is where `--init` puts berth-init in the container.
 const InitPath = "/sbin/berth-init"
 
+// InitBinary is the berth-init binary bound in for --init.
+func (e *Engine) InitBinary() (string, error) { return e.initBinary() }
+
 // initBinary finds berth-init: Options.InitBinary, beside this
 // executable, or in $PATH.
 func (e *Engine) initBinary() (string, error) {
@@ -129,6 +132,7 @@ func validateHostConfig(hc *ctypes.HostConfig) ([]string, error) {
 // "k:v" forms.
 type securityOpts struct {
 	unconfinedSeccomp bool
+	seccomp           *specs.LinuxSeccomp // a profile of the user's
 	noNewPrivs        bool
 	unconfinedPaths   bool   // systempaths=unconfined
 	apparmor          string // accepted, and not applied: the host has no AppArmor
@@ -155,7 +159,12 @@ func parseSecurityOpts(list []string) (securityOpts, error) {
 				o.unconfinedSeccomp = true
 			case "builtin", "":
 			default:
-				return o, errdefs.New(errdefs.ErrInvalid, "custom seccomp profiles are not supported by berthd: use seccomp=unconfined or the builtin profile")
+				// The docker CLI sends a profile file's content.
+				p, err := seccomp.ParseProfile([]byte(v))
+				if err != nil {
+					return o, errdefs.New(errdefs.ErrInvalid, "seccomp profile: "+err.Error())
+				}
+				o.seccomp = p
 			}
 		case "no-new-privileges":
 			b, err := strconv.ParseBool(v)
@@ -250,7 +259,20 @@ func exposed(ports []string) network.PortSet {
 type files struct{ hostname, hosts, resolv string }
 
 // writeEtcFiles writes /etc/hostname, /etc/hosts and /etc/resolv.conf for c.
+// With --network container:NAME, as dockerd, they are NAME's files and
+// r takes NAME's host and domain name (r is the run's copy).
 func (e *Engine) writeEtcFiles(r *Record, sb *berthnet.Sandbox) (files, error) {
+	if other, ok := strings.CutPrefix(string(r.HostConfig.NetworkMode), "container:"); ok {
+		o, err := e.Record(other)
+		if err != nil {
+			return files{}, err
+		}
+		cfg := *r.Config
+		cfg.Hostname, cfg.Domainname = o.Config.Hostname, o.Config.Domainname
+		r.Config = &cfg
+		dir := e.containerDir(o.ID)
+		return files{filepath.Join(dir, "hostname"), filepath.Join(dir, "hosts"), filepath.Join(dir, "resolv.conf")}, nil
+	}
 	dir := e.containerDir(r.ID)
 	f := files{filepath.Join(dir, "hostname"), filepath.Join(dir, "hosts"), filepath.Join(dir, "resolv.conf")}
 	hostname := r.Config.Hostname
@@ -411,7 +433,10 @@ type specInput struct {
 	initPath string
 	// netns is the network namespace path to join for
 	// --network container:NAME ("" otherwise).
-	netns        string
+	netns string
+	// ipcns and pidns: the namespaces to join for --ipc and --pid
+	// container:NAME.
+	ipcns, pidns string
 	cgroupParent string
 	// volumes are the container's volume mounts, ready (made, copied up).
 	volumes []specs.Mount
@@ -438,12 +463,24 @@ func (e *Engine) buildSpec(r *Record, rootPath string, etc files, sb *berthnet.S
 		}
 		in.initPath = init
 	}
-	if mode := string(hc.NetworkMode); strings.HasPrefix(mode, "container:") {
-		pid, err := e.runningPid(strings.TrimPrefix(mode, "container:"))
-		if err != nil {
-			return nil, err
+	if hc.CgroupParent != "" {
+		in.cgroupParent = hc.CgroupParent
+	}
+	for _, j := range []struct {
+		mode     string
+		path     *string
+		ns, what string
+	}{{string(hc.NetworkMode), &in.netns, "net", "network"}, {string(hc.IpcMode), &in.ipcns, "ipc", "IPC"}, {string(hc.PidMode), &in.pidns, "pid", "PID"}} {
+		if other, ok := strings.CutPrefix(j.mode, "container:"); ok {
+			pid, err := e.runningPid(other)
+			if errdefs.Conflict(err) {
+				return nil, errdefs.New(errdefs.ErrConflict, fmt.Sprintf("cannot join %s of a non running container: %s", j.what, other))
+			}
+			if err != nil {
+				return nil, err
+			}
+			*j.path = fmt.Sprintf("/proc/%d/ns/%s", pid, j.ns)
 		}
-		in.netns = fmt.Sprintf("/proc/%d/ns/net", pid)
 	}
 	if err := makeBindSources(hc.Binds); err != nil {
 		return nil, err
@@ -547,6 +584,9 @@ func withSecurity(in *specInput, s *specs.Spec) error {
 	// As dockerd: no_new_privs only when asked for.
 	p.NoNewPrivileges = sec.noNewPrivs
 	s.Linux.Seccomp = seccomp.DefaultProfile(caps)
+	if sec.seccomp != nil {
+		s.Linux.Seccomp = sec.seccomp
+	}
 	if sec.unconfinedSeccomp {
 		s.Linux.Seccomp = nil
 	}
@@ -590,6 +630,12 @@ func withNamespaces(in *specInput, s *specs.Spec) error {
 	}
 	if in.sb != nil {
 		join[specs.NetworkNamespace] = in.sb.Netns
+	}
+	if in.ipcns != "" {
+		join[specs.IPCNamespace] = in.ipcns
+	}
+	if in.pidns != "" {
+		join[specs.PIDNamespace] = in.pidns
 	}
 	if hc.IpcMode == "host" {
 		drop[specs.IPCNamespace] = true
@@ -662,7 +708,20 @@ func withMounts(in *specInput, s *specs.Spec) error {
 	for _, m := range hc.Mounts {
 		switch m.Type {
 		case mount.TypeBind:
-			opts := []string{"rbind", "rprivate"}
+			prop := "rprivate"
+			if m.BindOptions != nil && m.BindOptions.Propagation != "" {
+				prop = string(m.BindOptions.Propagation)
+			}
+			// As dockerd: a shared bind needs the root shared too (mounts
+			// made in the container reach the host), a slave one at least
+			// slave (the host's reach it).
+			switch {
+			case prop == "shared" || prop == "rshared":
+				s.Linux.RootfsPropagation = "rshared"
+			case (prop == "slave" || prop == "rslave") && s.Linux.RootfsPropagation != "rshared":
+				s.Linux.RootfsPropagation = "rslave"
+			}
+			opts := []string{"rbind", prop}
 			if m.ReadOnly {
 				opts = append(opts, "ro")
 			}
@@ -768,7 +827,10 @@ func capSet(hc *ctypes.HostConfig) ([]string, error) {
 	}
 	known := capabilities.Names()
 	if hc.Privileged {
-		return known, nil
+		// Every capability berthd can give (containerd's "all current
+		// capabilities"): one outside its bounding set would fail the
+		// container's start.
+		return capabilities.Bounding(), nil
 	}
 	caps := slices.Clone(defaultCaps)
 	for _, c := range hc.CapDrop {
@@ -785,7 +847,7 @@ func capSet(hc *ctypes.HostConfig) ([]string, error) {
 	for _, c := range hc.CapAdd {
 		c = norm(c)
 		if c == "ALL" {
-			caps = slices.Clone(known)
+			caps = capabilities.Bounding()
 			continue
 		}
 		if !slices.Contains(known, c) {

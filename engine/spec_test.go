@@ -31,6 +31,21 @@ func TestTmpfsOptionsMergeAsDockerd(t *testing.T) {
 	}
 }
 
+// A docker-format profile (names, name, archMap) is the OCI profile the
+// runtime loads.
+func TestSeccompProfileContent(t *testing.T) {
+	o, err := parseSecurityOpts([]string{`seccomp={"defaultAction":"SCMP_ACT_ALLOW","archMap":[{"architecture":"SCMP_ARCH_X86_64","subArchitectures":["SCMP_ARCH_X86"]}],` +
+		`"syscalls":[{"name":"sethostname","action":"SCMP_ACT_ERRNO","errnoRet":1},{"names":["chmod","fchmod"],"action":"SCMP_ACT_ERRNO"}]}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := o.seccomp
+	if p == nil || p.DefaultAction != "SCMP_ACT_ALLOW" || len(p.Architectures) != 2 || len(p.Syscalls) != 2 ||
+		p.Syscalls[0].Names[0] != "sethostname" || *p.Syscalls[0].ErrnoRet != 1 || len(p.Syscalls[1].Names) != 2 {
+		t.Errorf("profile: %+v", p)
+	}
+}
+
 func TestSecurityOptForms(t *testing.T) {
 	for _, c := range []struct {
 		opts []string
@@ -45,12 +60,17 @@ func TestSecurityOptForms(t *testing.T) {
 		{[]string{"no-new-privileges=false"}, securityOpts{}, ""},
 		{[]string{"apparmor=unconfined", "label=disable"}, securityOpts{apparmor: "unconfined"}, ""},
 		{[]string{"systempaths=unconfined"}, securityOpts{unconfinedPaths: true}, ""},
-		{[]string{"seccomp=/some/profile.json"}, securityOpts{}, "custom seccomp profiles"},
+		// The docker CLI sends a profile's content; a path reaches berthd
+		// only from a client that did not read it.
+		{[]string{"seccomp=/some/profile.json"}, securityOpts{}, "seccomp profile: not a seccomp profile"},
+		{[]string{`seccomp={"defaultAction":"SCMP_ACT_NOPE"}`}, securityOpts{}, "defaultAction"},
+		{[]string{`seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"sethostname","action":"SCMP_ACT_ERRNO","includes":{"caps":["CAP_SYS_ADMIN"]}}]}`}, securityOpts{}, "includes or excludes"},
 		{[]string{"bogus=1"}, securityOpts{}, `invalid --security-opt 2: "bogus=1"`},
 		{[]string{"no-new-privileges=maybe"}, securityOpts{}, "invalid --security-opt 2"},
 		{[]string{"nonsense"}, securityOpts{}, "invalid --security-opt 1"},
 	} {
 		got, err := parseSecurityOpts(c.opts)
+		got.seccomp = nil
 		switch {
 		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
 			t.Errorf("%q: error %v, want one with %q", c.opts, err, c.err)

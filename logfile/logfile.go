@@ -33,7 +33,14 @@ type Entry struct {
 type Options struct {
 	MaxSize  int64 // bytes of the current file before it is rotated; 0: no rotation
 	MaxFiles int   // files kept, the current one included; < 1 means 1
+	// Format is "" for json-file lines or FormatCRI.
+	Format string `json:",omitempty"`
 }
+
+// FormatCRI is the Kubernetes CRI's log format, one line per entry:
+// "<RFC 3339 nano time> <stream> <F|P> <text>\n", P marking a piece of a
+// line split at MaxLine, F its last piece or a whole line.
+const FormatCRI = "cri"
 
 // ParseOptions reads docker's log-opt map (max-size "10m", max-file "3")
 // for driver (json-file, or local, whose defaults are dockerd's: 20 MB
@@ -229,10 +236,20 @@ func (w *Writer) drop(err error) error {
 // whole lines only.
 func (w *Writer) write(stream string, line []byte, t time.Time) error {
 	w.buf.Reset()
-	enc := json.NewEncoder(&w.buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(Entry{Log: string(line), Stream: stream, Time: t}); err != nil {
-		return err
+	if w.o.Format == FormatCRI {
+		tag, text := "P ", line
+		if n := len(line); n > 0 && line[n-1] == '\n' {
+			tag, text = "F ", line[:n-1]
+		}
+		w.buf.WriteString(t.Format(time.RFC3339Nano) + " " + stream + " " + tag)
+		w.buf.Write(text)
+		w.buf.WriteByte('\n')
+	} else {
+		enc := json.NewEncoder(&w.buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(Entry{Log: string(line), Stream: stream, Time: t}); err != nil {
+			return err
+		}
 	}
 	if w.o.MaxSize > 0 && w.size > 0 && w.size+int64(w.buf.Len()) > w.o.MaxSize {
 		if err := w.rotate(); err != nil {
@@ -275,6 +292,28 @@ func (w *Writer) rotate() error {
 		return err
 	}
 	w.f, w.size = f, 0
+	return nil
+}
+
+// Reopen closes the file and opens (creates) its path anew, for a file
+// a log rotator moved away.
+func (w *Writer) Reopen() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.partial == nil {
+		return errors.New("log file: closed")
+	}
+	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("log file: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	w.f.Close()
+	w.f, w.size = f, st.Size()
 	return nil
 }
 

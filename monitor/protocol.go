@@ -45,6 +45,8 @@ const (
 	// monitor is not its parent: berthd, which reaped it, is).
 	OpAdopt  Op = "adopt"
 	OpExited Op = "exited"
+	// OpReopenLog: the process's log is opened anew at its path.
+	OpReopenLog Op = "reopen-log"
 )
 
 // Request is the first line a client sends.
@@ -109,6 +111,7 @@ type LogConfig struct {
 	Path     string
 	MaxSize  int64
 	MaxFiles int
+	Format   string `json:",omitempty"` // logfile.Options.Format
 }
 
 // StdioConfig says how a process's stdio is wired.
@@ -279,6 +282,12 @@ func (c Client) Exec(container, id string, p *specs.Process, stdio StdioConfig, 
 // Resize sets a process's terminal size.
 func (c Client) Resize(id string, height, width uint16) error {
 	_, _, err := c.call(Request{Op: OpResize, ID: id, Height: height, Width: width}, false)
+	return err
+}
+
+// ReopenLog has the monitor open a process's log file anew.
+func (c Client) ReopenLog(id string) error {
+	_, _, err := c.call(Request{Op: OpReopenLog, ID: id}, false)
 	return err
 }
 

@@ -281,6 +281,8 @@ func (s *Server) handle(conn net.Conn) {
 		replyErr(conn, Response{}, s.adopt(req))
 	case OpExited:
 		replyErr(conn, Response{}, s.exited(req))
+	case OpReopenLog:
+		replyErr(conn, Response{}, s.reopenLog(req.ID))
 	default:
 		reply(conn, errorResponse(fmt.Errorf("unknown op %q: %w", req.Op, errdefs.ErrInvalid)))
 	}
@@ -485,7 +487,7 @@ func (s *Server) adopt(req Request) error {
 		}
 	}
 	if req.Log != nil {
-		w, err := logfile.Create(req.Log.Path, logfile.Options{MaxSize: req.Log.MaxSize, MaxFiles: req.Log.MaxFiles})
+		w, err := logfile.Create(req.Log.Path, logfile.Options{MaxSize: req.Log.MaxSize, MaxFiles: req.Log.MaxFiles, Format: req.Log.Format})
 		if err != nil {
 			p.closeOurs()
 			return err
@@ -575,7 +577,7 @@ func (s *Server) create(req Request) (int, error) {
 	p := newProc(req.ID, req.Stdio)
 	p.container = true
 	if req.Log != nil {
-		w, err := logfile.Create(req.Log.Path, logfile.Options{MaxSize: req.Log.MaxSize, MaxFiles: req.Log.MaxFiles})
+		w, err := logfile.Create(req.Log.Path, logfile.Options{MaxSize: req.Log.MaxSize, MaxFiles: req.Log.MaxFiles, Format: req.Log.Format})
 		if err != nil {
 			return 0, err
 		}
@@ -947,6 +949,20 @@ func (s *Server) resize(req Request) error {
 		return fmt.Errorf("%s has no terminal: %w", req.ID, errdefs.ErrConflict)
 	}
 	return unix.IoctlSetWinsize(int(p.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: req.Height, Col: req.Width})
+}
+
+// reopenLog has a process's log writer open its path anew (the file was
+// moved away by a log rotator).
+func (s *Server) reopenLog(id string) error {
+	p, err := s.get(id)
+	if err != nil {
+		return err
+	}
+	w := p.log // set once, at create or adopt
+	if w == nil {
+		return fmt.Errorf("%s has no log: %w", id, errdefs.ErrConflict)
+	}
+	return w.Reopen()
 }
 
 func (s *Server) kill(req Request) error {

@@ -95,3 +95,23 @@ func RunIn(nsPath string, f func() error) error {
 	}()
 	return <-errc
 }
+
+// LoopbackUp sets the loopback interface of the network namespace at
+// nsPath up, as a container with no network (--network none) has it.
+func LoopbackUp(nsPath string) error {
+	ns, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	return h.LinkSetUp(lo)
+}

@@ -6,6 +6,11 @@
  * container (PID 1 of a PID namespace).
  *
  * Usage: berth-init [--] COMMAND [ARG...]
+ *        berth-init --pause
+ *
+ * --pause holds a pod's namespaces (berthd's CRI sandboxes): it runs
+ * nothing, reaps what is reparented to it and exits 0 on SIGTERM or
+ * SIGINT.
  *
  * Built statically (scripts/build.sh) and bind-mounted read-only into the
  * container at /sbin/berth-init by berthd.
@@ -20,6 +25,19 @@
 int main(int argc, char **argv)
 {
 	int first = 1;
+	if (argc == 2 && strcmp(argv[1], "--pause") == 0) {
+		sigset_t all;
+		sigfillset(&all);
+		sigprocmask(SIG_BLOCK, &all, NULL);
+		for (;;) {
+			int sig = sigwaitinfo(&all, NULL);
+			if (sig == SIGTERM || sig == SIGINT)
+				return 0;
+			if (sig == SIGCHLD)
+				while (waitpid(-1, NULL, WNOHANG) > 0)
+					;
+		}
+	}
 	if (argc > 1 && strcmp(argv[1], "--") == 0)
 		first = 2;
 	if (first >= argc) {

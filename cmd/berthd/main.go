@@ -64,6 +64,9 @@ type config struct {
 	UsernsLayers         string   `json:"userns-layers"`
 	StorageDriver        string   `json:"storage-driver"`
 	CRISocket            string   `json:"cri-socket"`
+	CNIConfDir           string   `json:"cni-conf-dir"`
+	CNIBinDirs           []string `json:"cni-bin-dirs"`
+	CRIStreamAddr        string   `json:"cri-stream-address"`
 	RegistryMirrors      []string `json:"registry-mirrors"`
 	tlsOptions
 	// rootless: this daemon runs in the user namespace its rootless
@@ -120,7 +123,10 @@ func main() {
 	f.StringVar(&cfg.SubuidFile, "subuid-file", "/etc/subuid", "subordinate uid ranges, as subuid(5)")
 	f.StringVar(&cfg.SubgidFile, "subgid-file", "/etc/subgid", "subordinate gid ranges, as subgid(5)")
 	f.StringSliceVar(&cfg.RegistryMirrors, "registry-mirror", nil, "pull through a mirror: URL for Docker Hub's images, HOST=URL for another registry's (registry.k8s.io=http://mirror:5000)")
-	f.StringVar(&cfg.CRISocket, "cri-socket", "", "also serve the Kubernetes CRI (images, so far) on this unix socket")
+	f.StringVar(&cfg.CRISocket, "cri-socket", "", "also serve the Kubernetes CRI (pods, containers, images) on this unix socket")
+	f.StringVar(&cfg.CNIConfDir, "cni-conf-dir", "/etc/cni/net.d", "the CNI network configuration of CRI pods")
+	f.StringSliceVar(&cfg.CNIBinDirs, "cni-bin-dir", nil, "a directory of CNI plugins (repeatable; default /opt/cni/bin and /usr/lib/cni)")
+	f.StringVar(&cfg.CRIStreamAddr, "cri-stream-address", "127.0.0.1:0", "where the CRI streaming server (exec, attach, port-forward) listens")
 	f.StringVarP(&cfg.StorageDriver, "storage-driver", "s", "", "how containers' root filesystems are mounted: overlay2 (the kernel's overlayfs) or fuse-overlayfs (default: overlay2 unless the kernel refuses it here)")
 	f.StringVar(&cfg.UsernsLayers, "userns-layers", "auto", "how image layers are mounted for user namespaces: idmap (never copied), copy (chown-copied once per range, cached), auto (idmap where the kernel allows it)")
 	f.BoolVar(&cfg.RootlessHostLoopback, "rootless-host-loopback", false, "rootless: let the daemon and its containers reach the host's loopback addresses at 10.0.2.2 (off: slirp4netns refuses them)")
@@ -376,7 +382,13 @@ func run(cfg config) error {
 		go func() { errc <- srv.Serve(l) }()
 	}
 	if cfg.CRISocket != "" {
-		c := &cri.Server{Images: images, BerthVersion: version, DataRoot: cfg.DataRoot}
+		bins := cfg.CNIBinDirs
+		if len(bins) == 0 {
+			bins = []string{"/opt/cni/bin", "/usr/lib/cni"}
+		}
+		c := &cri.Server{Images: images, Engine: eng, BerthVersion: version, DataRoot: cfg.DataRoot,
+			StateDir: filepath.Join(cfg.DataRoot, "cri"), StreamAddr: cfg.CRIStreamAddr,
+			CNI: &cri.CNI{ConfDir: cfg.CNIConfDir, BinDirs: bins, CacheDir: filepath.Join(cfg.DataRoot, "cri", "cni")}}
 		log.Info("CRI listening", "socket", cfg.CRISocket)
 		go func() { errc <- c.Serve(ctx, cfg.CRISocket) }()
 	}

@@ -178,6 +178,31 @@ func (s Sets) Apply() error {
 	return nil
 }
 
+// Bounding names the capabilities of this process's bounding set: all
+// that a process it starts can hold.
+func Bounding() []string {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return Names()
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapBnd:"); ok {
+			set, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				break
+			}
+			var out []string
+			for i, n := range names {
+				if set&(1<<uint(i)) != 0 {
+					out = append(out, n)
+				}
+			}
+			return out
+		}
+	}
+	return Names()
+}
+
 // missing names the capabilities in want that this thread does not hold in
 // its permitted set, for an error message (a process cannot gain them).
 func missing(want uint64) string {

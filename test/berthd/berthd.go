@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -330,14 +331,20 @@ func (d *Daemon) removeAll(t *testing.T) {
 		var dl net.Dialer
 		return dl.DialContext(ctx, "unix", d.Sock)
 	}}}
-	resp, err := c.Get("http://berthd/containers/json?all=1")
-	if err != nil {
-		t.Errorf("list containers: %v", err)
-		return
-	}
 	var list []struct{ Id string }
-	json.NewDecoder(resp.Body).Decode(&list)
-	resp.Body.Close()
+	// The Docker API's containers, then the CRI's (which the plain list
+	// leaves out).
+	for _, q := range []string{"all=1", "all=1&filters=" + url.QueryEscape(`{"namespace":{"k8s.io":true}}`)} {
+		resp, err := c.Get("http://berthd/containers/json?" + q)
+		if err != nil {
+			t.Errorf("list containers: %v", err)
+			return
+		}
+		var some []struct{ Id string }
+		json.NewDecoder(resp.Body).Decode(&some)
+		resp.Body.Close()
+		list = append(list, some...)
+	}
 	for _, ctr := range list {
 		req, _ := http.NewRequest(http.MethodDelete, "http://berthd/containers/"+ctr.Id+"?force=1", nil)
 		if resp, err := c.Do(req); err == nil {

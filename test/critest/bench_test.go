@@ -39,6 +39,13 @@ func TestCRIBench(t *testing.T) {
 		"metadata": map[string]any{"name": "c"}, "image": map[string]any{"image": "berth.test/busybox:1"},
 		"command": []string{"sleep", "100000"},
 	})
+	// berthd serving the CRI itself: no shim, no pause image.
+	node := startCRINode(t)
+	bdCtrPath := filepath.Join(ctd.Dir, "bd-ctr.json")
+	harness.WriteJSON(t, bdCtrPath, map[string]any{
+		"metadata": map[string]any{"name": "c"}, "image": map[string]any{"image": node.image},
+		"command": []string{"sleep", "100000"},
+	})
 	n := 0
 	// podUp starts a pod and its container and returns the pod's id and
 	// the time crictl took.
@@ -50,40 +57,66 @@ func TestCRIBench(t *testing.T) {
 			"linux":    map[string]any{"cgroup_parent": ctd.CgroupParent},
 		})
 		start := time.Now()
+		if handler == "berthd" {
+			pod, err := node.CRI("runp", podPath)
+			if err != nil {
+				t.Fatalf("berthd: runp: %v", err)
+			}
+			ctr, err := node.CRI("create", pod, bdCtrPath, podPath)
+			if err != nil {
+				t.Fatalf("berthd: create: %v", err)
+			}
+			if _, err := node.CRI("start", ctr); err != nil {
+				t.Fatalf("berthd: start: %v", err)
+			}
+			return pod, time.Since(start)
+		}
 		pod, _ := ctd.RunPod(t, handler, podPath, ctrPath)
 		return pod, time.Since(start)
 	}
-	podDown := func(pod string) {
-		ctd.CRI("stopp", pod)
-		if _, err := ctd.CRI("rmp", pod); err != nil {
+	podDown := func(handler, pod string) {
+		cri := ctd.CRI
+		if handler == "berthd" {
+			cri = node.CRI
+		}
+		cri("stopp", pod)
+		if _, err := cri("rmp", pod); err != nil {
 			t.Errorf("rmp %s: %v", pod, err)
 		}
 	}
-	handlers := []string{"runc", "berth"}
+	handlers := []string{"runc", "berth", "berthd"}
 	for _, h := range handlers { // warm
 		p, _ := podUp(h)
-		podDown(p)
+		podDown(h, p)
 	}
 	times := map[string][]time.Duration{}
 	for range rounds {
 		for _, h := range handlers {
 			p, d := podUp(h)
 			times[h] = append(times[h], d)
-			podDown(p)
+			podDown(h, p)
 		}
 	}
 	mem := map[string]float64{}
 	for _, h := range handlers {
-		before := pssKiB(t, ctd)
+		// The node's memory: containerd, its shims and what they run; or
+		// berthd, its monitor and what it runs.
+		used := func() int { return pssKiB(t, ctd) }
+		if h == "berthd" {
+			used = func() int {
+				return pss(node.bd.Pid()) + pss(node.bd.MonitorPid()) + descendantsPss(node.bd.MonitorPid())
+			}
+		}
+		before := used()
 		var pods []string
 		for range idle {
 			p, _ := podUp(h)
 			pods = append(pods, p)
 		}
 		time.Sleep(2 * time.Second)
-		mem[h] = float64(pssKiB(t, ctd)-before) / idle / 1024
+		mem[h] = float64(used()-before) / idle / 1024
 		for _, p := range pods {
-			podDown(p)
+			podDown(h, p)
 		}
 	}
 	med := func(ds []time.Duration) float64 {
@@ -97,6 +130,7 @@ func TestCRIBench(t *testing.T) {
 		fmt.Printf("%-8s %25.1f ms %21.2f MiB\n", h, med(times[h]), mem[h])
 	}
 	fmt.Printf("berth/runc: time %.2fx, memory %.2fx\n", med(times["berth"])/med(times["runc"]), mem["berth"]/mem["runc"])
+	fmt.Printf("berthd/containerd+runc: time %.2fx, memory %.2fx\n", med(times["berthd"])/med(times["runc"]), mem["berthd"]/mem["runc"])
 }
 
 // pssKiB adds up the proportional set size of containerd and every

@@ -111,31 +111,56 @@ func compare(t *testing.T, oracle, other string, want, got map[string]string, mi
 }
 
 // berthd's CRI image service against containerd's, by critest's image
-// cases: every case containerd passes, berthd passes. Both pull the
-// suite's images through registry mirrors from the test's registry.
+// cases: every case containerd passes, berthd passes.
 func TestCritestImagesBerthdAsContainerd(t *testing.T) {
-	critest := harness.CriTool(t, "critest")
-	reg := registry.Start(t, registry.Options{})
-	pushImages(t, reg)
-	hosts := []string{"registry.k8s.io", "k8s.gcr.io", "gcr.io"}
-	var extra strings.Builder
-	extra.WriteString("[plugins.\"io.containerd.grpc.v1.cri\".registry]\n")
-	args := []string{"--cri-socket", filepath.Join(t.TempDir(), "cri.sock")}
-	for _, host := range hosts {
-		fmt.Fprintf(&extra, "  [plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.%q]\n    endpoint = [\"http://%s\"]\n", host, mirror)
-		args = append(args, "--registry-mirror", host+"=http://"+reg.Host)
-	}
-	ctd := harness.StartContainerd(t, harness.ContainerdOptions{SandboxImage: "registry.k8s.io/pause:3.9", Extra: extra.String()})
-	ctd.Forward(t, mirror, reg.Host)
-	bd := berthd.StartWith(t, "", args...)
-	bd.Forward(t, reg.Host) // berthd pulls from its own network namespace
-
+	critest, ctd, bd, sock := berthdBesideContainerd(t)
 	focus := []string{"--config", "/dev/null", "--ginkgo.focus", "Image Manager", "--ginkgo.junit-report"}
 	ctdReport := filepath.Join(ctd.Dir, "critest-containerd-images.xml")
 	want := runSuite(t, ctd.OnNode(critest, append([]string{"--runtime-endpoint", "unix://" + ctd.Sock, "--image-endpoint", "unix://" + ctd.Sock}, append(focus, ctdReport)...)...), "containerd", ctdReport)
 	bdReport := filepath.Join(bd.Dir, "critest-berthd-images.xml")
-	got := runSuite(t, exec.Command(critest, append([]string{"--runtime-endpoint", "unix://" + args[1], "--image-endpoint", "unix://" + args[1]}, append(focus, bdReport)...)...), "berthd", bdReport)
+	got := runSuite(t, exec.Command(critest, append([]string{"--runtime-endpoint", "unix://" + sock, "--image-endpoint", "unix://" + sock}, append(focus, bdReport)...)...), "berthd", bdReport)
 	compare(t, "containerd", "berthd", want, got, 5)
+}
+
+// The whole suite against berthd's CRI (pods, containers, streaming,
+// images) and against containerd with runc on the same host: every case
+// containerd passes, berthd passes.
+func TestCritestBerthdAsContainerd(t *testing.T) {
+	dir := t.TempDir()
+	cniConf := writeCNIConf(t, dir, fmt.Sprintf("bt-bd%d", os.Getpid()%200), fmt.Sprintf("10.232.%d.0/24", os.Getpid()%200))
+	critest, ctd, bd, sock := berthdBesideContainerd(t, "--cni-conf-dir", cniConf, "--cni-bin-dir", "/usr/lib/cni")
+	want := run(t, ctd, critest, "runc")
+	report := filepath.Join(bd.Dir, "critest-berthd.xml")
+	// Where berthd runs: its network namespace (pods, host ports, the
+	// streaming server on its loopback).
+	cmd := exec.Command("busybox", "nsenter", "--net="+bd.Netns(), critest, "--runtime-endpoint", "unix://"+sock,
+		"--image-endpoint", "unix://"+sock, "--config", "/dev/null",
+		"--ginkgo.junit-report", report, "--ginkgo.no-color", "--ginkgo.timeout", "20m")
+	cmd.Dir = bd.Dir
+	got := runSuite(t, cmd, "berthd", report)
+	compare(t, "containerd", "berthd", want, got, 50)
+}
+
+// berthdBesideContainerd starts containerd and berthd (its CRI on sock,
+// with args), both pulling the suite's images through registry mirrors
+// from the test's registry, and returns critest's path.
+func berthdBesideContainerd(t *testing.T, args ...string) (critest string, ctd *harness.Containerd, bd *berthd.Daemon, sock string) {
+	critest = harness.CriTool(t, "critest")
+	reg := registry.Start(t, registry.Options{})
+	pushImages(t, reg)
+	var extra strings.Builder
+	extra.WriteString("[plugins.\"io.containerd.grpc.v1.cri\".registry]\n")
+	sock = filepath.Join(t.TempDir(), "cri.sock")
+	args = append([]string{"--cri-socket", sock}, args...)
+	for _, host := range []string{"registry.k8s.io", "k8s.gcr.io", "gcr.io"} {
+		fmt.Fprintf(&extra, "  [plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.%q]\n    endpoint = [\"http://%s\"]\n", host, mirror)
+		args = append(args, "--registry-mirror", host+"=http://"+reg.Host)
+	}
+	ctd = harness.StartContainerd(t, harness.ContainerdOptions{SandboxImage: "registry.k8s.io/pause:3.9", Extra: extra.String()})
+	ctd.Forward(t, mirror, reg.Host)
+	bd = berthd.StartWith(t, "", args...)
+	bd.Forward(t, reg.Host) // berthd pulls from its own network namespace
+	return critest, ctd, bd, sock
 }
 
 // run runs the suite with handler where containerd runs (the suite reaches
