@@ -604,9 +604,10 @@ func (c *Container) Signal(sig syscall.Signal, all bool) error {
 		return c.state.signal(sig)
 	}
 	pids, err := mgr.Pids()
-	if errors.Is(err, fs.ErrNotExist) && st == Stopped {
+	if errors.Is(err, fs.ErrNotExist) && (st == Stopped || c.Status() == Stopped) {
 		// Its cgroup went with its last process (systemd removes an
-		// empty scope's): nothing left to signal, as under runc.
+		// empty scope's, a monitor deletes an exited container's, maybe
+		// since the status above): nothing left to signal, as under runc.
 		return nil
 	}
 	if err != nil {

@@ -19,12 +19,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -56,15 +58,22 @@ type Server struct {
 	// DataRoot is where the image store keeps its files, for ImageFsInfo.
 	DataRoot string
 	// StateDir holds what the CRI keeps of its pods beyond the engine's
-	// records.
-	StateDir string
+	// records; RunDir what lasts until the host restarts (pinned pod
+	// network namespaces).
+	StateDir, RunDir string
 	// CNI puts pods on the network; nil: pods get the node's network only.
 	CNI *CNI
 	// StreamAddr is the streaming server's address ("": 127.0.0.1, a
 	// free port).
 	StreamAddr string
+	// Log takes the debug lines of pod starts (nil: none).
+	Log *slog.Logger
 
 	stream streaming.Server
+
+	fsInfoMu sync.Mutex
+	fsInfo   *runtimeapi.ImageFsInfoResponse
+	fsInfoAt time.Time
 }
 
 // Serve listens on the unix socket path (made anew, 0660) and serves
@@ -115,9 +124,13 @@ func (s *Server) Status(ctx context.Context, r *runtimeapi.StatusRequest) (*runt
 	if err := s.CNI.Ready(); err != nil {
 		netCond.Status, netCond.Reason, netCond.Message = false, "NetworkPluginNotReady", err.Error()
 	}
+	// One handler, the default and by name: neither recursive read-only
+	// mounts nor pod user namespaces are served yet.
 	return &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
 		{Type: runtimeapi.RuntimeReady, Status: true}, netCond,
-	}}}, nil
+	}}, RuntimeHandlers: []*runtimeapi.RuntimeHandler{
+		{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{}}, {Name: Name, Features: &runtimeapi.RuntimeHandlerFeatures{}},
+	}}, nil
 }
 
 // RuntimeConfig tells the kubelet berthd's cgroup driver.
@@ -198,8 +211,15 @@ func (s *Server) RemoveImage(ctx context.Context, r *runtimeapi.RemoveImageReque
 	return &runtimeapi.RemoveImageResponse{}, nil
 }
 
-// ImageFsInfo reports the bytes and inodes the image store's files take.
+// ImageFsInfo reports the bytes and inodes the image store's files take:
+// walked at most every fsInfoMaxAge (the kubelet asks every few
+// seconds; containerd also walks its snapshots on a timer).
 func (s *Server) ImageFsInfo(ctx context.Context, r *runtimeapi.ImageFsInfoRequest) (*runtimeapi.ImageFsInfoResponse, error) {
+	s.fsInfoMu.Lock()
+	defer s.fsInfoMu.Unlock()
+	if s.fsInfo != nil && time.Since(s.fsInfoAt) < fsInfoMaxAge {
+		return s.fsInfo, nil
+	}
 	var usage []*runtimeapi.FilesystemUsage
 	for _, d := range []string{"content", "storage/layers"} {
 		dir := filepath.Join(s.DataRoot, d)
@@ -218,8 +238,12 @@ func (s *Server) ImageFsInfo(ctx context.Context, r *runtimeapi.ImageFsInfoReque
 			FsId: &runtimeapi.FilesystemIdentifier{Mountpoint: dir}, UsedBytes: &runtimeapi.UInt64Value{Value: bytes},
 			InodesUsed: &runtimeapi.UInt64Value{Value: inodes}})
 	}
-	return &runtimeapi.ImageFsInfoResponse{ImageFilesystems: usage}, nil
+	s.fsInfo, s.fsInfoAt = &runtimeapi.ImageFsInfoResponse{ImageFilesystems: usage}, time.Now()
+	return s.fsInfo, nil
 }
+
+// fsInfoMaxAge is how long ImageFsInfo's walk is served again.
+const fsInfoMaxAge = 10 * time.Second
 
 // toCRI is img as the CRI describes an image: its config's user as a uid
 // or a name.

@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +24,7 @@ import (
 	"github.com/berth-project/berth/engine"
 	"github.com/berth-project/berth/errdefs"
 	"github.com/berth-project/berth/image"
+	berthnet "github.com/berth-project/berth/network"
 )
 
 // Namespace is the engine namespace of what the CRI makes: kept out of
@@ -37,14 +40,15 @@ const (
 
 // PauseImage is the image of every pod sandbox: berth-init --pause alone,
 // made in the store at the first pod from the berth-init beside berthd.
-// The sandbox's process holds the pod's namespaces (network, IPC, UTS and,
-// when shared, PID) and does nothing else.
+// The sandbox's process holds the pod's namespaces (network, IPC and, when
+// shared, PID) and does nothing else; containers take its host name.
 const PauseImage = "localhost/berth-pause:1"
 
 // sandboxState is what becomes known of a sandbox after it is made: its
 // addresses, and whether it is (still) on the network. Kept in
 // <state>/<id>.json.
 type sandboxState struct {
+	Netns     string // where the pod's network namespace is pinned
 	IPs       []string
 	NetworkOn bool
 }
@@ -229,62 +233,139 @@ func (s *Server) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandboxR
 		hc.DNSSearch, hc.DNSOptions = d.Searches, d.Options
 	}
 	name := fmt.Sprintf("k8s_POD_%s_%s_%s_%d", safeName(md.Name), safeName(md.Namespace), safeName(md.Uid), md.Attempt)
-	res, err := s.Engine.CreateWith(name, c, hc, nil, engine.CreateOptions{Namespace: Namespace})
-	if err != nil {
-		return nil, toStatus(err)
+	t0 := time.Now()
+	// The pod's network namespace is made and pinned first, so that the
+	// CNI plugins set it up while the sandbox starts in it, and can take
+	// it down whatever becomes of the sandbox's process.
+	netns := ""
+	if hc.NetworkMode != "host" {
+		if err := s.CNI.Ready(); err != nil {
+			return nil, status.Errorf(codes.FailedPrecondition, "pod network: %v", err)
+		}
+		if netns, err = s.pinNetns(); err != nil {
+			return nil, toStatus(fmt.Errorf("the pod's network namespace: %w", err))
+		}
+		defer func() {
+			if err != nil {
+				berthnet.UnpinNetns(netns)
+			}
+		}()
+		hc.NetworkMode = ctypes.NetworkMode("ns:" + netns)
 	}
-	id := res.ID
+	// The ID is made here so that the CNI ADD (which names the pod by
+	// it) runs beside the sandbox's create and start.
+	id := engine.NewID()
+	type added struct {
+		ips []string
+		err error
+	}
+	var addc chan added // nil: no ADD under way
+	var add *added
+	// waitAdd is the ADD's outcome, once it is over.
+	waitAdd := func() added {
+		if add == nil {
+			a := <-addc
+			add = &a
+		}
+		return *add
+	}
+	if netns != "" {
+		// Written first: a berthd stopped during the ADD takes the pod
+		// off the network again at its removal.
+		if err := s.writeState(id, sandboxState{Netns: netns, NetworkOn: true}); err != nil {
+			return nil, err
+		}
+		addc = make(chan added, 1)
+		go func() {
+			ips, err := s.CNI.Add(ctx, id, netns, md, cfg.GetPortMappings())
+			addc <- added{ips, err}
+		}()
+	}
 	defer func() {
 		if err != nil {
-			_ = s.Engine.Remove(id, engine.RemoveOptions{Force: true})
+			if addc != nil {
+				if waitAdd().err == nil {
+					_ = s.CNI.Del(context.WithoutCancel(ctx), id, netns, md, cfg.GetPortMappings())
+				}
+			}
 			os.Remove(s.statePath(id))
 		}
 	}()
+	if _, err := s.Engine.CreateWith(name, c, hc, nil, engine.CreateOptions{ID: id, Namespace: Namespace}); err != nil {
+		return nil, toStatus(err)
+	}
+	defer func() {
+		if err != nil {
+			_ = s.Engine.Remove(id, engine.RemoveOptions{Force: true})
+		}
+	}()
+	t1 := time.Now()
 	if err := s.Engine.Start(id); err != nil {
 		return nil, toStatus(fmt.Errorf("start the pod sandbox: %w", err))
 	}
-	if hc.NetworkMode == "host" {
-		return &runtimeapi.RunPodSandboxResponse{PodSandboxId: id}, nil
+	t2 := time.Now()
+	if addc != nil {
+		a := waitAdd()
+		if a.err != nil {
+			return nil, status.Errorf(codes.Unknown, "failed to setup network for sandbox %q: %v", id, a.err)
+		}
+		if err := s.writeState(id, sandboxState{Netns: netns, IPs: a.ips, NetworkOn: true}); err != nil {
+			return nil, err
+		}
 	}
-	if err := s.CNI.Ready(); err != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "pod network: %v", err)
-	}
-	rec, err := s.Engine.Record(id)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	netns := fmt.Sprintf("/proc/%d/ns/net", rec.State.Pid)
-	// Written first: a berthd stopped during the ADD takes the pod off
-	// the network again at its removal.
-	if err := s.writeState(id, sandboxState{NetworkOn: true}); err != nil {
-		return nil, err
-	}
-	ips, err := s.CNI.Add(ctx, id, netns, md, cfg.GetPortMappings())
-	if err != nil {
-		_ = s.CNI.Del(context.WithoutCancel(ctx), id, netns, md, cfg.GetPortMappings())
-		return nil, status.Errorf(codes.Unknown, "failed to setup network for sandbox %q: %v", id, err)
-	}
-	if err := s.writeState(id, sandboxState{IPs: ips, NetworkOn: true}); err != nil {
-		return nil, err
+	if s.Log != nil {
+		s.Log.Debug("pod sandbox up", "id", id, "create", t1.Sub(t0), "start", t2.Sub(t1), "network", time.Since(t1))
 	}
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: id}, nil
 }
 
-// takeOffNetwork runs the CNI DEL of a sandbox still on the network.
+// pinNetns makes a pod's network namespace, pinned under RunDir.
+func (s *Server) pinNetns() (string, error) {
+	dir := filepath.Join(s.RunDir, "netns")
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return "", err
+	}
+	b := make([]byte, 12)
+	rand.Read(b)
+	p := filepath.Join(dir, "pod-"+hex.EncodeToString(b))
+	return p, berthnet.PinNetns(p)
+}
+
+// netnsOf is the path of a sandbox's network namespace: pinned, or its
+// process's ("" when neither is there).
+func (s *Server) netnsOf(sb sandbox) string {
+	if p := s.readState(sb.rec.ID).Netns; p != "" {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if sb.rec.State.Running() && sb.rec.State.Pid > 0 {
+		return fmt.Sprintf("/proc/%d/ns/net", sb.rec.State.Pid)
+	}
+	return ""
+}
+
+// takeOffNetwork runs the CNI DEL of a sandbox still on the network and
+// unpins its namespace.
 func (s *Server) takeOffNetwork(ctx context.Context, sb sandbox) error {
 	st := s.readState(sb.rec.ID)
-	if !st.NetworkOn {
-		return nil
+	if st.NetworkOn {
+		if err := s.CNI.Del(ctx, sb.rec.ID, s.netnsOf(sb), sb.cfg.GetMetadata(), sb.cfg.GetPortMappings()); err != nil {
+			return status.Errorf(codes.Unknown, "failed to destroy network for sandbox %q: %v", sb.rec.ID, err)
+		}
+		st.NetworkOn = false
+		if err := s.writeState(sb.rec.ID, st); err != nil {
+			return err
+		}
 	}
-	netns := ""
-	if sb.rec.State.Running() && sb.rec.State.Pid > 0 {
-		netns = fmt.Sprintf("/proc/%d/ns/net", sb.rec.State.Pid)
+	if st.Netns != "" {
+		if err := berthnet.UnpinNetns(st.Netns); err != nil {
+			return toStatus(err)
+		}
+		st.Netns = ""
+		return s.writeState(sb.rec.ID, st)
 	}
-	if err := s.CNI.Del(ctx, sb.rec.ID, netns, sb.cfg.GetMetadata(), sb.cfg.GetPortMappings()); err != nil {
-		return status.Errorf(codes.Unknown, "failed to destroy network for sandbox %q: %v", sb.rec.ID, err)
-	}
-	st.NetworkOn = false
-	return s.writeState(sb.rec.ID, st)
+	return nil
 }
 
 // podContainers are the records of the containers of sandbox id.

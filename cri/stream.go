@@ -192,8 +192,10 @@ func (rt streamRuntime) PortForward(ctx context.Context, podID string, port int3
 	}
 	if sb.hostNetwork() {
 		err = dial()
+	} else if ns := rt.s.netnsOf(sb); ns == "" {
+		err = fmt.Errorf("pod %s has no network namespace", sb.rec.ID)
 	} else {
-		err = berthnet.RunIn(fmt.Sprintf("/proc/%d/ns/net", sb.rec.State.Pid), dial)
+		err = berthnet.RunIn(ns, dial)
 	}
 	if err != nil {
 		return fmt.Errorf("port forward to port %d of pod %s: %w", port, sb.rec.ID, err)

@@ -68,6 +68,8 @@ type Record struct {
 
 // CreateOptions are what a container is given beyond Docker's config.
 type CreateOptions struct {
+	// ID is the new container's ID, made by NewID ("": one is made).
+	ID        string
 	Namespace string // Record.Namespace
 	LogPath   string // Record.LogPath
 	LogFormat string // logfile.Options.Format
@@ -355,6 +357,11 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
+// NewID makes a container ID (64 hex digits), for CreateOptions.ID.
+func NewID() string { return newID() }
+
+var validID = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
 // CreateResult is what Create reports.
 type CreateResult struct {
 	ID       string
@@ -403,8 +410,17 @@ func (e *Engine) CreateWith(name string, cfg *ctypes.Config, hc *ctypes.HostConf
 		}
 		return CreateResult{}, err
 	}
-	id := newID()
+	id := o.ID
+	if id == "" {
+		id = newID()
+	} else if !validID.MatchString(id) {
+		return CreateResult{}, errdefs.New(errdefs.ErrInvalid, "container ID "+id+": want 64 lowercase hex digits")
+	}
 	e.mu.Lock()
+	if _, taken := e.ctrs[id]; taken {
+		e.mu.Unlock()
+		return CreateResult{}, errdefs.New(errdefs.ErrConflict, "container ID "+id+" is taken")
+	}
 	name, err = e.reserveName(name, id)
 	e.mu.Unlock()
 	if err != nil {

@@ -128,7 +128,7 @@ func (e *Engine) start(c *ctr) (err error) {
 		_ = e.mon.Kill(rec.ID, int(unix.SIGKILL), true)
 		e.waitForget(rec.ID)
 	})
-	if sb == nil && rec.HostConfig.NetworkMode != "host" && !strings.HasPrefix(string(rec.HostConfig.NetworkMode), "container:") {
+	if mode := string(rec.HostConfig.NetworkMode); sb == nil && mode != "host" && !strings.HasPrefix(mode, "container:") && !strings.HasPrefix(mode, nsModePrefix) {
 		// A network namespace of its own with no network: loopback up,
 		// as dockerd's --network none.
 		if err := berthnet.LoopbackUp(fmt.Sprintf("/proc/%d/ns/net", pid)); err != nil {

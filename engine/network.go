@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,14 +17,18 @@ import (
 	"github.com/moby/moby/api/types/network"
 )
 
+// nsModePrefix starts Podman's network mode ns:PATH: the network
+// namespace pinned at PATH (by its owner, who also sets it up).
+const nsModePrefix = "ns:"
+
 // networkName is the network a container's mode puts it on: the default
 // bridge for "", "default" and "bridge", a user network by name, and ""
-// for none, host and container:<id>, which get no sandbox.
+// for none, host, container:<id> and ns:<path>, which get no sandbox.
 func networkName(hc *ctypes.HostConfig) string {
 	switch mode := string(hc.NetworkMode); {
 	case mode == "", mode == "default", mode == berthnet.DefaultName:
 		return berthnet.DefaultName
-	case mode == "none", mode == "host", strings.HasPrefix(mode, "container:"):
+	case mode == "none", mode == "host", strings.HasPrefix(mode, "container:"), strings.HasPrefix(mode, nsModePrefix):
 		return ""
 	default:
 		return mode
@@ -36,6 +41,11 @@ func networkName(hc *ctypes.HostConfig) string {
 func (e *Engine) checkNetwork(hc *ctypes.HostConfig, nc *network.NetworkingConfig) ([]string, error) {
 	name := networkName(hc)
 	publishes := len(hc.PortBindings) > 0 || hc.PublishAllPorts
+	if path, ok := strings.CutPrefix(string(hc.NetworkMode), nsModePrefix); ok {
+		if _, err := os.Stat(path); err != nil {
+			return nil, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("--network ns:%s: no network namespace there", path))
+		}
+	}
 	if name == "" {
 		switch {
 		case publishes && hc.NetworkMode == "host":

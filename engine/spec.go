@@ -474,10 +474,12 @@ func (e *Engine) buildSpec(r *Record, rootPath string, etc files, sb *berthnet.S
 		if other, ok := strings.CutPrefix(j.mode, "container:"); ok {
 			pid, err := e.runningPid(other)
 			if errdefs.Conflict(err) {
-				return nil, errdefs.New(errdefs.ErrConflict, fmt.Sprintf("cannot join %s of a non running container: %s", j.what, other))
+				// dockerd's words
+				o, _ := e.Record(other)
+				return nil, errdefs.New(errdefs.ErrConflict, fmt.Sprintf("container %s is not running", o.ID))
 			}
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("joining the %s namespace of container %s: %w", j.what, other, err)
 			}
 			*j.path = fmt.Sprintf("/proc/%d/ns/%s", pid, j.ns)
 		}
@@ -627,6 +629,9 @@ func withNamespaces(in *specInput, s *specs.Spec) error {
 	}
 	if in.netns != "" {
 		join[specs.NetworkNamespace] = in.netns
+	}
+	if path, ok := strings.CutPrefix(string(hc.NetworkMode), nsModePrefix); ok {
+		join[specs.NetworkNamespace] = path
 	}
 	if in.sb != nil {
 		join[specs.NetworkNamespace] = in.sb.Netns

@@ -44,6 +44,22 @@ func newNetns(path string) error {
 	return nil
 }
 
+// PinNetns makes a network namespace pinned at path, loopback up: a CRI
+// pod's, which CNI plugins set up while its sandbox starts.
+func PinNetns(path string) error {
+	if err := newNetns(path); err != nil {
+		return err
+	}
+	if err := LoopbackUp(path); err != nil {
+		removeNetns(path)
+		return err
+	}
+	return nil
+}
+
+// UnpinNetns is removeNetns for PinNetns's namespaces.
+func UnpinNetns(path string) error { return removeNetns(path) }
+
 // removeNetns unpins the namespace at path; the kernel destroys it, and
 // the interfaces in it, once no process is left inside. A missing path is
 // not an error.

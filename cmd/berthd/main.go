@@ -387,7 +387,7 @@ func run(cfg config) error {
 			bins = []string{"/opt/cni/bin", "/usr/lib/cni"}
 		}
 		c := &cri.Server{Images: images, Engine: eng, BerthVersion: version, DataRoot: cfg.DataRoot,
-			StateDir: filepath.Join(cfg.DataRoot, "cri"), StreamAddr: cfg.CRIStreamAddr,
+			StateDir: filepath.Join(cfg.DataRoot, "cri"), RunDir: filepath.Join(cfg.ExecRoot, "cri"), StreamAddr: cfg.CRIStreamAddr, Log: log,
 			CNI: &cri.CNI{ConfDir: cfg.CNIConfDir, BinDirs: bins, CacheDir: filepath.Join(cfg.DataRoot, "cri", "cni")}}
 		log.Info("CRI listening", "socket", cfg.CRISocket)
 		go func() { errc <- c.Serve(ctx, cfg.CRISocket) }()

@@ -24,13 +24,14 @@ import (
 // criNode is a berthd serving the CRI with pods on a CNI bridge of its
 // network namespace, a busybox image pulled into it, and a gRPC client.
 type criNode struct {
-	bd     *berthd.Daemon
-	sock   string
-	rt     runtimeapi.RuntimeServiceClient
-	img    runtimeapi.ImageServiceClient
-	image  string // busybox's reference
-	logs   string // the pods' log directory
-	crictl string
+	bd      *berthd.Daemon
+	sock    string
+	rt      runtimeapi.RuntimeServiceClient
+	img     runtimeapi.ImageServiceClient
+	image   string // busybox's reference
+	logs    string // the pods' log directory
+	crictl  string
+	cniConf string
 }
 
 // writeCNIConf writes, in dir/cni-conf, the pods' network: a bridge
@@ -73,7 +74,7 @@ func startCRINode(t *testing.T) *criNode {
 	dir := t.TempDir()
 	cniConf := writeCNIConf(t, dir, fmt.Sprintf("bt-bn%d", os.Getpid()%200), fmt.Sprintf("10.233.%d.0/24", os.Getpid()%200))
 	c := &criNode{sock: filepath.Join(dir, "cri.sock"), logs: filepath.Join(dir, "pod-logs"), image: reg.Ref("busybox:latest"),
-		crictl: harness.CriTool(t, "crictl")}
+		crictl: harness.CriTool(t, "crictl"), cniConf: cniConf}
 	c.bd = berthd.StartWith(t, "", "--cri-socket", c.sock, "--cni-conf-dir", cniConf, "--cni-bin-dir", "/usr/lib/cni")
 	c.bd.Forward(t, reg.Host)
 	conn, err := grpc.NewClient("unix://"+c.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -156,8 +157,20 @@ func TestBerthdCRIBadInput(t *testing.T) {
 	wantCode(t, "unknown network namespace mode", err, codes.InvalidArgument, "network namespace mode")
 	_, err = c.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: c.podConfig("badhandler"), RuntimeHandler: "kata"})
 	wantCode(t, "unknown runtime handler", err, codes.NotFound, "kata")
+	// A network that cannot be set up: the pod is refused, and its
+	// container, pinned network namespace and state are gone.
+	broken := filepath.Join(c.cniConf, "00-broken.conflist")
+	harness.WriteJSON(t, broken, map[string]any{"cniVersion": "0.4.0", "name": "broken", "plugins": []any{map[string]any{"type": "no-such-plugin"}}})
+	_, err = c.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: c.podConfig("badnet")})
+	wantCode(t, "a missing CNI plugin", err, codes.Unknown, "no-such-plugin")
+	os.Remove(broken)
 	if got := c.engineContainers(t); got != "" {
 		t.Errorf("refused pods left containers: %s", got)
+	}
+	for _, d := range []string{filepath.Join(c.bd.Dir, "exec", "cri", "netns"), filepath.Join(c.bd.DataRoot, "cri", "sandboxes")} {
+		if left, _ := os.ReadDir(d); len(left) > 0 {
+			t.Errorf("refused pods left %s: %v", d, left)
+		}
 	}
 
 	pod, pcfg := c.runPod(t, "p1")

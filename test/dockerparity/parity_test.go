@@ -118,7 +118,7 @@ func scenarios() []scenario {
 		}, cleanup: rm("pidc")},
 		{name: "pid container not running", setup: [][]string{args("create", "--name", "pidn", "busybox", "true")}, steps: [][]string{
 			args("run", "--rm", "--pid", "container:pidn", "busybox", "true"),
-		}, mode: codeAndText, want: "cannot join PID of a non running container: pidn", cleanup: rm("pidn")},
+		}, mode: codeAndText, want: "is not running", cleanup: rm("pidn")},
 		{name: "capabilities", steps: [][]string{
 			args("run", "--rm", "busybox", "grep", "^CapEff", "/proc/self/status"),
 			args("run", "--rm", "--cap-drop", "ALL", "--cap-add", "NET_ADMIN", "busybox", "grep", "^CapEff", "/proc/self/status"),
