@@ -190,6 +190,11 @@ func (s *Server) PullImage(ctx context.Context, r *runtimeapi.PullImageRequest) 
 	}
 	img, err := s.Images.Pull(ctx, r.GetImage().GetImage(), po)
 	if err != nil {
+		if ctx.Err() != nil {
+			// The caller's deadline or cancel, whatever the transport
+			// made of it.
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
 		return nil, toStatus(err)
 	}
 	return &runtimeapi.PullImageResponse{ImageRef: img.ID.String()}, nil
@@ -266,6 +271,10 @@ func toCRI(img *image.Image) *runtimeapi.Image {
 func toStatus(err error) error {
 	code := codes.Unknown
 	switch {
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
 	case errors.Is(err, errdefs.ErrNotFound):
 		code = codes.NotFound
 	case errors.Is(err, errdefs.ErrInvalid):
@@ -274,10 +283,6 @@ func toStatus(err error) error {
 		code = codes.FailedPrecondition
 	case errors.Is(err, errdefs.ErrUnavailable):
 		code = codes.Unavailable
-	case errors.Is(err, context.Canceled):
-		code = codes.Canceled
-	case errors.Is(err, context.DeadlineExceeded):
-		code = codes.DeadlineExceeded
 	}
 	return status.Error(code, err.Error())
 }
