@@ -229,6 +229,7 @@ func seccompOpt(lsc *runtimeapi.LinuxContainerSecurityContext) (string, error) {
 	prof := lsc.GetSeccomp()
 	kind, path := prof.GetProfileType(), prof.GetLocalhostRef()
 	if prof == nil {
+		//lint:ignore SA1019 older kubelets (and critest's SeccompProfilePath cases) still send the path form
 		switch p := lsc.GetSeccompProfilePath(); {
 		case p == "runtime/default" || p == "docker/default":
 			kind = runtimeapi.SecurityProfile_RuntimeDefault
