@@ -101,7 +101,7 @@ func (s *Server) Serve(ctx context.Context, path string) error {
 	s.stream = srv
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second}
 	go hs.Serve(sl)
-	g := grpc.NewServer()
+	g := grpc.NewServer(grpc.UnaryInterceptor(s.logCall))
 	runtimeapi.RegisterRuntimeServiceServer(g, s)
 	runtimeapi.RegisterImageServiceServer(g, s)
 	go func() {
@@ -110,6 +110,17 @@ func (s *Server) Serve(ctx context.Context, path string) error {
 		hs.Close()
 	}()
 	return g.Serve(l)
+}
+
+// logCall logs each call's method, time taken and error at debug level.
+func (s *Server) logCall(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if s.Log == nil || !s.Log.Enabled(ctx, slog.LevelDebug) {
+		return h(ctx, req)
+	}
+	t := time.Now()
+	resp, err := h(ctx, req)
+	s.Log.Debug("CRI call", "method", info.FullMethod, "took", time.Since(t), "err", err)
+	return resp, err
 }
 
 // Version names the runtime and the CRI version it speaks.
