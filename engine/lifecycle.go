@@ -128,7 +128,7 @@ func (e *Engine) start(c *ctr) (err error) {
 		_ = e.mon.Kill(rec.ID, int(unix.SIGKILL), true)
 		e.waitForget(rec.ID)
 	})
-	if mode := string(rec.HostConfig.NetworkMode); sb == nil && mode != "host" && !strings.HasPrefix(mode, "container:") && !strings.HasPrefix(mode, nsModePrefix) {
+	if sb == nil && rec.HostConfig.NetworkMode != "host" && !joinsNetns(rec.HostConfig.NetworkMode) {
 		// A network namespace of its own with no network: loopback up,
 		// as dockerd's --network none.
 		if err := berthnet.LoopbackUp(fmt.Sprintf("/proc/%d/ns/net", pid)); err != nil {
@@ -727,7 +727,7 @@ func (e *Engine) runningPid(ref string) (int, error) {
 	var pid int
 	err := e.withCtr(ref, func(c *ctr) error {
 		if !c.rec.State.Running() {
-			return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("Container %s is not running", c.rec.ID))
+			return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("container %s is not running", c.rec.ID)) // dockerd's words
 		}
 		pid = c.rec.State.Pid
 		return nil

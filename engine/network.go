@@ -21,6 +21,12 @@ import (
 // namespace pinned at PATH (by its owner, who also sets it up).
 const nsModePrefix = "ns:"
 
+// joinsNetns: the mode puts a container in a network namespace it does
+// not own (container:NAME, ns:PATH).
+func joinsNetns(mode ctypes.NetworkMode) bool {
+	return strings.HasPrefix(string(mode), "container:") || strings.HasPrefix(string(mode), nsModePrefix)
+}
+
 // networkName is the network a container's mode puts it on: the default
 // bridge for "", "default" and "bridge", a user network by name, and ""
 // for none, host, container:<id> and ns:<path>, which get no sandbox.
@@ -28,7 +34,7 @@ func networkName(hc *ctypes.HostConfig) string {
 	switch mode := string(hc.NetworkMode); {
 	case mode == "", mode == "default", mode == berthnet.DefaultName:
 		return berthnet.DefaultName
-	case mode == "none", mode == "host", strings.HasPrefix(mode, "container:"), strings.HasPrefix(mode, nsModePrefix):
+	case mode == "none", mode == "host", joinsNetns(hc.NetworkMode):
 		return ""
 	default:
 		return mode

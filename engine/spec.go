@@ -258,6 +258,11 @@ func exposed(ports []string) network.PortSet {
 // files are the per-container files bind-mounted over /etc.
 type files struct{ hostname, hosts, resolv string }
 
+// etcFilesOf are the /etc files of the container whose directory is dir.
+func etcFilesOf(dir string) files {
+	return files{filepath.Join(dir, "hostname"), filepath.Join(dir, "hosts"), filepath.Join(dir, "resolv.conf")}
+}
+
 // writeEtcFiles writes /etc/hostname, /etc/hosts and /etc/resolv.conf for c.
 // With --network container:NAME, as dockerd, they are NAME's files and
 // r takes NAME's host and domain name (r is the run's copy).
@@ -270,11 +275,9 @@ func (e *Engine) writeEtcFiles(r *Record, sb *berthnet.Sandbox) (files, error) {
 		cfg := *r.Config
 		cfg.Hostname, cfg.Domainname = o.Config.Hostname, o.Config.Domainname
 		r.Config = &cfg
-		dir := e.containerDir(o.ID)
-		return files{filepath.Join(dir, "hostname"), filepath.Join(dir, "hosts"), filepath.Join(dir, "resolv.conf")}, nil
+		return etcFilesOf(e.containerDir(o.ID)), nil
 	}
-	dir := e.containerDir(r.ID)
-	f := files{filepath.Join(dir, "hostname"), filepath.Join(dir, "hosts"), filepath.Join(dir, "resolv.conf")}
+	f := etcFilesOf(e.containerDir(r.ID))
 	hostname := r.Config.Hostname
 	if r.HostConfig.NetworkMode == "host" {
 		hostname, _ = os.Hostname()
@@ -432,7 +435,7 @@ type specInput struct {
 	// initPath is the init binary bound in for --init ("" unless asked).
 	initPath string
 	// netns is the network namespace path to join for
-	// --network container:NAME ("" otherwise).
+	// --network container:NAME or ns:PATH ("" otherwise).
 	netns string
 	// ipcns and pidns: the namespaces to join for --ipc and --pid
 	// container:NAME.
@@ -474,15 +477,16 @@ func (e *Engine) buildSpec(r *Record, rootPath string, etc files, sb *berthnet.S
 		if other, ok := strings.CutPrefix(j.mode, "container:"); ok {
 			pid, err := e.runningPid(other)
 			if errdefs.Conflict(err) {
-				// dockerd's words
-				o, _ := e.Record(other)
-				return nil, errdefs.New(errdefs.ErrConflict, fmt.Sprintf("container %s is not running", o.ID))
+				return nil, err // not running, in dockerd's words
 			}
 			if err != nil {
 				return nil, fmt.Errorf("joining the %s namespace of container %s: %w", j.what, other, err)
 			}
 			*j.path = fmt.Sprintf("/proc/%d/ns/%s", pid, j.ns)
 		}
+	}
+	if path, ok := strings.CutPrefix(string(hc.NetworkMode), nsModePrefix); ok {
+		in.netns = path
 	}
 	if err := makeBindSources(hc.Binds); err != nil {
 		return nil, err
@@ -585,9 +589,8 @@ func withSecurity(in *specInput, s *specs.Spec) error {
 	}
 	// As dockerd: no_new_privs only when asked for.
 	p.NoNewPrivileges = sec.noNewPrivs
-	s.Linux.Seccomp = seccomp.DefaultProfile(caps)
-	if sec.seccomp != nil {
-		s.Linux.Seccomp = sec.seccomp
+	if s.Linux.Seccomp = sec.seccomp; s.Linux.Seccomp == nil {
+		s.Linux.Seccomp = seccomp.DefaultProfile(caps)
 	}
 	if sec.unconfinedSeccomp {
 		s.Linux.Seccomp = nil
@@ -629,9 +632,6 @@ func withNamespaces(in *specInput, s *specs.Spec) error {
 	}
 	if in.netns != "" {
 		join[specs.NetworkNamespace] = in.netns
-	}
-	if path, ok := strings.CutPrefix(string(hc.NetworkMode), nsModePrefix); ok {
-		join[specs.NetworkNamespace] = path
 	}
 	if in.sb != nil {
 		join[specs.NetworkNamespace] = in.sb.Netns

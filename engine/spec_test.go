@@ -65,6 +65,7 @@ func TestSecurityOptForms(t *testing.T) {
 		{[]string{"seccomp=/some/profile.json"}, securityOpts{}, "seccomp profile: not a seccomp profile"},
 		{[]string{`seccomp={"defaultAction":"SCMP_ACT_NOPE"}`}, securityOpts{}, "defaultAction"},
 		{[]string{`seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"sethostname","action":"SCMP_ACT_ERRNO","includes":{"caps":["CAP_SYS_ADMIN"]}}]}`}, securityOpts{}, "includes or excludes"},
+		{[]string{`seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["chmod"],"action":"SCMP_ACT_ERRNO","includes":{},"excludes":null}]}`}, securityOpts{}, ""},
 		{[]string{"bogus=1"}, securityOpts{}, `invalid --security-opt 2: "bogus=1"`},
 		{[]string{"no-new-privileges=maybe"}, securityOpts{}, "invalid --security-opt 2"},
 		{[]string{"nonsense"}, securityOpts{}, "invalid --security-opt 1"},

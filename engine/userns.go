@@ -78,8 +78,7 @@ func checkUserns(hc *ctypes.HostConfig, m userns.Mapping) error {
 		return refuse("--ipc=host")
 	case hc.UTSMode == "host":
 		return refuse("--uts=host")
-	case strings.HasPrefix(string(hc.NetworkMode), "container:"), strings.HasPrefix(string(hc.PidMode), "container:"), strings.HasPrefix(string(hc.IpcMode), "container:"),
-		strings.HasPrefix(string(hc.NetworkMode), nsModePrefix):
+	case joinsNetns(hc.NetworkMode), strings.HasPrefix(string(hc.PidMode), "container:"), strings.HasPrefix(string(hc.IpcMode), "container:"):
 		return refuse("joining another container's namespaces")
 	case len(hc.Devices) > 0:
 		return refuse("--device (host devices)")

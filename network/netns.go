@@ -115,16 +115,11 @@ func RunIn(nsPath string, f func() error) error {
 // LoopbackUp sets the loopback interface of the network namespace at
 // nsPath up, as a container with no network (--network none) has it.
 func LoopbackUp(nsPath string) error {
-	ns, err := netns.GetFromPath(nsPath)
+	_, h, done, err := handleIn(nsPath)
 	if err != nil {
 		return err
 	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
+	defer done()
 	lo, err := h.LinkByName("lo")
 	if err != nil {
 		return err

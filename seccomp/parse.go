@@ -19,9 +19,11 @@ type dockerProfile struct {
 	} `json:"archMap"`
 	Syscalls []struct {
 		specs.LinuxSyscall
-		Name     string          `json:"name"`
-		Includes json.RawMessage `json:"includes"`
-		Excludes json.RawMessage `json:"excludes"`
+		Name string `json:"name"`
+		// Includes and Excludes are conditions (caps, arches, minKernel);
+		// absent, null or {} is none.
+		Includes map[string]json.RawMessage `json:"includes"`
+		Excludes map[string]json.RawMessage `json:"excludes"`
 	} `json:"syscalls"`
 }
 
@@ -47,7 +49,7 @@ func ParseProfile(raw []byte) (*specs.LinuxSeccomp, error) {
 		if sc.Name != "" {
 			r.Names = append([]string{sc.Name}, r.Names...)
 		}
-		if len(sc.Includes) > 2 || len(sc.Excludes) > 2 { // "{}" is no condition
+		if len(sc.Includes) > 0 || len(sc.Excludes) > 0 {
 			return nil, fmt.Errorf("the rule for %v has includes or excludes, which berth does not evaluate", r.Names)
 		}
 		out.Syscalls = append(out.Syscalls, r)
