@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 
 	"github.com/containernetworking/cni/libcni"
@@ -67,13 +66,9 @@ func (c *CNI) conf() *libcni.CNIConfig {
 	return libcni.NewCNIConfigWithCacheDir(c.BinDirs, c.CacheDir, nil)
 }
 
-// Add puts the pod's network namespace netns on the network and returns
-// its addresses.
-func (c *CNI) Add(ctx context.Context, id, netns string, meta *runtimeapi.PodSandboxMetadata, ports []*runtimeapi.PortMapping) ([]string, error) {
-	list, err := c.network()
-	if err != nil {
-		return nil, err
-	}
+// Add puts the pod's network namespace netns on the network list (as
+// network loaded it) and returns its addresses, IPv4 first.
+func (c *CNI) Add(ctx context.Context, list *libcni.NetworkConfigList, id, netns string, meta *runtimeapi.PodSandboxMetadata, ports []*runtimeapi.PortMapping) ([]string, error) {
 	res, err := c.conf().AddNetworkList(ctx, list, c.runtimeConf(id, netns, meta, ports))
 	if err != nil {
 		return nil, fmt.Errorf("CNI network %q: %w", list.Name, err)
@@ -82,18 +77,16 @@ func (c *CNI) Add(ctx context.Context, id, netns string, meta *runtimeapi.PodSan
 	if err != nil {
 		return nil, err
 	}
-	var ips []string
-	for _, ip := range r.IPs {
-		ips = append(ips, ip.Address.IP.String())
-	}
 	// IPv4 first, as the kubelet takes the first as the pod's address.
-	for i, ip := range ips {
-		if net.ParseIP(ip).To4() != nil {
-			ips[0], ips[i] = ips[i], ips[0]
-			break
+	var v4, v6 []string
+	for _, ip := range r.IPs {
+		if ip.Address.IP.To4() != nil {
+			v4 = append(v4, ip.Address.IP.String())
+		} else {
+			v6 = append(v6, ip.Address.IP.String())
 		}
 	}
-	return ips, nil
+	return append(v4, v6...), nil
 }
 
 // Del takes the pod off the network (netns may be "" when the namespace

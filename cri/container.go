@@ -98,9 +98,6 @@ func (s *Server) CreateContainer(ctx context.Context, r *runtimeapi.CreateContai
 	}
 	c := &ctypes.Config{Image: img.ID.String(), Entrypoint: cfg.Command, Cmd: cfg.Args, WorkingDir: cfg.WorkingDir,
 		Tty: cfg.Tty, OpenStdin: cfg.Stdin, StdinOnce: cfg.StdinOnce, Labels: map[string]string{labelContainer: string(raw)}}
-	if len(cfg.Command) > 0 && len(cfg.Args) == 0 {
-		c.Cmd = nil
-	}
 	for _, kv := range cfg.Envs {
 		c.Env = append(c.Env, kv.Key+"="+string(kv.Value))
 	}
@@ -329,21 +326,15 @@ func (c criContainer) state() runtimeapi.ContainerState {
 func (s *Server) ListContainers(ctx context.Context, r *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
 	f := r.GetFilter()
 	out := &runtimeapi.ListContainersResponse{}
-	for _, rec := range s.Engine.Records(Namespace) {
-		c, ok := containerOf(rec)
-		if !ok {
+	for _, c := range objects(s, containerOf, nil) {
+		if !passes(f, c.rec.ID, c.meta.Labels) || !strings.HasPrefix(c.meta.Sandbox, f.GetPodSandboxId()) ||
+			f.GetState() != nil && f.GetState().GetState() != c.state() {
 			continue
 		}
-		if f.GetId() != "" && !strings.HasPrefix(rec.ID, f.GetId()) ||
-			f.GetPodSandboxId() != "" && !strings.HasPrefix(c.meta.Sandbox, f.GetPodSandboxId()) ||
-			f.GetState() != nil && f.GetState().GetState() != c.state() ||
-			!selects(f.GetLabelSelector(), c.meta.Labels) {
-			continue
-		}
-		out.Containers = append(out.Containers, &runtimeapi.Container{Id: rec.ID, PodSandboxId: c.meta.Sandbox,
-			Metadata: c.meta.Metadata, Image: &runtimeapi.ImageSpec{Image: c.meta.Image}, ImageRef: rec.Image,
-			State: c.state(), CreatedAt: rec.Created.UnixNano(), Labels: c.meta.Labels, Annotations: c.meta.Annotations,
-			ImageId: rec.Image})
+		out.Containers = append(out.Containers, &runtimeapi.Container{Id: c.rec.ID, PodSandboxId: c.meta.Sandbox,
+			Metadata: c.meta.Metadata, Image: &runtimeapi.ImageSpec{Image: c.meta.Image}, ImageRef: c.rec.Image,
+			State: c.state(), CreatedAt: c.rec.Created.UnixNano(), Labels: c.meta.Labels, Annotations: c.meta.Annotations,
+			ImageId: c.rec.Image})
 	}
 	return out, nil
 }
@@ -373,12 +364,11 @@ func (s *Server) ContainerStatus(ctx context.Context, r *runtimeapi.ContainerSta
 			out.Reason = "Error"
 		}
 	}
-	if res := c.rec.HostConfig.Resources; true {
-		out.Resources = &runtimeapi.ContainerResources{Linux: &runtimeapi.LinuxContainerResources{
-			CpuPeriod: res.CPUPeriod, CpuQuota: res.CPUQuota, CpuShares: res.CPUShares, MemoryLimitInBytes: res.Memory,
-			MemorySwapLimitInBytes: res.MemorySwap, CpusetCpus: res.CpusetCpus, CpusetMems: res.CpusetMems,
-			OomScoreAdj: int64(c.rec.HostConfig.OomScoreAdj)}}
-	}
+	res := c.rec.HostConfig.Resources
+	out.Resources = &runtimeapi.ContainerResources{Linux: &runtimeapi.LinuxContainerResources{
+		CpuPeriod: res.CPUPeriod, CpuQuota: res.CPUQuota, CpuShares: res.CPUShares, MemoryLimitInBytes: res.Memory,
+		MemorySwapLimitInBytes: res.MemorySwap, CpusetCpus: res.CpusetCpus, CpusetMems: res.CpusetMems,
+		OomScoreAdj: int64(c.rec.HostConfig.OomScoreAdj)}}
 	resp := &runtimeapi.ContainerStatusResponse{Status: out}
 	if r.GetVerbose() {
 		info, _ := json.Marshal(map[string]any{"pid": st.Pid, "sandboxID": c.meta.Sandbox, "engineName": c.rec.Name})

@@ -66,7 +66,7 @@ type Server struct {
 	// StreamAddr is the streaming server's address ("": 127.0.0.1, a
 	// free port).
 	StreamAddr string
-	// Log takes the debug lines of pod starts (nil: none).
+	// Log takes the debug lines of calls and pod starts (nil: none).
 	Log *slog.Logger
 
 	stream streaming.Server

@@ -12,9 +12,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/containernetworking/cni/libcni"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ctypes "github.com/moby/moby/api/types/container"
 	"google.golang.org/grpc/codes"
@@ -46,7 +48,7 @@ const PauseImage = "localhost/berth-pause:1"
 
 // sandboxState is what becomes known of a sandbox after it is made: its
 // addresses, and whether it is (still) on the network. Kept in
-// <state>/<id>.json.
+// <state>/sandboxes/<id>.json.
 type sandboxState struct {
 	Netns     string // where the pod's network namespace is pinned
 	IPs       []string
@@ -135,19 +137,38 @@ func (s *Server) findSandbox(id string) (sandbox, error) {
 	return findOne(s, id, "sandbox", sandboxOf)
 }
 
+// objects are the CRI objects of a kind: the records that of reads as
+// one and keep says to (nil: all).
+func objects[T any](s *Server, of func(engine.Record) (T, bool), keep func(engine.Record, T) bool) []T {
+	var out []T
+	for _, r := range s.Engine.Records(Namespace) {
+		if obj, ok := of(r); ok && (keep == nil || keep(r, obj)) {
+			out = append(out, obj)
+		}
+	}
+	return out
+}
+
+// idLabelFilter is what every CRI list filter has: an id (or a prefix
+// of one) and labels.
+type idLabelFilter interface {
+	GetId() string
+	GetLabelSelector() map[string]string
+}
+
+// passes: f names id (or none) and its labels are all in labels.
+func passes(f idLabelFilter, id string, labels map[string]string) bool {
+	return strings.HasPrefix(id, f.GetId()) && selects(f.GetLabelSelector(), labels)
+}
+
 // findOne resolves the id (or a unique prefix of one) of a CRI object of
 // a kind: the records that of reads as one.
 func findOne[T any](s *Server, id, kind string, of func(engine.Record) (T, bool)) (T, error) {
-	var found []T
 	var none T
 	if id == "" {
 		return none, status.Errorf(codes.InvalidArgument, "no %s id given", kind)
 	}
-	for _, r := range s.Engine.Records(Namespace) {
-		if obj, ok := of(r); ok && strings.HasPrefix(r.ID, id) {
-			found = append(found, obj)
-		}
-	}
+	found := objects(s, of, func(r engine.Record, _ T) bool { return strings.HasPrefix(r.ID, id) })
 	switch len(found) {
 	case 0:
 		return none, status.Errorf(codes.NotFound, "an error occurred when try to find %s %q: not found", kind, id)
@@ -159,10 +180,8 @@ func findOne[T any](s *Server, id, kind string, of func(engine.Record) (T, bool)
 
 // checkNamespaceMode refuses a mode the CRI does not define.
 func checkNamespaceMode(what string, m runtimeapi.NamespaceMode, allowed ...runtimeapi.NamespaceMode) error {
-	for _, a := range allowed {
-		if m == a {
-			return nil
-		}
+	if slices.Contains(allowed, m) {
+		return nil
 	}
 	return status.Errorf(codes.InvalidArgument, "unsupported %s namespace mode %v", what, m)
 }
@@ -238,8 +257,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandboxR
 	// CNI plugins set it up while the sandbox starts in it, and can take
 	// it down whatever becomes of the sandbox's process.
 	netns := ""
+	var podNet *libcni.NetworkConfigList
 	if hc.NetworkMode != "host" {
-		if err := s.CNI.Ready(); err != nil {
+		if podNet, err = s.CNI.network(); err != nil {
 			return nil, status.Errorf(codes.FailedPrecondition, "pod network: %v", err)
 		}
 		if netns, err = s.pinNetns(); err != nil {
@@ -277,7 +297,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandboxR
 		}
 		addc = make(chan added, 1)
 		go func() {
-			ips, err := s.CNI.Add(ctx, id, netns, md, cfg.GetPortMappings())
+			ips, err := s.CNI.Add(ctx, podNet, id, netns, md, cfg.GetPortMappings())
 			addc <- added{ips, err}
 		}()
 	}
@@ -331,10 +351,10 @@ func (s *Server) pinNetns() (string, error) {
 	return p, berthnet.PinNetns(p)
 }
 
-// netnsOf is the path of a sandbox's network namespace: pinned, or its
-// process's ("" when neither is there).
-func (s *Server) netnsOf(sb sandbox) string {
-	if p := s.readState(sb.rec.ID).Netns; p != "" {
+// netnsOf is the path of a sandbox's network namespace: pinned (as its
+// state st says), or its process's ("" when neither is there).
+func netnsOf(sb sandbox, st sandboxState) string {
+	if p := st.Netns; p != "" {
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
@@ -346,37 +366,42 @@ func (s *Server) netnsOf(sb sandbox) string {
 }
 
 // takeOffNetwork runs the CNI DEL of a sandbox still on the network and
-// unpins its namespace.
+// unpins its namespace. Its state is written once both are done (a DEL
+// run again after a failed unpin is no harm: CNI's DEL is idempotent).
 func (s *Server) takeOffNetwork(ctx context.Context, sb sandbox) error {
 	st := s.readState(sb.rec.ID)
+	if !st.NetworkOn && st.Netns == "" {
+		return nil
+	}
 	if st.NetworkOn {
-		if err := s.CNI.Del(ctx, sb.rec.ID, s.netnsOf(sb), sb.cfg.GetMetadata(), sb.cfg.GetPortMappings()); err != nil {
+		if err := s.CNI.Del(ctx, sb.rec.ID, netnsOf(sb, st), sb.cfg.GetMetadata(), sb.cfg.GetPortMappings()); err != nil {
 			return status.Errorf(codes.Unknown, "failed to destroy network for sandbox %q: %v", sb.rec.ID, err)
-		}
-		st.NetworkOn = false
-		if err := s.writeState(sb.rec.ID, st); err != nil {
-			return err
 		}
 	}
 	if st.Netns != "" {
 		if err := berthnet.UnpinNetns(st.Netns); err != nil {
 			return toStatus(err)
 		}
-		st.Netns = ""
-		return s.writeState(sb.rec.ID, st)
 	}
-	return nil
+	return s.writeState(sb.rec.ID, sandboxState{IPs: st.IPs})
 }
 
-// podContainers are the records of the containers of sandbox id.
-func (s *Server) podContainers(id string) []engine.Record {
-	var out []engine.Record
-	for _, r := range s.Engine.Records(Namespace) {
-		if c, ok := containerOf(r); ok && c.meta.Sandbox == id {
-			out = append(out, r)
-		}
+// podContainers are the containers of sandbox id.
+func (s *Server) podContainers(id string) []criContainer {
+	return objects(s, containerOf, func(_ engine.Record, c criContainer) bool { return c.meta.Sandbox == id })
+}
+
+// stopNow kills a running container (a pod's, or its sandbox) at once;
+// one that is gone or stopped meanwhile is no error.
+func (s *Server) stopNow(rec engine.Record) error {
+	if !rec.State.Running() {
+		return nil
 	}
-	return out
+	zero := 0
+	if err := s.Engine.Stop(rec.ID, "SIGKILL", &zero); err != nil && !errdefs.NotFound(err) && !errdefs.Conflict(err) {
+		return toStatus(err)
+	}
+	return nil
 }
 
 // StopPodSandbox stops a pod's containers and its sandbox and takes it
@@ -390,21 +415,16 @@ func (s *Server) StopPodSandbox(ctx context.Context, r *runtimeapi.StopPodSandbo
 	if err != nil {
 		return nil, err
 	}
-	zero := 0
 	for _, c := range s.podContainers(sb.rec.ID) {
-		if c.State.Running() {
-			if err := s.Engine.Stop(c.ID, "SIGKILL", &zero); err != nil && !errdefs.NotFound(err) && !errdefs.Conflict(err) {
-				return nil, toStatus(err)
-			}
+		if err := s.stopNow(c.rec); err != nil {
+			return nil, err
 		}
 	}
 	if err := s.takeOffNetwork(ctx, sb); err != nil {
 		return nil, err
 	}
-	if sb.rec.State.Running() {
-		if err := s.Engine.Stop(sb.rec.ID, "SIGKILL", &zero); err != nil && !errdefs.NotFound(err) && !errdefs.Conflict(err) {
-			return nil, toStatus(err)
-		}
+	if err := s.stopNow(sb.rec); err != nil {
+		return nil, err
 	}
 	return &runtimeapi.StopPodSandboxResponse{}, nil
 }
@@ -420,7 +440,7 @@ func (s *Server) RemovePodSandbox(ctx context.Context, r *runtimeapi.RemovePodSa
 		return nil, err
 	}
 	for _, c := range s.podContainers(sb.rec.ID) {
-		if err := s.Engine.Remove(c.ID, engine.RemoveOptions{Force: true}); err != nil && !errdefs.NotFound(err) {
+		if err := s.Engine.Remove(c.rec.ID, engine.RemoveOptions{Force: true}); err != nil && !errdefs.NotFound(err) {
 			return nil, toStatus(err)
 		}
 	}
@@ -472,22 +492,12 @@ func (s *Server) PodSandboxStatus(ctx context.Context, r *runtimeapi.PodSandboxS
 func (s *Server) ListPodSandbox(ctx context.Context, r *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
 	f := r.GetFilter()
 	out := &runtimeapi.ListPodSandboxResponse{}
-	for _, rec := range s.Engine.Records(Namespace) {
-		sb, ok := sandboxOf(rec)
-		if !ok {
+	for _, sb := range objects(s, sandboxOf, nil) {
+		if !passes(f, sb.rec.ID, sb.cfg.Labels) || f.GetState() != nil && f.GetState().GetState() != sb.state() {
 			continue
 		}
-		if f.GetId() != "" && !strings.HasPrefix(rec.ID, f.GetId()) {
-			continue
-		}
-		if f.GetState() != nil && f.GetState().GetState() != sb.state() {
-			continue
-		}
-		if !selects(f.GetLabelSelector(), sb.cfg.Labels) {
-			continue
-		}
-		out.Items = append(out.Items, &runtimeapi.PodSandbox{Id: rec.ID, Metadata: sb.cfg.Metadata, State: sb.state(),
-			CreatedAt: rec.Created.UnixNano(), Labels: sb.cfg.Labels, Annotations: sb.cfg.Annotations, RuntimeHandler: Name})
+		out.Items = append(out.Items, &runtimeapi.PodSandbox{Id: sb.rec.ID, Metadata: sb.cfg.Metadata, State: sb.state(),
+			CreatedAt: sb.rec.Created.UnixNano(), Labels: sb.cfg.Labels, Annotations: sb.cfg.Annotations, RuntimeHandler: Name})
 	}
 	return out, nil
 }

@@ -5,10 +5,12 @@ import (
 	"strings"
 	"time"
 
+	ctypes "github.com/moby/moby/api/types/container"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// stats are a running container's usage; nil for one not running.
+// stats are a container's usage: its writable layer's, and CPU and
+// memory while it runs.
 func (s *Server) stats(c criContainer) *runtimeapi.ContainerStats {
 	now := time.Now().UnixNano()
 	out := &runtimeapi.ContainerStats{Attributes: &runtimeapi.ContainerAttributes{Id: c.rec.ID, Metadata: c.meta.Metadata,
@@ -22,19 +24,21 @@ func (s *Server) stats(c criContainer) *runtimeapi.ContainerStats {
 		return out
 	}
 	out.Cpu = &runtimeapi.CpuUsage{Timestamp: now, UsageCoreNanoSeconds: &runtimeapi.UInt64Value{Value: st.CPUStats.CPUUsage.TotalUsage}}
-	m := st.MemoryStats
-	ws := m.Usage
-	// The working set, as the kubelet counts it: usage less the inactive
-	// page cache (cgroup v1's total_inactive_file, v2's inactive_file).
+	out.Memory = &runtimeapi.MemoryUsage{Timestamp: now, WorkingSetBytes: &runtimeapi.UInt64Value{Value: workingSet(st.MemoryStats)},
+		UsageBytes: &runtimeapi.UInt64Value{Value: st.MemoryStats.Usage}}
+	return out
+}
+
+// workingSet is memory in use as the kubelet counts it: usage less the
+// inactive page cache (cgroup v1's total_inactive_file, v2's
+// inactive_file).
+func workingSet(m ctypes.MemoryStats) uint64 {
 	for _, k := range []string{"total_inactive_file", "inactive_file"} {
 		if v, ok := m.Stats[k]; ok {
-			ws -= min(v, ws)
-			break
+			return m.Usage - min(v, m.Usage)
 		}
 	}
-	out.Memory = &runtimeapi.MemoryUsage{Timestamp: now, WorkingSetBytes: &runtimeapi.UInt64Value{Value: ws},
-		UsageBytes: &runtimeapi.UInt64Value{Value: m.Usage}}
-	return out
+	return m.Usage
 }
 
 // ContainerStats reports one container's usage.
@@ -51,14 +55,10 @@ func (s *Server) ContainerStats(ctx context.Context, r *runtimeapi.ContainerStat
 func (s *Server) ListContainerStats(ctx context.Context, r *runtimeapi.ListContainerStatsRequest) (*runtimeapi.ListContainerStatsResponse, error) {
 	f := r.GetFilter()
 	out := &runtimeapi.ListContainerStatsResponse{}
-	for _, rec := range s.Engine.Records(Namespace) {
-		c, ok := containerOf(rec)
-		if !ok || f.GetId() != "" && !strings.HasPrefix(rec.ID, f.GetId()) ||
-			f.GetPodSandboxId() != "" && !strings.HasPrefix(c.meta.Sandbox, f.GetPodSandboxId()) ||
-			!selects(f.GetLabelSelector(), c.meta.Labels) {
-			continue
+	for _, c := range objects(s, containerOf, nil) {
+		if passes(f, c.rec.ID, c.meta.Labels) && strings.HasPrefix(c.meta.Sandbox, f.GetPodSandboxId()) {
+			out.Stats = append(out.Stats, s.stats(c))
 		}
-		out.Stats = append(out.Stats, s.stats(c))
 	}
 	return out, nil
 }
@@ -68,8 +68,7 @@ func (s *Server) podStats(sb sandbox) *runtimeapi.PodSandboxStats {
 	now := time.Now().UnixNano()
 	var cpu, ws, usage uint64
 	lin := &runtimeapi.LinuxPodSandboxStats{}
-	for _, r := range s.podContainers(sb.rec.ID) {
-		c, _ := containerOf(r)
+	for _, c := range s.podContainers(sb.rec.ID) {
 		st := s.stats(c)
 		lin.Containers = append(lin.Containers, st)
 		cpu += st.GetCpu().GetUsageCoreNanoSeconds().GetValue()
@@ -100,12 +99,10 @@ func (s *Server) PodSandboxStats(ctx context.Context, r *runtimeapi.PodSandboxSt
 func (s *Server) ListPodSandboxStats(ctx context.Context, r *runtimeapi.ListPodSandboxStatsRequest) (*runtimeapi.ListPodSandboxStatsResponse, error) {
 	f := r.GetFilter()
 	out := &runtimeapi.ListPodSandboxStatsResponse{}
-	for _, rec := range s.Engine.Records(Namespace) {
-		sb, ok := sandboxOf(rec)
-		if !ok || f.GetId() != "" && !strings.HasPrefix(rec.ID, f.GetId()) || !selects(f.GetLabelSelector(), sb.cfg.Labels) {
-			continue
+	for _, sb := range objects(s, sandboxOf, nil) {
+		if passes(f, sb.rec.ID, sb.cfg.Labels) {
+			out.Stats = append(out.Stats, s.podStats(sb))
 		}
-		out.Stats = append(out.Stats, s.podStats(sb))
 	}
 	return out, nil
 }

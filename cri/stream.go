@@ -8,7 +8,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/moby/moby/api/pkg/stdcopy"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -107,14 +106,23 @@ func resizes(in <-chan remotecommand.TerminalSize) <-chan [2]uint16 {
 	return out
 }
 
-func (rt streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
-	xio := engine.ExecIO{Stdin: in, Tty: tty, Resize: resizes(resize)}
+// execIO are the streaming server's streams as the engine takes them:
+// a stream the client did not ask for is nil (not a nil WriteCloser in
+// an interface).
+func execIO(in io.Reader, out, errOut io.WriteCloser, tty bool) engine.ExecIO {
+	x := engine.ExecIO{Stdin: in, Tty: tty}
 	if out != nil {
-		xio.Stdout = out
+		x.Stdout = out
 	}
 	if errOut != nil {
-		xio.Stderr = errOut
+		x.Stderr = errOut
 	}
+	return x
+}
+
+func (rt streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
+	xio := execIO(in, out, errOut, tty)
+	xio.Resize = resizes(resize)
 	code, err := rt.s.Engine.RunExec(ctx, id, cmd, xio, 0)
 	if err != nil {
 		return err
@@ -145,31 +153,7 @@ func (rt streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out
 			_ = rt.s.Engine.Resize(id, sz.Height, sz.Width)
 		}
 	}()
-	if in != nil {
-		go func() {
-			io.Copy(conn, in)
-			if uc, ok := conn.(*net.UnixConn); ok {
-				uc.CloseWrite()
-			}
-		}()
-	}
-	var w, ew io.Writer = io.Discard, io.Discard
-	if out != nil {
-		w = out
-	}
-	if errOut != nil {
-		ew = errOut
-	}
-	done := make(chan error, 1)
-	go func() {
-		if raw {
-			_, err := io.Copy(w, conn)
-			done <- err
-			return
-		}
-		_, err := stdcopy.StdCopy(w, ew, conn)
-		done <- err
-	}()
+	done := engine.CopyStreams(conn, raw, execIO(in, out, errOut, tty))
 	select {
 	case err := <-done:
 		return err
@@ -192,7 +176,7 @@ func (rt streamRuntime) PortForward(ctx context.Context, podID string, port int3
 	}
 	if sb.hostNetwork() {
 		err = dial()
-	} else if ns := rt.s.netnsOf(sb); ns == "" {
+	} else if ns := netnsOf(sb, rt.s.readState(sb.rec.ID)); ns == "" {
 		err = fmt.Errorf("pod %s has no network namespace", sb.rec.ID)
 	} else {
 		err = berthnet.RunIn(ns, dial)

@@ -232,6 +232,40 @@ type ExecIO struct {
 	Resize         <-chan [2]uint16
 }
 
+// CopyStreams joins the streams of s to conn, a monitor connection of an
+// exec or attach (raw: a terminal's; else docker's multiplexed output):
+// s.Stdin to conn, its end of input to conn's, and conn's output to
+// s.Stdout and s.Stderr. The channel gets the output copy's outcome once
+// conn's output ends.
+func CopyStreams(conn net.Conn, raw bool, s ExecIO) <-chan error {
+	out, errw := s.Stdout, s.Stderr
+	if out == nil {
+		out = io.Discard
+	}
+	if errw == nil {
+		errw = io.Discard
+	}
+	done := make(chan error, 1)
+	go func() {
+		if raw {
+			_, err := io.Copy(out, conn)
+			done <- err
+			return
+		}
+		_, err := stdcopy.StdCopy(out, errw, conn)
+		done <- err
+	}()
+	if s.Stdin != nil {
+		go func() {
+			io.Copy(conn, s.Stdin)
+			if uc, ok := conn.(*net.UnixConn); ok {
+				uc.CloseWrite()
+			}
+		}()
+	}
+	return done
+}
+
 // ErrExecTimeout is RunExec's error for a process it killed at its
 // timeout.
 var ErrExecTimeout = errors.New("the command did not finish in time and was killed")
@@ -252,31 +286,7 @@ func (e *Engine) RunExec(ctx context.Context, ref string, cmd []string, s ExecIO
 		return -1, err
 	}
 	defer conn.Close()
-	out, errw := s.Stdout, s.Stderr
-	if out == nil {
-		out = io.Discard
-	}
-	if errw == nil {
-		errw = io.Discard
-	}
-	done := make(chan error, 1)
-	go func() {
-		if s.Tty {
-			_, err := io.Copy(out, conn)
-			done <- err
-			return
-		}
-		_, err := stdcopy.StdCopy(out, errw, conn)
-		done <- err
-	}()
-	if s.Stdin != nil {
-		go func() {
-			io.Copy(conn, s.Stdin)
-			if uc, ok := conn.(*net.UnixConn); ok {
-				uc.CloseWrite()
-			}
-		}()
-	}
+	done := CopyStreams(conn, s.Tty, s)
 	var expire <-chan time.Time
 	if timeout > 0 {
 		t := time.NewTimer(timeout)
