@@ -77,7 +77,7 @@ func (s *Server) podStats(sb sandbox) *runtimeapi.PodSandboxStats {
 	}
 	if st, err := s.Engine.Stats(sb.rec.ID, nil); err == nil {
 		cpu += st.CPUStats.CPUUsage.TotalUsage
-		ws += st.MemoryStats.Usage
+		ws += workingSet(st.MemoryStats)
 		usage += st.MemoryStats.Usage
 	}
 	lin.Cpu = &runtimeapi.CpuUsage{Timestamp: now, UsageCoreNanoSeconds: &runtimeapi.UInt64Value{Value: cpu}}
