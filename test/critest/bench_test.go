@@ -58,17 +58,7 @@ func TestCRIBench(t *testing.T) {
 		})
 		start := time.Now()
 		if handler == "berthd" {
-			pod, err := node.CRI("runp", podPath)
-			if err != nil {
-				t.Fatalf("berthd: runp: %v", err)
-			}
-			ctr, err := node.CRI("create", pod, bdCtrPath, podPath)
-			if err != nil {
-				t.Fatalf("berthd: create: %v", err)
-			}
-			if _, err := node.CRI("start", ctr); err != nil {
-				t.Fatalf("berthd: start: %v", err)
-			}
+			pod, _ := harness.RunPod(t, handler, node.CRI, podPath, bdCtrPath)
 			return pod, time.Since(start)
 		}
 		pod, _ := ctd.RunPod(t, handler, podPath, ctrPath)

@@ -247,15 +247,23 @@ func (c *Containerd) CRI(args ...string) (string, error) {
 // and in it the container of ctrPath, and returns their ids.
 func (c *Containerd) RunPod(t testing.TB, handler, podPath, ctrPath string) (pod, ctr string) {
 	t.Helper()
-	pod, err := c.CRI("runp", "--runtime", handler, podPath)
+	return RunPod(t, handler, c.CRI, podPath, ctrPath, "--runtime", handler)
+}
+
+// RunPod starts, through crictl run by cri, the pod of the crictl config
+// file podPath (runp with runpArgs) and in it the container of ctrPath,
+// and returns their ids; label names the runtime in errors.
+func RunPod(t testing.TB, label string, cri func(args ...string) (string, error), podPath, ctrPath string, runpArgs ...string) (pod, ctr string) {
+	t.Helper()
+	pod, err := cri(append(append([]string{"runp"}, runpArgs...), podPath)...)
 	if err != nil {
-		t.Fatalf("%s: runp: %v", handler, err)
+		t.Fatalf("%s: runp: %v", label, err)
 	}
-	if ctr, err = c.CRI("create", pod, ctrPath, podPath); err != nil {
-		t.Fatalf("%s: create: %v", handler, err)
+	if ctr, err = cri("create", pod, ctrPath, podPath); err != nil {
+		t.Fatalf("%s: create: %v", label, err)
 	}
-	if out, err := c.CRI("start", ctr); err != nil {
-		t.Fatalf("%s: start: %v: %s", handler, err, out)
+	if out, err := cri("start", ctr); err != nil {
+		t.Fatalf("%s: start: %v: %s", label, err, out)
 	}
 	return pod, ctr
 }
